@@ -1,0 +1,3 @@
+from voxlive.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Audio plumbing: sample-rate conversion, fixed-size framing, VAD, the paced output buffer."""

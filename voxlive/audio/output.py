@@ -1,0 +1,118 @@
+"""The assistant's outgoing audio: queued sentences, read out 20 ms at a time.
+
+The transport pulls one frame per 20 ms tick; `clear()` drops everything queued at
+once, so a barge-in silences the output at the very next frame. The buffer counts
+the samples played of each sentence, which is how the history learns what the
+user actually heard.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from voxlive.audio.resample import CALL_RATE
+
+FRAME_SAMPLES = CALL_RATE // 50
+"""20 ms at 48 kHz."""
+
+
+@dataclass
+class _Sentence:
+    generation: int
+    text: str
+    samples: np.ndarray  # int16, mono, 48 kHz
+    played: int = 0
+
+
+@dataclass
+class _Reply:
+    sentences: list[_Sentence]
+    finished: bool = False  # no more sentences will be pushed
+    started: bool = False
+
+
+class AudioOutput:
+    def __init__(
+        self,
+        on_started: Callable[[int], None] = lambda generation: None,
+        on_played: Callable[[int], None] = lambda generation: None,
+    ):
+        self._on_started = on_started
+        self._on_played = on_played
+        self._queue: deque[_Sentence] = deque()
+        self._replies: dict[int, _Reply] = {}
+        self._silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        self.frames_sent = 0
+
+    def push(self, generation: int, samples: np.ndarray, text: str) -> None:
+        """Queue one sentence of int16 48 kHz mono audio."""
+        sentence = _Sentence(generation, text, samples.astype(np.int16, copy=False))
+        self._replies.setdefault(generation, _Reply([])).sentences.append(sentence)
+        self._queue.append(sentence)
+
+    def finish(self, generation: int) -> None:
+        """No more audio will come for this reply; `on_played` fires once it is all out."""
+        reply = self._replies.setdefault(generation, _Reply([]))
+        reply.finished = True
+        if not any(s.generation == generation for s in self._queue):
+            self._done(generation)
+
+    def clear(self) -> None:
+        """Silence now: drop every queued sample."""
+        self._queue.clear()
+
+    def heard_text(self, generation: int) -> str:
+        """The words of this reply that were played: whole sentences, then the played
+        share of the sentence that was cut (by proportion: piper gives no word timings)."""
+        reply = self._replies.get(generation)
+        if reply is None:
+            return ""
+        words: list[str] = []
+        for sentence in reply.sentences:
+            sentence_words = sentence.text.split()
+            if sentence.played >= len(sentence.samples):
+                words += sentence_words
+            else:
+                share = sentence.played / max(1, len(sentence.samples))
+                words += sentence_words[: int(len(sentence_words) * share)]
+                break
+        return " ".join(words)
+
+    def forget(self, generation: int) -> None:
+        self._replies.pop(generation, None)
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue
+
+    def next_frame(self) -> np.ndarray:
+        """The next 20 ms to send: reply audio, or silence."""
+        if not self._queue:
+            self.frames_sent += 1
+            return self._silence
+        frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        filled = 0
+        while filled < FRAME_SAMPLES and self._queue:
+            sentence = self._queue[0]
+            reply = self._replies.get(sentence.generation)
+            if reply is not None and not reply.started:
+                reply.started = True
+                self._on_started(sentence.generation)
+            take = min(FRAME_SAMPLES - filled, len(sentence.samples) - sentence.played)
+            frame[filled : filled + take] = sentence.samples[sentence.played : sentence.played + take]
+            sentence.played += take
+            filled += take
+            if sentence.played >= len(sentence.samples):
+                self._queue.popleft()
+                more = any(s.generation == sentence.generation for s in self._queue)
+                if reply is not None and reply.finished and not more:
+                    self._done(sentence.generation)
+        self.frames_sent += 1
+        return frame
+
+    def _done(self, generation: int) -> None:
+        self._on_played(generation)

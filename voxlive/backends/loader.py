@@ -1,0 +1,92 @@
+"""Builds the backends a profile names, once per process, with a progress bar."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from voxlive.audio.vad import SileroVad
+from voxlive.backends.base import BackendError, LanguageModel, SpeechToText, TextToSpeech
+from voxlive.config import Profile, resolve_model
+
+
+def _build_vad(config: Any) -> SileroVad:
+    return SileroVad(resolve_model(config.model))
+
+
+def _build_stt(config: Any) -> SpeechToText:
+    from voxlive.backends.stt_whisper import FasterWhisperSTT
+
+    return FasterWhisperSTT(config)
+
+
+def _build_llm(config: Any) -> LanguageModel:
+    if config.backend == "llama-cpp":
+        from voxlive.backends.llm_llamacpp import LlamaCppLLM
+
+        return LlamaCppLLM(config)
+    from voxlive.backends.llm_openai import OpenAIChatLLM
+
+    return OpenAIChatLLM(config)
+
+
+def _build_tts(config: Any) -> TextToSpeech:
+    if config.backend == "piper":
+        from voxlive.backends.tts_piper import PiperTTS
+
+        return PiperTTS(config)
+    from voxlive.backends.tts_espeak import EspeakTTS
+
+    return EspeakTTS(config)
+
+
+BUILDERS: dict[str, Callable[[Any], Any]] = {
+    "vad": _build_vad,
+    "stt": _build_stt,
+    "llm": _build_llm,
+    "tts": _build_tts,
+}
+
+
+@dataclass
+class Models:
+    """The loaded models of one profile; one instance per process, shared by every call."""
+
+    vad: SileroVad
+    stt: SpeechToText
+    llm: LanguageModel
+    tts: TextToSpeech
+    load_seconds: dict[str, float] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        await self.llm.aclose()
+
+
+def load_stage(stage: str, profile: Profile) -> tuple[Any, float]:
+    """Build one stage's backend; a failure becomes a BackendError naming the stage."""
+    config = getattr(profile, stage)
+    started = time.perf_counter()
+    try:
+        backend = BUILDERS[stage](config)
+    except BackendError:
+        raise
+    except Exception as exc:
+        raise BackendError(stage, f"{config.backend} failed to load: {exc}") from exc
+    return backend, time.perf_counter() - started
+
+
+def load_models(profile: Profile, progress: bool | None = None) -> Models:
+    """Load every stage, with a progress bar on a terminal (models take seconds to load)."""
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    loaded: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    with tqdm(BUILDERS, desc="loading models", unit="model", disable=not show) as bar:
+        for stage in bar:
+            bar.set_postfix_str(f"{stage}: {getattr(profile, stage).backend}")
+            loaded[stage], seconds[stage] = load_stage(stage, profile)
+    return Models(load_seconds=seconds, **loaded)

@@ -1,0 +1,38 @@
+"""espeak-ng formant synthesis: the TTS that needs no model file (Debian package espeak-ng)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import wave
+from collections.abc import Iterator
+
+import numpy as np
+
+from voxlive.backends.base import BackendError
+from voxlive.config import EspeakTts
+
+
+class EspeakTTS:
+    sample_rate = 22_050
+
+    def __init__(self, config: EspeakTts):
+        self.config = config
+        self.description = f"espeak-ng voice {config.voice}"
+
+    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+        command = [
+            "espeak-ng", "--stdout",
+            "-v", self.config.voice,
+            "-s", str(self.config.words_per_minute),
+            "-p", str(self.config.pitch),
+            "--", text,
+        ]
+        try:
+            result = subprocess.run(command, capture_output=True, check=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise BackendError("tts", f"espeak-ng failed: {exc}") from exc
+        with wave.open(io.BytesIO(result.stdout)) as wav:
+            self.sample_rate = wav.getframerate()
+            pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+        yield pcm.astype(np.float32) / 32768.0

@@ -1,0 +1,30 @@
+"""Piper neural TTS (ONNX). piper-tts is GPL-3.0, so this backend is an optional extra."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+
+from voxlive.config import PiperTts, resolve_model
+
+
+class PiperTTS:
+    def __init__(self, config: PiperTts):
+        from piper import PiperVoice, SynthesisConfig
+
+        path = resolve_model(config.voice)
+        self.voice = PiperVoice.load(path)
+        self.sample_rate = int(self.voice.config.sample_rate)
+        self._synthesis = SynthesisConfig(length_scale=config.length_scale)
+        self.description = f"piper {path.rsplit('/', 1)[-1]} ({self.sample_rate} Hz)"
+        self._lock = threading.Lock()
+
+    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+        # Piper yields one chunk per sentence; the runtime already hands it one
+        # sentence at a time, so a cancelled reply stops at the next sentence.
+        with self._lock:
+            chunks = list(self.voice.synthesize(text, syn_config=self._synthesis))
+        for chunk in chunks:
+            yield chunk.audio_float_array.astype(np.float32, copy=False)

@@ -1,0 +1,137 @@
+"""A WebRTC caller without a browser: speaks audio into a call, records what comes back.
+
+It follows the same `/offer` contract as the web page, so the benchmarks and the
+end-to-end tests exercise exactly what a browser would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from voxlive.audio.output import FRAME_SAMPLES
+from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler, to_int16
+from voxlive.server.ice import rtc_configuration
+
+
+class SpeakerTrack(MediaStreamTrack):
+    """A microphone that says what it is given (48 kHz float32 mono), then silence."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._start: float | None = None
+        self._pts = 0
+
+    def say(self, samples: np.ndarray) -> None:
+        self._pending = np.concatenate([self._pending, to_int16(samples)])
+
+    @property
+    def speaking(self) -> bool:
+        return len(self._pending) > 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._pts += FRAME_SAMPLES
+            delay = self._start + self._pts / CALL_RATE - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        chunk = self._pending[:FRAME_SAMPLES]
+        self._pending = self._pending[FRAME_SAMPLES:]
+        samples = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        samples[: len(chunk)] = chunk
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = CALL_RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, CALL_RATE)
+        return frame
+
+
+class CallClient:
+    def __init__(self, base_url: str):
+        self.base_url = base_url.rstrip("/")
+        self.pc = RTCPeerConnection(rtc_configuration([]))
+        self.mic = SpeakerTrack()
+        self.events: list[dict[str, Any]] = []
+        self._received: list[np.ndarray] = []
+        self._received_at: list[float] = []
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.channel = self.pc.createDataChannel("events")
+        self.channel.on("message", self._on_message)
+        self.pc.addTrack(self.mic)
+        self.pc.on("track", self._on_track)
+
+    async def connect(self) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
+        async with aiohttp.ClientSession() as http, http.post(
+            f"{self.base_url}/offer", json=offer
+        ) as response:
+            body = await response.json()
+            if response.status != 200:
+                raise RuntimeError(f"offer refused ({response.status}): {body.get('error')}")
+        await self.pc.setRemoteDescription(RTCSessionDescription(**body))
+        await self.wait_for(lambda e: e["type"] == "ready", timeout=10)
+
+    def _on_message(self, message: str) -> None:
+        self.events.append(json.loads(message))
+        self._changed.set()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            self._tasks.append(asyncio.ensure_future(self._record(track)))
+
+    async def _record(self, track: MediaStreamTrack) -> None:
+        resampler = Resampler(MODEL_RATE)
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            self._received.append(resampler.process_frame(frame))
+            self._received_at.append(time.monotonic())
+
+    def received_audio(self, since: float = 0.0) -> np.ndarray:
+        """What the daemon sent (16 kHz mono), from arrival time `since` on."""
+        chunks = [c for c, t in zip(self._received, self._received_at, strict=True) if t >= since]
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool],
+                       timeout: float, start: int = 0) -> dict[str, Any]:
+        """The first event from index `start` on that matches, waiting up to `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events[start:]:
+                if predicate(event):
+                    return event
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                kinds = [e["type"] for e in self.events[start:]]
+                raise TimeoutError(f"no matching event within {timeout} s; got {kinds}")
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.channel.send(json.dumps(event))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.pc.close()

@@ -1,0 +1,144 @@
+"""The `voxlive` command: serve, doctor, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+
+from voxlive.config import ConfigError, check_profile, load_config
+
+EPILOG = """\
+examples:
+  voxlive serve                       # embedded profile on http://127.0.0.1:8080
+  voxlive serve --profile gpu         # the GPU stack (vLLM server at the profile's base_url)
+  voxlive doctor                      # can each stage of the profile load here?
+  voxlive bench latency --turns 5     # voice-to-voice latency over real WebRTC
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voxlive",
+        description="A self-hosted, real-time voice assistant built from open models.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="models.yaml to use (default: ./models.yaml, "
+                        "$VOXLIVE_CONFIG, or the one in the repository)")
+    common.add_argument("--profile", help="model profile from models.yaml (default: its "
+                        "default_profile, normally 'embedded')")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", parents=[common],
+                                help="run the daemon and serve the call page")
+    serve.add_argument("--host", help="address to listen on (default from models.yaml: "
+                       "127.0.0.1; a loopback host also keeps WebRTC on loopback)")
+    serve.add_argument("--port", type=int, help="TCP port (default from models.yaml: 8080)")
+    serve.add_argument("--kiosk", action="store_true",
+                       help="the page calls by itself and reconnects (unattended screens)")
+
+    commands.add_parser("doctor", parents=[common],
+                        help="check that each stage of the profile loads, and time it")
+
+    bench = commands.add_parser("bench", help="benchmarks that print figures (and JSON)")
+    bench_kinds = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    latency = bench_kinds.add_parser(
+        "latency", parents=[common], help="voice-to-voice latency over real WebRTC (loopback)")
+    latency.add_argument("--turns", type=int, default=5, help="questions to ask (default 5)")
+    latency.add_argument("--json", action="store_true", help="print JSON only")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("aioice", "aiortc", "aiohttp.access", "faster_whisper"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        config = load_config(args.config)
+        if args.command == "serve":
+            return serve(config, args)
+        if args.command == "doctor":
+            return doctor(config, args.profile)
+        if args.command == "bench":
+            from voxlive.bench.latency import run_latency_bench
+
+            return run_latency_bench(config, args.profile, args.turns, args.json)
+    except ConfigError as exc:
+        print(f"voxlive: configuration problem:\n{exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def load_or_explain(config, profile_name):  # noqa: ANN001, ANN201 - CLI glue
+    """Check the profile, then load its models with a progress bar."""
+    from voxlive.backends.loader import load_models
+    from voxlive.backends.base import BackendError
+
+    name = profile_name or config.default_profile
+    problems = check_profile(config, name)
+    if problems:
+        raise ConfigError("models.yaml", problems)
+    try:
+        return name, load_models(config.profile(name))
+    except BackendError as exc:
+        raise ConfigError("models.yaml", [f"profiles.{name}.{exc.stage}: {exc.message}"]) from None
+
+
+def serve(config, args: argparse.Namespace) -> int:  # noqa: ANN001
+    from aiohttp import web
+
+    from voxlive.server.app import Daemon, build_app
+
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    name, models = load_or_explain(config, args.profile)
+    daemon = Daemon(config, name, models, host=host, kiosk=args.kiosk)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"voxlive ({name} profile) is listening: open http://{shown}:{port}/ and press Call",
+          flush=True)
+    web.run_app(build_app(daemon), host=host, port=port, print=None)
+    return 0
+
+
+def doctor(config, profile_name: str | None) -> int:  # noqa: ANN001
+    from voxlive.backends.loader import BUILDERS, load_stage
+    from voxlive.backends.base import BackendError
+
+    name = profile_name or config.default_profile
+    profile = config.profile(name)
+    print(f"profile {name}:")
+    problems = check_profile(config, name)
+    for problem in problems:
+        print(f"  problem: {problem}")
+    ok = not problems
+    for stage in BUILDERS:
+        stage_config = getattr(profile, stage)
+        model = getattr(stage_config, "model", None) or getattr(stage_config, "voice", "")
+        line = f"  {stage:4} {stage_config.backend:15} {model}"
+        if problems:
+            print(f"{line}  (not loaded)")
+            continue
+        started = time.perf_counter()
+        try:
+            backend, seconds = load_stage(stage, profile)
+            print(f"{line}  loads in {seconds:.2f} s: {backend.description}")
+            if stage == "llm":
+                asyncio.run(backend.aclose())
+        except BackendError as exc:
+            ok = False
+            print(f"{line}  FAILED after {time.perf_counter() - started:.2f} s: {exc.message}")
+    print("ok" if ok else "not ready: fix the problems above")
+    return 0 if ok else 1

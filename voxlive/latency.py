@@ -1,0 +1,50 @@
+"""Per-turn latency: voice-to-voice and where the time went.
+
+voice-to-voice runs from the user's last voiced VAD window to the first reply frame
+handed to the transport, as shared/DESIGN.md defines it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+STAGES = (
+    "endpointing_ms",
+    "stt_ms",
+    "llm_first_token_ms",
+    "first_sentence_ms",
+    "tts_first_audio_ms",
+    "output_queue_ms",
+)
+
+
+def now() -> float:
+    return time.monotonic()
+
+
+@dataclass
+class TurnTiming:
+    last_voiced: float
+    committed: float
+    transcribed: float | None = None
+    llm_first_token: float | None = None
+    first_sentence: float | None = None
+    first_audio_queued: float | None = None
+    first_frame_sent: float | None = None
+
+    def report(self) -> dict[str, float]:
+        def ms(later: float | None, earlier: float | None) -> float:
+            if later is None or earlier is None:
+                return float("nan")
+            return round((later - earlier) * 1000, 1)
+
+        return {
+            "voice_to_voice_ms": ms(self.first_frame_sent, self.last_voiced),
+            "endpointing_ms": ms(self.committed, self.last_voiced),
+            "stt_ms": ms(self.transcribed, self.committed),
+            "llm_first_token_ms": ms(self.llm_first_token, self.transcribed),
+            "first_sentence_ms": ms(self.first_sentence, self.transcribed),
+            "tts_first_audio_ms": ms(self.first_audio_queued, self.first_sentence),
+            "output_queue_ms": ms(self.first_frame_sent, self.first_audio_queued),
+        }

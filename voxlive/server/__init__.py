@@ -1,0 +1,1 @@
+"""The HTTP daemon: the web page, WebRTC signalling, health."""

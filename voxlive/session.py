@@ -1,0 +1,259 @@
+"""One call's runtime: the asyncio shell that feeds the turn core and carries out its actions.
+
+Transports (WebRTC, later the local sound card) push input audio in and pull
+output frames out; the session owns everything in between. Model inference runs
+in worker threads; only bookkeeping runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import av
+import numpy as np
+
+from voxlive.audio.output import AudioOutput
+from voxlive.audio.recent import RecentAudio
+from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler, resample_once, to_int16
+from voxlive.audio.vad import WINDOW_S
+from voxlive.backends.loader import Models
+from voxlive.backends.base import BackendError
+from voxlive.config import VoxliveConfig
+from voxlive.latency import TurnTiming, now
+from voxlive.turn.chunker import SentenceChunker
+from voxlive.turn.conversation import Conversation
+from voxlive.turn.core import (
+    Action,
+    Cancel,
+    Event,
+    ReplyAudioStarted,
+    ReplyPlayed,
+    ReportError,
+    Respond,
+    SpeechStarted,
+    SpeechStopped,
+    StageFailed,
+    StateChanged,
+    Transcribe,
+    Transcribed,
+    TurnCore,
+    VadWindow,
+)
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class CallSession:
+    def __init__(self, models: Models, config: VoxliveConfig, vad_threshold: float,
+                 send_event: EventSink, call_id: str = ""):
+        self.models = models
+        self.config = config
+        self.call_id = call_id
+        self.send_event = send_event
+        self.core = TurnCore(config.turn, vad_threshold)
+        self.conversation = Conversation(
+            config.assistant.system_prompt, config.assistant.max_history_messages
+        )
+        self.output = AudioOutput(on_started=self._on_reply_started, on_played=self._on_reply_played)
+        self._vad = models.vad.stream()
+        self._resampler = Resampler(MODEL_RATE)
+        keep = config.turn.max_utterance_s + config.turn.pre_roll_ms / 1000 + 5
+        self._audio = RecentAudio(MODEL_RATE, keep)
+        self._windows = 0
+        self._window_wall: deque[tuple[float, float]] = deque(maxlen=256)  # (t, arrival)
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._user_text: dict[int, str] = {}
+        self._reply_text: dict[int, str] = {}
+        self._timing: dict[int, TurnTiming] = {}
+        self._closed = False
+
+    # --- input ------------------------------------------------------------------------
+
+    async def feed_frame(self, frame: av.AudioFrame) -> None:
+        """One frame from the transport, any rate or layout."""
+        await self.feed(self._resampler.process_frame(frame))
+
+    async def feed(self, samples: np.ndarray) -> None:
+        """16 kHz mono float32 input audio, in stream order."""
+        if self._closed:
+            return
+        arrived = now()
+        self._audio.append(samples)
+        loop = asyncio.get_running_loop()
+        probabilities = await loop.run_in_executor(None, self._vad.process, samples)
+        for probability in probabilities:
+            self._windows += 1
+            t = self._windows * WINDOW_S
+            self._window_wall.append((t, arrived))
+            self._handle(VadWindow(t, probability, WINDOW_S))
+
+    def handle_client_message(self, message: str) -> None:
+        """A message from the page on the events channel."""
+        import json
+
+        try:
+            data = json.loads(message)
+            kind = data["type"]
+        except (ValueError, TypeError, KeyError):
+            self._emit("error", message="events must be JSON objects with a 'type'", stage=None)
+            return
+        if kind == "ping":
+            self._emit("pong")
+        else:
+            self._emit("error", message=f"unknown event type {kind!r}", stage=None)
+
+    # --- the core's actions ---------------------------------------------------------
+
+    def _handle(self, event: Event) -> None:
+        for action in self.core.handle(event):
+            self._apply(action)
+
+    def _apply(self, action: Action) -> None:
+        if isinstance(action, StateChanged):
+            self._emit("state", state=action.state.value)
+        elif isinstance(action, SpeechStarted):
+            self._emit("speech_started", t=round(action.t, 3))
+        elif isinstance(action, SpeechStopped):
+            self._emit("speech_stopped", t=round(action.t, 3))
+        elif isinstance(action, Transcribe):
+            self._timing[action.generation] = TurnTiming(
+                last_voiced=self._wall_time(action.last_voiced), committed=now()
+            )
+            self._start(action.generation, self._transcribe(action))
+        elif isinstance(action, Respond):
+            self._user_text[action.generation] = action.user_text
+            self._start(action.generation, self._reply(action.generation, action.user_text))
+        elif isinstance(action, Cancel):
+            self._cancel(action)
+        elif isinstance(action, ReportError):
+            self._emit("error", message=action.message, stage=action.stage)
+
+    def _start(self, generation: int, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(self._guard(generation, work))
+        self._tasks[generation] = task
+        task.add_done_callback(lambda t: self._tasks.pop(generation, None) if
+                               self._tasks.get(generation) is t else None)
+
+    async def _guard(self, generation: int, work: Any) -> None:
+        """A failing model reports an error event; the call stays up."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except BackendError as exc:
+            self._handle(StageFailed(generation, exc.stage, exc.message))
+        except Exception as exc:
+            log.exception("turn %d failed", generation)
+            self._handle(StageFailed(generation, "pipeline", f"{type(exc).__name__}: {exc}"))
+
+    def _cancel(self, action: Cancel) -> None:
+        generation = action.generation
+        task = self._tasks.pop(generation, None)
+        if task is not None:
+            task.cancel()
+        self.output.clear()
+        user_text = self._user_text.pop(generation, None)
+        if action.barge_in and user_text is not None:
+            heard = self.output.heard_text(generation)
+            self.conversation.commit(user_text, heard, interrupted=True)
+            self._emit("interrupted", turn=generation, heard_text=heard)
+        self.output.forget(generation)
+
+    # --- the stages -----------------------------------------------------------------
+
+    async def _transcribe(self, action: Transcribe) -> None:
+        audio = self._audio.slice(action.start, action.end)
+        loop = asyncio.get_running_loop()
+        try:
+            text = await loop.run_in_executor(None, self.models.stt.transcribe, audio)
+        except Exception as exc:
+            raise BackendError("stt", f"transcription failed: {exc}") from exc
+        self._timing[action.generation].transcribed = now()
+        if text.strip() and action.generation == self.core.generation:
+            self._emit("user_transcript", turn=action.generation, text=text.strip())
+        self._handle(Transcribed(action.generation, text))
+
+    async def _reply(self, generation: int, user_text: str) -> None:
+        timing = self._timing[generation]
+        chunker = SentenceChunker()
+        stream = self.models.llm.stream(self.conversation.messages_for(user_text))
+        spoken: list[str] = []
+        try:
+            async for piece in stream:
+                if timing.llm_first_token is None:
+                    timing.llm_first_token = now()
+                for sentence in chunker.push(piece):
+                    await self._speak(generation, sentence, spoken, timing)
+        finally:
+            await stream.aclose()
+        for sentence in chunker.flush():
+            await self._speak(generation, sentence, spoken, timing)
+        self._reply_text[generation] = " ".join(spoken)
+        self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=True)
+        self.output.finish(generation)
+
+    async def _speak(self, generation: int, sentence: str, spoken: list[str],
+                     timing: TurnTiming) -> None:
+        if timing.first_sentence is None:
+            timing.first_sentence = now()
+        tts = self.models.tts
+        loop = asyncio.get_running_loop()
+        try:
+            chunks = await loop.run_in_executor(None, lambda: list(tts.synthesize(sentence)))
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError("tts", f"speech synthesis failed: {exc}") from exc
+        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        samples = to_int16(resample_once(audio, tts.sample_rate, CALL_RATE))
+        if timing.first_audio_queued is None:
+            timing.first_audio_queued = now()
+        self.output.push(generation, samples, sentence)
+        spoken.append(sentence)
+        self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=False)
+
+    # --- output callbacks (from the transport's frame clock) --------------------------
+
+    def _on_reply_started(self, generation: int) -> None:
+        timing = self._timing.get(generation)
+        if timing is not None and timing.first_frame_sent is None:
+            timing.first_frame_sent = now()
+            self._emit("turn_latency", turn=generation, **timing.report())
+        self._handle(ReplyAudioStarted(generation))
+
+    def _on_reply_played(self, generation: int) -> None:
+        user_text = self._user_text.pop(generation, None)
+        if user_text is not None:
+            self.conversation.commit(user_text, self._reply_text.pop(generation, ""))
+        self.output.forget(generation)
+        self._timing.pop(generation, None)
+        self._handle(ReplyPlayed(generation))
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _wall_time(self, t: float) -> float:
+        """When the VAD window ending at stream time `t` arrived."""
+        for window_t, arrived in reversed(self._window_wall):
+            if window_t <= t + 1e-6:
+                return arrived
+        return now()
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        self.send_event({"type": kind, **fields})
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.output.clear()

@@ -1,0 +1,1 @@
+"""Transports: thin shells that move audio between a peer and a CallSession."""

@@ -1,0 +1,63 @@
+"""WebRTC media for a call (aiortc): the caller's audio in, the paced reply audio out."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from voxlive.audio.output import FRAME_SAMPLES, AudioOutput
+from voxlive.audio.resample import CALL_RATE
+from voxlive.session import CallSession
+
+log = logging.getLogger(__name__)
+
+TIME_BASE = fractions.Fraction(1, CALL_RATE)
+
+
+class OutputAudioTrack(MediaStreamTrack):
+    """Sends the session's output: one 20 ms frame per tick, silence when idle.
+
+    The frame is taken from the buffer only when its tick comes, so a barge-in
+    that clears the buffer is silent from the very next frame.
+    """
+
+    kind = "audio"
+
+    def __init__(self, output: AudioOutput):
+        super().__init__()
+        self.output = output
+        self._start: float | None = None
+        self._pts = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._pts += FRAME_SAMPLES
+            delay = self._start + self._pts / CALL_RATE - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        samples = self.output.next_frame()
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = CALL_RATE
+        frame.pts = self._pts
+        frame.time_base = TIME_BASE
+        return frame
+
+
+async def pump_input(track: MediaStreamTrack, session: CallSession) -> None:
+    """Feed the caller's audio track into the session until the track ends."""
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        await session.feed_frame(frame)

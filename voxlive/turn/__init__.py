@@ -1,0 +1,1 @@
+"""Turn-taking: the sans-I/O state machine, the conversation history, the sentence chunker."""

@@ -1,0 +1,45 @@
+"""Cuts the LLM's token stream into sentences, so speech starts at the first one."""
+
+from __future__ import annotations
+
+import re
+
+_SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
+_CLAUSE_END = re.compile(r"[,;:—]\s")
+
+
+class SentenceChunker:
+    """Feed text pieces; get back whole sentences as soon as they are complete.
+
+    A sentence that grows past `max_chars` is cut at a clause boundary instead, so a
+    long first sentence does not hold back the first audio.
+    """
+
+    def __init__(self, min_chars: int = 12, max_chars: int = 160):
+        self.min_chars = min_chars
+        self.max_chars = max_chars
+        self._buffer = ""
+
+    def push(self, piece: str) -> list[str]:
+        self._buffer += piece
+        sentences = []
+        while True:
+            cut = self._find_cut()
+            if cut is None:
+                return sentences
+            sentence, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
+            if sentence:
+                sentences.append(sentence)
+
+    def flush(self) -> list[str]:
+        rest, self._buffer = self._buffer.strip(), ""
+        return [rest] if rest else []
+
+    def _find_cut(self) -> int | None:
+        for match in _SENTENCE_END.finditer(self._buffer):
+            if match.end() >= self.min_chars:
+                return match.end()
+        if len(self._buffer) > self.max_chars:
+            clauses = [m.end() for m in _CLAUSE_END.finditer(self._buffer)]
+            return clauses[-1] if clauses else self._buffer.rfind(" ") + 1 or None
+        return None

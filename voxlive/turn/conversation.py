@@ -1,0 +1,31 @@
+"""The chat history the LLM sees: only what was said and heard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voxlive.backends.base import ChatMessage
+
+
+@dataclass
+class Conversation:
+    system_prompt: str
+    max_messages: int = 12
+    turns: list[ChatMessage] = field(default_factory=list)
+
+    def messages_for(self, user_text: str) -> list[ChatMessage]:
+        """The prompt for answering `user_text`; the history is not changed until it is heard."""
+        return [
+            {"role": "system", "content": self.system_prompt},
+            *self.turns[-self.max_messages :],
+            {"role": "user", "content": user_text},
+        ]
+
+    def commit(self, user_text: str, assistant_text: str, interrupted: bool = False) -> None:
+        """Record a finished exchange; an interrupted reply keeps only the words played."""
+        self.turns.append({"role": "user", "content": user_text})
+        if interrupted:
+            assistant_text = f"{assistant_text.strip()} [interrupted by the user]".strip()
+        if assistant_text:
+            self.turns.append({"role": "assistant", "content": assistant_text})
+        del self.turns[: max(0, len(self.turns) - self.max_messages)]
