@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def load_or_explain(config, profile_name):  # noqa: ANN001, ANN201 - CLI glue
     """Check the profile, then load its models with a progress bar."""
-    from voxlive.backends.loader import load_models
     from voxlive.backends.base import BackendError
+    from voxlive.backends.loader import load_models
 
     name = profile_name or config.default_profile
     problems = check_profile(config, name)
@@ -114,8 +114,8 @@ def serve(config, args: argparse.Namespace) -> int:  # noqa: ANN001
 
 
 def doctor(config, profile_name: str | None) -> int:  # noqa: ANN001
-    from voxlive.backends.loader import BUILDERS, load_stage
     from voxlive.backends.base import BackendError
+    from voxlive.backends.loader import BUILDERS, load_stage
 
     name = profile_name or config.default_profile
     profile = config.profile(name)

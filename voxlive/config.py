@@ -219,7 +219,7 @@ def _is_union_tag(part: Any) -> bool:
 BACKEND_PACKAGES: dict[str, tuple[str, str]] = {
     "silero": ("onnxruntime", "pip install onnxruntime"),
     "faster-whisper": ("faster_whisper", "pip install faster-whisper"),
-    "llama-cpp": ("llama_cpp", "pip install llama-cpp-python  (or: pip install 'voxlive[embedded]')"),
+    "llama-cpp": ("llama_cpp", "pip install 'voxlive[embedded]'  (builds llama-cpp-python)"),
     "openai": ("aiohttp", "pip install aiohttp"),
     "piper": ("piper", "pip install 'voxlive[piper]'  (piper-tts is GPL-3.0)"),
     "espeak-ng": ("", "apt-get install espeak-ng"),

@@ -21,8 +21,8 @@ from voxlive.audio.output import AudioOutput
 from voxlive.audio.recent import RecentAudio
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler, resample_once, to_int16
 from voxlive.audio.vad import WINDOW_S
-from voxlive.backends.loader import Models
 from voxlive.backends.base import BackendError
+from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
 from voxlive.latency import TurnTiming, now
 from voxlive.turn.chunker import SentenceChunker
@@ -61,7 +61,9 @@ class CallSession:
         self.conversation = Conversation(
             config.assistant.system_prompt, config.assistant.max_history_messages
         )
-        self.output = AudioOutput(on_started=self._on_reply_started, on_played=self._on_reply_played)
+        self.output = AudioOutput(
+            on_started=self._on_reply_started, on_played=self._on_reply_played
+        )
         self._vad = models.vad.stream()
         self._resampler = Resampler(MODEL_RATE)
         keep = config.turn.max_utterance_s + config.turn.pre_roll_ms / 1000 + 5

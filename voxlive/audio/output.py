@@ -103,7 +103,8 @@ class AudioOutput:
                 reply.started = True
                 self._on_started(sentence.generation)
             take = min(FRAME_SAMPLES - filled, len(sentence.samples) - sentence.played)
-            frame[filled : filled + take] = sentence.samples[sentence.played : sentence.played + take]
+            start = sentence.played
+            frame[filled : filled + take] = sentence.samples[start : start + take]
             sentence.played += take
             filled += take
             if sentence.played >= len(sentence.samples):

@@ -89,4 +89,15 @@ def load_models(profile: Profile, progress: bool | None = None) -> Models:
         for stage in bar:
             bar.set_postfix_str(f"{stage}: {getattr(profile, stage).backend}")
             loaded[stage], seconds[stage] = load_stage(stage, profile)
-    return Models(load_seconds=seconds, **loaded)
+    models = Models(load_seconds=seconds, **loaded)
+    warm_up(models)
+    return models
+
+
+def warm_up(models: Models) -> None:
+    """Run STT and TTS once, so the first caller does not pay for lazy initialisation."""
+    import numpy as np
+
+    models.stt.transcribe(np.zeros(16_000, dtype=np.float32))
+    for _ in models.tts.synthesize("Hello."):
+        pass

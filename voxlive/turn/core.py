@@ -14,12 +14,12 @@ moves to a new generation; events that carry an older one are stale and ignored.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from voxlive.config import TurnSettings
 
 
-class State(str, Enum):
+class State(StrEnum):
     LISTENING = "listening"
     USER_SPEAKING = "user_speaking"
     THINKING = "thinking"

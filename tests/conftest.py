@@ -1,0 +1,79 @@
+"""Shared fixtures: real models are loaded once per test run, not once per test."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from voxlive.backends.loader import Models, load_models
+from voxlive.config import VoxliveConfig, load_config, parse_config
+from voxlive.server.app import Daemon, running
+
+REPO = Path(__file__).resolve().parent.parent
+
+requires_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None,
+    reason="espeak-ng (Debian package) makes the test speech; .ci/run installs it",
+)
+
+
+@pytest.fixture(scope="session")
+def config() -> VoxliveConfig:
+    return load_config(REPO / "models.yaml")
+
+
+@pytest.fixture(scope="session")
+def embedded_models(config: VoxliveConfig) -> Models:
+    """The real embedded stack: Silero, faster-whisper tiny.en, SmolLM2, piper."""
+    return load_models(config.profile("embedded"), progress=False)
+
+
+def config_with_profile(config: VoxliveConfig, name: str, profile: dict) -> VoxliveConfig:
+    data = config.model_dump()
+    data["profiles"][name] = profile
+    return parse_config(data)
+
+
+@pytest.fixture
+async def embedded_server(config: VoxliveConfig, embedded_models: Models) -> AsyncIterator[str]:
+    daemon = Daemon(config, "embedded", embedded_models, host="127.0.0.1")
+    async with running(daemon) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def vllm_double() -> AsyncIterator[object]:
+    """A TEST DOUBLE of a vLLM server (tests/doubles), for what cannot run here."""
+    from tests.doubles.vllm_double import VllmDouble
+
+    async with VllmDouble(reply="The capital of France is Paris. It is lovely in spring.") as d:
+        yield d
+
+
+@pytest.fixture(scope="session")
+def double_config(config: VoxliveConfig, vllm_double) -> VoxliveConfig:  # noqa: ANN001
+    """Real STT and espeak-ng TTS, with the LLM played by the vLLM double."""
+    from tests.doubles.vllm_double import DEFAULT_MODEL
+
+    return config_with_profile(config, "double", {
+        "stt": {"backend": "faster-whisper"},
+        "llm": {"backend": "openai", "base_url": vllm_double.base_url, "model": DEFAULT_MODEL,
+                "connect_timeout_s": 1, "first_token_timeout_s": 3},
+        "tts": {"backend": "espeak-ng"},
+    })
+
+
+@pytest.fixture(scope="session")
+def double_models(double_config: VoxliveConfig) -> Models:
+    return load_models(double_config.profile("double"), progress=False)
+
+
+@pytest.fixture
+async def double_server(double_config: VoxliveConfig, double_models: Models
+                        ) -> AsyncIterator[tuple[str, Daemon]]:
+    daemon = Daemon(double_config, "double", double_models, host="127.0.0.1")
+    async with running(daemon) as url:
+        yield url, daemon

@@ -1,0 +1,138 @@
+"""Resampling, framing, the input ring and the paced output buffer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxlive.audio.output import FRAME_SAMPLES, AudioOutput
+from voxlive.audio.recent import RecentAudio
+from voxlive.audio.resample import FrameSplitter, Resampler, resample_once, to_int16
+
+
+def test_48k_call_frames_become_16k_without_drift() -> None:
+    """A minute of call audio cut into 20 ms frames keeps exactly a third of its samples."""
+    resampler = Resampler(16_000)
+    rng = np.random.default_rng(1)
+    frames = 3000  # one minute of 20 ms frames
+    produced = 0
+    for _ in range(frames):
+        produced += len(resampler.process(rng.uniform(-0.1, 0.1, 960).astype(np.float32), 48_000))
+    produced += len(resampler.flush())
+    assert produced == frames * 320
+
+
+@pytest.mark.parametrize(
+    ("rate", "out_rate"), [(22_050, 48_000), (16_000, 48_000), (48_000, 16_000)]
+)
+def test_resampling_keeps_the_duration_and_the_pitch(rate: int, out_rate: int) -> None:
+    seconds = 2.0
+    t = np.arange(int(rate * seconds)) / rate
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    out = resample_once(tone, rate, out_rate)
+    assert abs(len(out) - seconds * out_rate) <= 2
+    spectrum = np.abs(np.fft.rfft(out))
+    peak_hz = np.argmax(spectrum) * out_rate / len(out)
+    assert abs(peak_hz - 440) < 2
+    assert 0.45 < np.max(np.abs(out[out_rate // 10 : -out_rate // 10])) < 0.55
+
+
+def test_stereo_int16_frames_from_webrtc_are_mixed_to_mono() -> None:
+    import av
+
+    resampler = Resampler(16_000)
+    stereo = np.zeros((1, 960 * 2), dtype=np.int16)
+    stereo[0, 0::2] = 16384  # left channel only
+    frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
+    frame.sample_rate = 48_000
+    out = np.concatenate([resampler.process_frame(frame) for _ in range(10)])
+    assert len(out) > 0
+    assert 0.2 < float(np.median(out[len(out) // 2 :])) < 0.6  # half of 0.5 FS, not zero
+
+
+def test_frame_splitter_cuts_exact_frames_and_keeps_the_rest() -> None:
+    splitter = FrameSplitter(512)
+    sizes = [320, 100, 700, 1, 2000]
+    data = np.arange(sum(sizes), dtype=np.float32)
+    frames, offset = [], 0
+    for size in sizes:
+        frames += splitter.push(data[offset : offset + size])
+        offset += size
+    assert all(len(f) == 512 for f in frames)
+    assert len(frames) == sum(sizes) // 512
+    assert splitter.pending == sum(sizes) % 512
+    assert np.array_equal(np.concatenate(frames), data[: len(frames) * 512])
+
+
+def test_recent_audio_slices_by_stream_time_and_forgets_the_oldest() -> None:
+    ring = RecentAudio(rate=100, keep_seconds=2.0)
+    for second in range(5):
+        ring.append(np.full(100, second, dtype=np.float32))
+    assert ring.total == 500
+    assert np.all(ring.slice(3.0, 4.0) == 3)
+    assert np.all(ring.slice(4.5, 5.0) == 4)
+    old = ring.slice(0.0, 4.0)  # seconds 0-2 are gone; what is left starts at 3.0
+    assert len(old) == 100 and np.all(old == 3)
+    assert len(ring.slice(6.0, 7.0)) == 0
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.played: list[int] = []
+
+
+def make_output() -> tuple[AudioOutput, Recorder]:
+    seen = Recorder()
+    return AudioOutput(on_started=seen.started.append, on_played=seen.played.append), seen
+
+
+def test_output_is_silence_when_idle_and_plays_sentences_in_order() -> None:
+    output, seen = make_output()
+    assert not output.next_frame().any()
+    first = np.full(FRAME_SAMPLES * 2, 1000, dtype=np.int16)
+    second = np.full(FRAME_SAMPLES // 2, 2000, dtype=np.int16)
+    output.push(1, first, "One.")
+    output.push(1, second, "Two.")
+    output.finish(1)
+    frames = [output.next_frame() for _ in range(4)]
+    assert seen.started == [1]
+    assert np.all(frames[0] == 1000) and np.all(frames[1] == 1000)
+    assert np.all(frames[2][: FRAME_SAMPLES // 2] == 2000)
+    assert not frames[2][FRAME_SAMPLES // 2 :].any()  # padded with silence
+    assert not frames[3].any()
+    assert seen.played == [1]
+
+
+def test_clear_silences_the_very_next_frame_and_heard_text_is_what_played() -> None:
+    output, seen = make_output()
+    sentence = np.full(FRAME_SAMPLES * 10, 500, dtype=np.int16)
+    output.push(7, sentence, "The capital of France is Paris.")
+    output.push(7, np.full(FRAME_SAMPLES * 10, 500, dtype=np.int16), "It is lovely.")
+    for _ in range(12):  # the first sentence and a fifth of the second
+        assert output.next_frame().any()
+    output.clear()
+    assert not output.next_frame().any()
+    assert output.heard_text(7) == "The capital of France is Paris."
+    assert seen.played == []  # cut, never played to the end
+    for _ in range(3):
+        output.next_frame()
+    assert output.idle
+
+
+def test_heard_text_counts_a_partly_played_sentence_by_proportion() -> None:
+    output, _ = make_output()
+    output.push(2, np.ones(FRAME_SAMPLES * 4, dtype=np.int16), "one two three four")
+    output.next_frame()
+    output.next_frame()
+    assert output.heard_text(2) == "one two"
+
+
+def test_a_reply_with_no_audio_is_played_at_once() -> None:
+    output, seen = make_output()
+    output.finish(3)
+    assert seen.played == [3]
+
+
+def test_to_int16_clips() -> None:
+    assert list(to_int16(np.array([-2.0, 0.0, 2.0]))) == [-32767, 0, 32767]

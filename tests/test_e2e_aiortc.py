@@ -1,0 +1,42 @@
+"""End to end with an aiortc caller (no browser) on the real embedded stack:
+Silero, faster-whisper tiny.en, SmolLM2 on llama.cpp, piper, over real WebRTC."""
+
+from __future__ import annotations
+
+import time
+
+from tests.conftest import requires_espeak
+from tests.words import share_found
+from voxlive.backends.loader import Models
+from voxlive.bench.client import CallClient
+from voxlive.bench.speech import espeak
+
+pytestmark = requires_espeak
+
+
+async def test_a_spoken_question_gets_a_spoken_answer(embedded_server: str,
+                                                      embedded_models: Models) -> None:
+    client = CallClient(embedded_server)
+    await client.connect()
+    try:
+        asked = time.monotonic()
+        client.mic.say(espeak("What is the capital of France?", 48_000))
+        said = await client.wait_for(lambda e: e["type"] == "user_transcript", timeout=30)
+        assert "capital of france" in said["text"].lower()
+        reply = await client.wait_for(
+            lambda e: e["type"] == "assistant_text" and e["final"], timeout=60)
+        assert reply["text"].strip()
+        await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "listening",
+                              timeout=60, start=client.events.index(reply))
+        latency = next(e for e in client.events if e["type"] == "turn_latency")
+        assert latency["turn"] == reply["turn"] == said["turn"]
+        assert 0 < latency["voice_to_voice_ms"] < 30_000
+
+        states = [e["state"] for e in client.events if e["type"] == "state"]
+        assert states == ["listening", "user_speaking", "thinking", "speaking", "listening"]
+
+        audio = client.received_audio(since=asked)
+        heard = embedded_models.stt.transcribe(audio)
+        assert share_found(reply["text"], heard) >= 0.6, (reply["text"], heard)
+    finally:
+        await client.close()
