@@ -87,13 +87,16 @@ def make_output() -> tuple[AudioOutput, Recorder]:
     return AudioOutput(on_started=seen.started.append, on_played=seen.played.append), seen
 
 
+def tone(frames: float, value: int) -> np.ndarray:
+    return np.full(int(FRAME_SAMPLES * frames), value, dtype=np.int16)
+
+
 def test_output_is_silence_when_idle_and_plays_sentences_in_order() -> None:
     output, seen = make_output()
     assert not output.next_frame().any()
-    first = np.full(FRAME_SAMPLES * 2, 1000, dtype=np.int16)
-    second = np.full(FRAME_SAMPLES // 2, 2000, dtype=np.int16)
-    output.push(1, first, "One.")
-    output.push(1, second, "Two.")
+    output.push(1, tone(2, 1000), "One.")
+    output.push(1, tone(0.5, 2000), "Two.")
+    output.open(1)
     output.finish(1)
     frames = [output.next_frame() for _ in range(4)]
     assert seen.started == [1]
@@ -104,34 +107,79 @@ def test_output_is_silence_when_idle_and_plays_sentences_in_order() -> None:
     assert seen.played == [1]
 
 
-def test_clear_silences_the_very_next_frame_and_heard_text_is_what_played() -> None:
+def test_a_reply_waits_until_its_turn_is_committed() -> None:
     output, seen = make_output()
-    sentence = np.full(FRAME_SAMPLES * 10, 500, dtype=np.int16)
-    output.push(7, sentence, "The capital of France is Paris.")
-    output.push(7, np.full(FRAME_SAMPLES * 10, 500, dtype=np.int16), "It is lovely.")
+    output.push(4, tone(1, 700), "Ready early.")
+    output.finish(4)
+    assert not output.next_frame().any()  # queued, but the user may still be talking
+    assert seen.started == [] and seen.played == []
+    output.open(4)
+    assert np.all(output.next_frame() == 700)
+    assert seen.started == [4] and seen.played == [4]
+
+
+def test_drop_silences_the_very_next_frame_and_heard_text_is_what_played() -> None:
+    output, seen = make_output()
+    output.push(7, tone(10, 500), "The capital of France is Paris.")
+    output.push(7, tone(10, 500), "It is lovely.")
+    output.open(7)
     for _ in range(12):  # the first sentence and a fifth of the second
         assert output.next_frame().any()
-    output.clear()
+    output.drop(7)
     assert not output.next_frame().any()
     assert output.heard_text(7) == "The capital of France is Paris."
     assert seen.played == []  # cut, never played to the end
-    for _ in range(3):
-        output.next_frame()
     assert output.idle
+
+
+def test_drop_keeps_other_replies() -> None:
+    output, _ = make_output()
+    output.push(1, tone(2, 100), "old")
+    output.push(2, tone(2, 200), "new")
+    output.open(1)
+    output.open(2)
+    output.drop(1)
+    assert np.all(output.next_frame() == 200)
+
+
+def test_pause_holds_the_reply_and_resume_plays_on_from_there() -> None:
+    output, _ = make_output()
+    output.push(3, np.arange(FRAME_SAMPLES * 3, dtype=np.int16), "one two three")
+    output.open(3)
+    first = output.next_frame()
+    output.pause()
+    assert not output.next_frame().any() and not output.next_frame().any()
+    output.resume()
+    second = output.next_frame()
+    assert second[0] == first[-1] + 1  # no sample lost or repeated
+    assert output.heard_text(3) == "one two"
 
 
 def test_heard_text_counts_a_partly_played_sentence_by_proportion() -> None:
     output, _ = make_output()
     output.push(2, np.ones(FRAME_SAMPLES * 4, dtype=np.int16), "one two three four")
+    output.open(2)
     output.next_frame()
     output.next_frame()
     assert output.heard_text(2) == "one two"
 
 
-def test_a_reply_with_no_audio_is_played_at_once() -> None:
+def test_a_reply_with_no_audio_is_played_once_committed() -> None:
     output, seen = make_output()
     output.finish(3)
+    assert seen.played == []
+    output.open(3)
     assert seen.played == [3]
+
+
+def test_every_frame_sent_is_reported_for_the_echo_guard() -> None:
+    sent: list[np.ndarray] = []
+    output = AudioOutput(on_frame=sent.append)
+    output.push(1, tone(1, 300), "x")
+    output.open(1)
+    output.next_frame()
+    output.next_frame()
+    assert len(sent) == 2 and np.all(sent[0] == 300) and not sent[1].any()
 
 
 def test_to_int16_clips() -> None:

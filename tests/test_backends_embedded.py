@@ -79,7 +79,7 @@ def speak_and_transcribe(models: Models, tts: object, sentence: str) -> str:
     return models.stt.transcribe(resample_once(audio, rate, MODEL_RATE))
 
 
-SENTENCE = "The capital of France is Paris, a city on the river Seine."
+SENTENCE = "Good morning. The weather today is sunny and warm, with a light breeze."
 
 
 def test_piper_speech_is_transcribed_back_to_its_words(embedded_models: Models) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from voxlive.config import TurnSettings
 from voxlive.turn.core import (
     Cancel,
+    PauseReply,
     ReplyAudioStarted,
     ReplyPlayed,
     ReportError,
     Respond,
+    ResumeReply,
     SpeechStarted,
     SpeechStopped,
     StageFailed,
@@ -16,6 +18,7 @@ from voxlive.turn.core import (
     StateChanged,
     Transcribe,
     Transcribed,
+    TurnCommitted,
     TurnCore,
     VadWindow,
 )
@@ -31,11 +34,11 @@ class Timeline:
         self.t = 0.0
         self.actions: list[object] = []
 
-    def audio(self, seconds: float, probability: float) -> list[object]:
+    def audio(self, seconds: float, probability: float, echo: bool = False) -> list[object]:
         out: list[object] = []
         for _ in range(round(seconds / W)):
             self.t = round(self.t + W, 6)
-            out += self.core.handle(VadWindow(self.t, probability, W))
+            out += self.core.handle(VadWindow(self.t, probability, W, echo))
         self.actions += out
         return out
 
@@ -53,22 +56,81 @@ class Timeline:
     def of(self, kind: type) -> list:
         return [a for a in self.actions if isinstance(a, kind)]
 
+    def answered(self, text: str = "tell me a story") -> int:
+        """A full user turn whose reply is now playing; returns its generation."""
+        self.speech(1.0)
+        self.silence(0.5)
+        generation = self.core.generation
+        self.event(Transcribed(generation, text))
+        self.event(ReplyAudioStarted(generation))
+        assert self.core.state == State.SPEAKING
+        return generation
 
-def test_a_turn_is_committed_after_the_configured_silence() -> None:
-    tl = Timeline(end_of_turn_silence_ms=480, min_speech_ms=96, pre_roll_ms=160)
+
+# --- endpointing ------------------------------------------------------------------------
+
+
+def test_speculative_end_starts_stt_and_the_commit_lets_the_reply_play() -> None:
+    tl = Timeline(speculative_silence_ms=160, end_of_turn_silence_ms=480, pre_roll_ms=160)
     tl.silence(0.32)
     tl.speech(1.28)  # onset at 0.32, last voiced window ends at 1.60
     assert tl.of(SpeechStarted) == [SpeechStarted(0.32)]
-    assert tl.core.state == State.USER_SPEAKING
-    assert tl.silence(0.448) == []  # 14 windows: 448 ms < 480 ms, not yet
+    assert tl.silence(0.128) == []  # 128 ms < 160 ms
     out = tl.silence(0.032)
     assert SpeechStopped(1.6) in out
-    [transcribe] = [a for a in out if isinstance(a, Transcribe)]
-    assert transcribe.generation == 1
-    assert transcribe.start == round(0.32 - 0.16, 6)
-    assert transcribe.last_voiced == 1.6
+    [transcribe] = tl.of(Transcribe)
+    assert (transcribe.generation, transcribe.start, transcribe.last_voiced) == (1, 0.16, 1.6)
     assert abs(transcribe.end - 1.7) < 1e-9
-    assert tl.core.state == State.THINKING
+    assert tl.core.state == State.THINKING and not tl.core.committed
+    assert tl.event(Transcribed(1, "What is the capital of France?")) == [
+        Respond(1, "What is the capital of France?")
+    ]  # the reply is generated now, before the turn is over
+    assert tl.silence(0.256) == []  # 416 ms of silence: not yet
+    assert tl.silence(0.064) == [TurnCommitted(1)]  # 480 ms: the turn is over
+    assert tl.event(ReplyAudioStarted(1)) == [StateChanged(State.SPEAKING)]
+    assert tl.event(ReplyPlayed(1)) == [StateChanged(State.LISTENING)]
+
+
+def test_speculation_off_transcribes_only_at_the_commit() -> None:
+    tl = Timeline(speculative_silence_ms=480, end_of_turn_silence_ms=480)
+    tl.speech(1.0)
+    tl.silence(0.448)
+    assert tl.of(Transcribe) == []
+    out = tl.silence(0.032)
+    assert [type(a) for a in out if not isinstance(a, StateChanged)] == [
+        SpeechStopped, Transcribe, TurnCommitted]
+
+
+def test_resuming_after_a_speculative_end_reopens_the_turn_unheard() -> None:
+    tl = Timeline(pre_roll_ms=0)
+    tl.speech(0.96)  # onset at 0.0
+    tl.silence(0.256)  # speculative end (160 ms), no commit (480 ms)
+    tl.event(Transcribed(1, "what is"))
+    assert tl.of(Respond) == [Respond(1, "what is")]
+    tl.speech(0.128)
+    assert Cancel(1, barge_in=False) in tl.actions
+    assert tl.of(TurnCommitted) == []
+    assert tl.core.state == State.USER_SPEAKING
+    tl.speech(0.5)
+    tl.silence(0.5)
+    second = tl.of(Transcribe)[-1]
+    assert second.generation > 1
+    assert second.start == 0.0  # the whole turn, from the first onset
+    assert tl.event(Transcribed(1, "stale")) == []  # the old generation is gone
+    assert tl.of(TurnCommitted) == [TurnCommitted(second.generation)]
+
+
+def test_resuming_after_the_commit_but_before_the_reply_is_heard_also_reopens() -> None:
+    tl = Timeline()
+    tl.speech(1.0)
+    tl.silence(0.5)
+    assert tl.of(TurnCommitted) == [TurnCommitted(1)]
+    tl.event(Transcribed(1, "what is"))
+    tl.speech(0.128)  # the reply was slow: the user adds to the question
+    assert Cancel(1, barge_in=False) in tl.actions
+    tl.speech(0.3)
+    tl.silence(0.5)
+    assert tl.of(Transcribe)[-1].start == tl.of(Transcribe)[0].start
 
 
 def test_a_short_blip_does_not_start_a_turn() -> None:
@@ -79,35 +141,24 @@ def test_a_short_blip_does_not_start_a_turn() -> None:
     assert tl.core.state == State.LISTENING
 
 
-def test_pauses_shorter_than_the_end_silence_keep_the_turn_open() -> None:
-    tl = Timeline(end_of_turn_silence_ms=480)
+def test_pauses_shorter_than_the_speculative_silence_keep_the_turn_going() -> None:
+    tl = Timeline(speculative_silence_ms=160)
     tl.speech(0.5)
-    tl.silence(0.3)
+    tl.silence(0.128)
     tl.speech(0.5)
     assert tl.of(Transcribe) == []
-    tl.silence(0.48)
+    tl.silence(0.5)
     assert len(tl.of(Transcribe)) == 1
     assert len(tl.of(SpeechStarted)) == 1
 
 
 def test_probabilities_between_the_thresholds_keep_speech_going() -> None:
-    tl = Timeline(end_of_turn_silence_ms=480)
+    tl = Timeline()
     tl.speech(0.5)
     tl.audio(1.0, 0.4)  # below 0.5 but above 0.5 - hysteresis: still speech
     assert tl.of(Transcribe) == []
     tl.audio(0.48, 0.3)
     assert len(tl.of(Transcribe)) == 1
-
-
-def test_full_turn_then_reply_then_back_to_listening() -> None:
-    tl = Timeline()
-    tl.speech(1.0)
-    tl.silence(0.5)
-    [transcribe] = tl.of(Transcribe)
-    out = tl.event(Transcribed(transcribe.generation, " What is the capital of France? "))
-    assert out == [Respond(1, "What is the capital of France?")]
-    assert tl.event(ReplyAudioStarted(1)) == [StateChanged(State.SPEAKING)]
-    assert tl.event(ReplyPlayed(1)) == [StateChanged(State.LISTENING)]
 
 
 def test_no_words_means_back_to_listening_without_a_reply() -> None:
@@ -127,44 +178,114 @@ def test_a_reply_without_audio_still_ends_the_turn() -> None:
     assert tl.event(ReplyPlayed(1)) == [StateChanged(State.LISTENING)]
 
 
-def test_talking_over_the_reply_cancels_it() -> None:
-    tl = Timeline(barge_in_min_speech_ms=192)
-    tl.speech(1.0)
+def test_a_very_long_utterance_is_cut_and_answered() -> None:
+    tl = Timeline(max_utterance_s=2.0, pre_roll_ms=0)
+    tl.speech(2.016)
+    [first] = tl.of(Transcribe)
+    assert tl.of(TurnCommitted) == [TurnCommitted(first.generation)]
+    assert tl.core.state == State.THINKING
+    tl.speech(0.5)  # still talking: the cut answer is dropped, a new turn goes on
+    assert Cancel(first.generation, barge_in=False) in tl.actions
     tl.silence(0.5)
-    tl.event(Transcribed(1, "tell me a story"))
-    tl.event(ReplyAudioStarted(1))
-    assert tl.speech(0.16) == []  # 160 ms: not yet an interruption
-    out = tl.speech(0.032)
-    assert out[0] == Cancel(1, barge_in=True)
-    assert SpeechStarted(round(tl.t - 0.192, 6)) in out
-    assert tl.core.state == State.USER_SPEAKING
-    assert tl.core.generation == 2
-
-
-def test_barge_in_can_be_switched_off() -> None:
-    tl = Timeline(barge_in=False)
-    tl.speech(1.0)
-    tl.silence(0.5)
-    tl.event(Transcribed(1, "tell me a story"))
-    tl.event(ReplyAudioStarted(1))
-    tl.speech(2.0)
-    assert tl.of(Cancel) == []
-    assert tl.core.state == State.SPEAKING
-
-
-def test_resuming_before_the_reply_is_heard_reopens_the_turn() -> None:
-    tl = Timeline(pre_roll_ms=0)
-    tl.speech(0.96)  # onset at 0.032
-    tl.silence(0.48)
-    tl.event(Transcribed(1, "what is"))  # the reply is being generated, nothing played
-    tl.speech(0.128)
-    assert Cancel(1, barge_in=False) in tl.actions
-    tl.speech(0.5)
-    tl.silence(0.48)
     second = tl.of(Transcribe)[-1]
-    assert second.generation == 3
-    assert second.start == 0.0  # the whole turn, from the first onset
-    assert tl.event(Transcribed(1, "stale")) == []  # the old generation is gone
+    assert second.start >= first.end - 0.1  # no audio is lost or transcribed twice
+    assert second.last_voiced == tl.of(SpeechStopped)[-1].t
+
+
+# --- barge-in -----------------------------------------------------------------------------
+
+
+def test_talking_over_the_reply_pauses_it_then_words_cancel_it() -> None:
+    tl = Timeline(barge_in_min_speech_ms=160)
+    first = tl.answered()
+    assert tl.speech(0.128) == []  # 128 ms: not yet an interruption
+    out = tl.speech(0.032)
+    assert out[0] == PauseReply(first)  # silent from the next frame
+    assert SpeechStarted(round(tl.t - 0.16, 6)) in out
+    assert tl.core.state == State.USER_SPEAKING
+    tl.speech(0.5)
+    tl.silence(0.5)
+    second = tl.core.generation
+    out = tl.event(Transcribed(second, "stop, what time is it"))
+    assert out == [Cancel(first, barge_in=True), Respond(second, "stop, what time is it")]
+    assert tl.event(ReplyPlayed(first)) == []  # the cut reply's late events are stale
+
+
+def test_a_cough_or_backchannel_resumes_the_reply() -> None:
+    tl = Timeline()
+    first = tl.answered()
+    tl.speech(0.3)  # "mm-hm"
+    assert tl.of(PauseReply) == [PauseReply(first)]
+    tl.silence(0.5)
+    out = tl.event(Transcribed(tl.core.generation, "Mm-hmm."))
+    assert out == [ResumeReply(first), StateChanged(State.SPEAKING)]
+    assert tl.of(Cancel) == []
+    assert tl.event(ReplyPlayed(first)) == [StateChanged(State.LISTENING)]
+    tl.speech(0.3)  # a noise with no words at all also resumes
+    tl.silence(0.5)
+    # (the reply already ended here, so this one is an ordinary empty turn)
+    assert tl.event(Transcribed(tl.core.generation, "")) == [StateChanged(State.LISTENING)]
+
+
+def test_noise_without_words_during_the_reply_resumes_it() -> None:
+    tl = Timeline()
+    first = tl.answered()
+    tl.speech(0.2)  # a knock
+    tl.silence(0.5)
+    assert tl.event(Transcribed(tl.core.generation, "")) == [
+        ResumeReply(first), StateChanged(State.SPEAKING)]
+
+
+def test_min_words_zero_cancels_on_speech_alone() -> None:
+    tl = Timeline(barge_in_min_words=0, barge_in_min_speech_ms=160)
+    first = tl.answered()
+    out = tl.speech(0.16)
+    assert out[0] == Cancel(first, barge_in=True)
+    assert tl.of(PauseReply) == []
+
+
+def test_min_words_two_needs_two_real_words() -> None:
+    tl = Timeline(barge_in_min_words=2)
+    first = tl.answered()
+    tl.speech(0.3)
+    tl.silence(0.5)
+    out = tl.event(Transcribed(tl.core.generation, "yeah okay wait"))
+    assert out[0] == ResumeReply(first)  # one real word ("wait") is not enough
+
+
+def test_echo_does_not_interrupt_but_speech_over_it_does() -> None:
+    tl = Timeline()
+    first = tl.answered()
+    tl.audio(2.0, 0.95, echo=True)  # the assistant's own voice, loud, for two seconds
+    assert tl.of(PauseReply) == [] and tl.core.state == State.SPEAKING
+    tl.speech(0.2)
+    assert tl.of(PauseReply) == [PauseReply(first)]
+
+
+def test_echo_after_the_reply_ends_starts_no_turn() -> None:
+    tl = Timeline()
+    first = tl.answered()
+    tl.event(ReplyPlayed(first))
+    tl.audio(0.3, 0.9, echo=True)  # the echo's tail
+    assert tl.core.state == State.LISTENING
+    assert len(tl.of(SpeechStarted)) == 1
+
+
+def test_half_duplex_ignores_speech_during_the_reply_and_its_tail() -> None:
+    tl = Timeline(barge_in=False, half_duplex_tail_ms=300)
+    first = tl.answered()
+    tl.speech(2.0)
+    assert tl.of(Cancel) == [] and tl.of(PauseReply) == []
+    assert tl.core.state == State.SPEAKING
+    tl.event(ReplyPlayed(first))
+    tl.speech(0.3)  # echo tail after the reply: ignored
+    assert tl.core.state == State.LISTENING
+    tl.silence(0.1)
+    tl.speech(0.2)  # the user, after the tail
+    assert tl.core.state == State.USER_SPEAKING
+
+
+# --- failures and stale results -----------------------------------------------------------
 
 
 def test_stale_results_are_dropped() -> None:
@@ -172,8 +293,8 @@ def test_stale_results_are_dropped() -> None:
     tl.speech(0.5)
     tl.silence(0.5)
     tl.event(Transcribed(1, "first"))
-    tl.event(ReplyAudioStarted(1))
-    tl.speech(0.3)  # barge-in: generation 2 begins
+    tl.speech(0.3)  # reopened: generation 1 is dropped
+    assert tl.event(ReplyAudioStarted(1)) == []
     assert tl.event(ReplyPlayed(1)) == []
     assert tl.event(Transcribed(1, "late")) == []
     assert tl.event(StageFailed(1, "tts", "boom")) == []
@@ -190,17 +311,14 @@ def test_a_failing_stage_reports_and_returns_to_listening() -> None:
     assert tl.core.state == State.LISTENING
     tl.speech(0.5)
     tl.silence(0.5)
-    assert tl.of(Transcribe)[-1].generation == 2  # the next turn works
+    assert tl.of(Transcribe)[-1].generation > 1  # the next turn works
 
 
-def test_a_very_long_utterance_is_cut_and_answered() -> None:
-    tl = Timeline(max_utterance_s=2.0, pre_roll_ms=0)
-    tl.speech(2.016)
-    [first] = tl.of(Transcribe)
-    assert tl.core.state == State.THINKING
-    tl.speech(0.5)  # still talking: the cut answer is dropped, a new turn goes on
-    assert Cancel(first.generation, barge_in=False) in tl.actions
+def test_a_failure_while_a_reply_is_paused_cancels_both() -> None:
+    tl = Timeline()
+    first = tl.answered()
+    tl.speech(0.3)
     tl.silence(0.5)
-    second = tl.of(Transcribe)[-1]
-    assert second.start >= first.end - 0.1  # no audio is lost or transcribed twice
-    assert second.last_voiced == tl.of(SpeechStopped)[-1].t
+    out = tl.event(StageFailed(tl.core.generation, "stt", "crashed"))
+    assert Cancel(first, barge_in=True) in out
+    assert tl.core.state == State.LISTENING and tl.core.speaking is None

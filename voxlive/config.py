@@ -107,14 +107,31 @@ class TurnSettings(Strict):
     """Endpointing and interruption thresholds, in milliseconds of input audio."""
 
     min_speech_ms: int = Field(96, ge=0, description="voiced audio needed to start a user turn")
+    speculative_silence_ms: int = Field(
+        160, ge=32, description="silence after which STT and the LLM start, unheard"
+    )
     end_of_turn_silence_ms: int = Field(
-        480, ge=64, description="silence after speech that ends the user's turn"
+        480, ge=64, description="silence that ends the user's turn: the reply may play"
     )
     pre_roll_ms: int = Field(160, ge=0, description="audio kept before the detected onset")
     max_utterance_s: float = Field(30.0, gt=1, description="a longer turn is cut and answered")
-    barge_in: bool = Field(True, description="user speech stops the assistant's reply")
+    barge_in: bool = Field(
+        True, description="full duplex: user speech interrupts the reply; false: half duplex"
+    )
     barge_in_min_speech_ms: int = Field(
-        192, ge=0, description="voiced audio during the reply needed to interrupt it"
+        160, ge=0, description="voiced audio during the reply that pauses it"
+    )
+    barge_in_min_words: int = Field(
+        1, ge=0, description="words (not 'mm-hm') that confirm an interruption; 0: speech alone"
+    )
+    half_duplex_tail_ms: int = Field(
+        300, ge=0, description="half duplex: input ignored this long after the reply ends"
+    )
+    echo_guard: bool = Field(
+        True, description="ignore input that correlates with the audio just played"
+    )
+    echo_correlation: float = Field(
+        0.6, gt=0, lt=1, description="correlation with the played audio above which input is echo"
     )
 
 

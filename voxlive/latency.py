@@ -1,7 +1,9 @@
 """Per-turn latency: voice-to-voice and where the time went.
 
 voice-to-voice runs from the user's last voiced VAD window to the first reply frame
-handed to the transport, as shared/DESIGN.md defines it.
+handed to the transport, as shared/DESIGN.md defines it. With speculative endpointing
+STT and the LLM start before the turn is committed, so the stages overlap the
+endpointing wait; output_queue_ms counts from when the audio was both ready and allowed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ def now() -> float:
 @dataclass
 class TurnTiming:
     last_voiced: float
-    committed: float
+    transcribe_started: float  # at the speculative end of the turn
+    committed: float | None = None  # at the end of the turn: the reply may play
     transcribed: float | None = None
     llm_first_token: float | None = None
     first_sentence: float | None = None
@@ -42,9 +45,12 @@ class TurnTiming:
         return {
             "voice_to_voice_ms": ms(self.first_frame_sent, self.last_voiced),
             "endpointing_ms": ms(self.committed, self.last_voiced),
-            "stt_ms": ms(self.transcribed, self.committed),
+            "stt_ms": ms(self.transcribed, self.transcribe_started),
             "llm_first_token_ms": ms(self.llm_first_token, self.transcribed),
             "first_sentence_ms": ms(self.first_sentence, self.transcribed),
             "tts_first_audio_ms": ms(self.first_audio_queued, self.first_sentence),
-            "output_queue_ms": ms(self.first_frame_sent, self.first_audio_queued),
+            "output_queue_ms": ms(
+                self.first_frame_sent,
+                max(self.first_audio_queued or 0.0, self.committed or 0.0) or None,
+            ),
         }

@@ -17,6 +17,7 @@ from typing import Any
 import av
 import numpy as np
 
+from voxlive.audio.echo import EchoGuard
 from voxlive.audio.output import AudioOutput
 from voxlive.audio.recent import RecentAudio
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler, resample_once, to_int16
@@ -31,16 +32,19 @@ from voxlive.turn.core import (
     Action,
     Cancel,
     Event,
+    PauseReply,
     ReplyAudioStarted,
     ReplyPlayed,
     ReportError,
     Respond,
+    ResumeReply,
     SpeechStarted,
     SpeechStopped,
     StageFailed,
     StateChanged,
     Transcribe,
     Transcribed,
+    TurnCommitted,
     TurnCore,
     VadWindow,
 )
@@ -61,10 +65,15 @@ class CallSession:
         self.conversation = Conversation(
             config.assistant.system_prompt, config.assistant.max_history_messages
         )
+        turn = config.turn
+        self.echo = EchoGuard(turn.echo_correlation) if turn.echo_guard else None
         self.output = AudioOutput(
-            on_started=self._on_reply_started, on_played=self._on_reply_played
+            on_started=self._on_reply_started,
+            on_played=self._on_reply_played,
+            on_frame=self._on_frame_sent if self.echo else None,
         )
         self._vad = models.vad.stream()
+        self._vad_threshold = vad_threshold
         self._resampler = Resampler(MODEL_RATE)
         keep = config.turn.max_utterance_s + config.turn.pre_roll_ms / 1000 + 5
         self._audio = RecentAudio(MODEL_RATE, keep)
@@ -89,12 +98,22 @@ class CallSession:
         arrived = now()
         self._audio.append(samples)
         loop = asyncio.get_running_loop()
-        probabilities = await loop.run_in_executor(None, self._vad.process, samples)
-        for probability in probabilities:
+        decisions = await loop.run_in_executor(None, self._analyse, samples, arrived)
+        for probability, echo in decisions:
             self._windows += 1
             t = self._windows * WINDOW_S
             self._window_wall.append((t, arrived))
-            self._handle(VadWindow(t, probability, WINDOW_S))
+            self._handle(VadWindow(t, probability, WINDOW_S, echo))
+
+    def _analyse(self, samples: np.ndarray, arrived: float) -> list[tuple[float, bool]]:
+        """VAD, and the echo check where the VAD hears a voice. Runs in a worker thread."""
+        probabilities = self._vad.process(samples)
+        if self.echo is None:
+            return [(p, False) for p in probabilities]
+        self.echo.heard(samples)
+        voiced = any(p >= self._vad_threshold for p in probabilities)
+        echo = voiced and self.echo.is_echo(arrived)
+        return [(p, echo) for p in probabilities]
 
     def handle_client_message(self, message: str) -> None:
         """A message from the page on the events channel."""
@@ -126,9 +145,20 @@ class CallSession:
             self._emit("speech_stopped", t=round(action.t, 3))
         elif isinstance(action, Transcribe):
             self._timing[action.generation] = TurnTiming(
-                last_voiced=self._wall_time(action.last_voiced), committed=now()
+                last_voiced=self._wall_time(action.last_voiced), transcribe_started=now()
             )
             self._start(action.generation, self._transcribe(action))
+        elif isinstance(action, TurnCommitted):
+            timing = self._timing.get(action.generation)
+            if timing is not None:
+                timing.committed = now()
+            self._emit("turn_committed", turn=action.generation)
+            self.output.open(action.generation)
+        elif isinstance(action, PauseReply):
+            self.output.pause()
+        elif isinstance(action, ResumeReply):
+            self.output.resume()
+            self._emit("resumed", turn=action.generation)
         elif isinstance(action, Respond):
             self._user_text[action.generation] = action.user_text
             self._start(action.generation, self._reply(action.generation, action.user_text))
@@ -159,8 +189,11 @@ class CallSession:
         generation = action.generation
         task = self._tasks.pop(generation, None)
         if task is not None:
-            task.cancel()
-        self.output.clear()
+            task.cancel()  # closes the LLM stream; TTS stops at its sentence
+        self.output.drop(generation)
+        if action.barge_in:
+            self.output.resume()  # the paused reply is gone; the next one may play
+        self._timing.pop(generation, None)
         user_text = self._user_text.pop(generation, None)
         if action.barge_in and user_text is not None:
             heard = self.output.heard_text(generation)
@@ -222,6 +255,10 @@ class CallSession:
         self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=False)
 
     # --- output callbacks (from the transport's frame clock) --------------------------
+
+    def _on_frame_sent(self, frame: np.ndarray) -> None:
+        assert self.echo is not None
+        self.echo.played(now(), frame)
 
     def _on_reply_started(self, generation: int) -> None:
         timing = self._timing.get(generation)

@@ -1,9 +1,10 @@
 """The assistant's outgoing audio: queued sentences, read out 20 ms at a time.
 
-The transport pulls one frame per 20 ms tick; `clear()` drops everything queued at
-once, so a barge-in silences the output at the very next frame. The buffer counts
-the samples played of each sentence, which is how the history learns what the
-user actually heard.
+The transport pulls one frame per 20 ms tick. A reply's audio may be queued before
+the user's turn is committed; it plays only once its generation is opened. `pause()`
+and `drop()` take effect at the very next frame, so a barge-in is silent within one
+frame. The buffer counts the samples played of each sentence, which is how the
+history learns what the user actually heard.
 """
 
 from __future__ import annotations
@@ -33,33 +34,58 @@ class _Reply:
     sentences: list[_Sentence]
     finished: bool = False  # no more sentences will be pushed
     started: bool = False
+    open: bool = False  # the turn is committed: the reply may play
+
+
+def _ignore(generation: int) -> None:
+    return None
 
 
 class AudioOutput:
     def __init__(
         self,
-        on_started: Callable[[int], None] = lambda generation: None,
-        on_played: Callable[[int], None] = lambda generation: None,
+        on_started: Callable[[int], None] = _ignore,
+        on_played: Callable[[int], None] = _ignore,
+        on_frame: Callable[[np.ndarray], None] | None = None,
     ):
         self._on_started = on_started
         self._on_played = on_played
+        self._on_frame = on_frame
         self._queue: deque[_Sentence] = deque()
         self._replies: dict[int, _Reply] = {}
         self._silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        self.paused = False
         self.frames_sent = 0
+
+    def _reply(self, generation: int) -> _Reply:
+        return self._replies.setdefault(generation, _Reply([]))
 
     def push(self, generation: int, samples: np.ndarray, text: str) -> None:
         """Queue one sentence of int16 48 kHz mono audio."""
         sentence = _Sentence(generation, text, samples.astype(np.int16, copy=False))
-        self._replies.setdefault(generation, _Reply([])).sentences.append(sentence)
+        self._reply(generation).sentences.append(sentence)
         self._queue.append(sentence)
+
+    def open(self, generation: int) -> None:
+        """The turn is committed: this reply may play."""
+        reply = self._reply(generation)
+        reply.open = True
+        self._maybe_done(generation)
 
     def finish(self, generation: int) -> None:
         """No more audio will come for this reply; `on_played` fires once it is all out."""
-        reply = self._replies.setdefault(generation, _Reply([]))
-        reply.finished = True
-        if not any(s.generation == generation for s in self._queue):
-            self._done(generation)
+        self._reply(generation).finished = True
+        self._maybe_done(generation)
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def drop(self, generation: int) -> None:
+        """Silence this reply now: drop its queued samples."""
+        self._queue = deque(s for s in self._queue if s.generation != generation)
 
     def clear(self) -> None:
         """Silence now: drop every queued sample."""
@@ -91,15 +117,21 @@ class AudioOutput:
 
     def next_frame(self) -> np.ndarray:
         """The next 20 ms to send: reply audio, or silence."""
-        if not self._queue:
-            self.frames_sent += 1
-            return self._silence
+        frame = self._fill() if self._queue and not self.paused else self._silence
+        self.frames_sent += 1
+        if self._on_frame is not None:
+            self._on_frame(frame)
+        return frame
+
+    def _fill(self) -> np.ndarray:
         frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         filled = 0
         while filled < FRAME_SAMPLES and self._queue:
             sentence = self._queue[0]
-            reply = self._replies.get(sentence.generation)
-            if reply is not None and not reply.started:
+            reply = self._reply(sentence.generation)
+            if not reply.open:
+                break  # its turn is not committed yet: hold it back
+            if not reply.started:
                 reply.started = True
                 self._on_started(sentence.generation)
             take = min(FRAME_SAMPLES - filled, len(sentence.samples) - sentence.played)
@@ -109,11 +141,13 @@ class AudioOutput:
             filled += take
             if sentence.played >= len(sentence.samples):
                 self._queue.popleft()
-                more = any(s.generation == sentence.generation for s in self._queue)
-                if reply is not None and reply.finished and not more:
-                    self._done(sentence.generation)
-        self.frames_sent += 1
-        return frame
+                self._maybe_done(sentence.generation)
+        return frame if filled else self._silence
 
-    def _done(self, generation: int) -> None:
+    def _maybe_done(self, generation: int) -> None:
+        reply = self._replies.get(generation)
+        if reply is None or not (reply.finished and reply.open):
+            return
+        if any(s.generation == generation for s in self._queue):
+            return
         self._on_played(generation)

@@ -7,8 +7,18 @@ No asyncio, no clock, no threads: every timeline can be replayed exactly in a te
 Time `t` is seconds of input audio since the call started (the VAD window's end),
 so decisions depend on what was heard, not on how busy the machine was.
 
-Every reply has a generation number. Starting a new user turn or cutting a reply
-moves to a new generation; events that carry an older one are stale and ignored.
+How a turn goes:
+- Speech for `min_speech_ms` starts the user's turn.
+- After `speculative_silence_ms` of silence the turn *may* be over: transcription and
+  the reply start at once, but the reply is not played. After `end_of_turn_silence_ms`
+  the turn is committed and the reply may play. Speech before the reply is heard
+  reopens the turn: the unheard reply is dropped and the turn goes on from its start.
+- Speech over a playing reply (for `barge_in_min_speech_ms`, not flagged as echo)
+  pauses it at once. If that speech turns out to hold words, the reply is cancelled and
+  the history keeps what was heard; if it was a cough or an "mm-hm", the reply resumes.
+
+Every reply has a generation number: the turn whose words it answers. Events that
+carry a generation the core no longer waits for are stale and ignored.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from voxlive.config import TurnSettings
+from voxlive.turn.backchannel import meaningful_words
 
 
 class State(StrEnum):
@@ -31,11 +42,13 @@ class State(StrEnum):
 
 @dataclass(frozen=True)
 class VadWindow:
-    """One VAD decision; `t` is the window's end, `duration` its length, in seconds."""
+    """One VAD decision; `t` is the window's end, `duration` its length, in seconds.
+    `echo` marks a window whose sound is the assistant's own voice coming back."""
 
     t: float
     probability: float
     duration: float = 0.032
+    echo: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,13 +109,37 @@ class Transcribe:
 
 @dataclass(frozen=True)
 class Respond:
+    """Generate the reply; keep its audio back until the turn is committed."""
+
     generation: int
     user_text: str
 
 
 @dataclass(frozen=True)
+class TurnCommitted:
+    """The user's turn is over: the reply of this generation may play."""
+
+    generation: int
+
+
+@dataclass(frozen=True)
+class PauseReply:
+    """Silence the output now, keeping what is queued: the user may be interrupting."""
+
+    generation: int
+
+
+@dataclass(frozen=True)
+class ResumeReply:
+    """It was not an interruption (no words): play on from where it paused."""
+
+    generation: int
+
+
+@dataclass(frozen=True)
 class Cancel:
-    """Drop generation N: close its LLM stream, stop its TTS, silence the output now."""
+    """Drop generation N: close its LLM stream, stop its TTS, clear its audio now.
+    `barge_in`: the user heard part of it, so the history keeps the heard words."""
 
     generation: int
     barge_in: bool
@@ -114,7 +151,10 @@ class ReportError:
     message: str
 
 
-Action = StateChanged | SpeechStarted | SpeechStopped | Transcribe | Respond | Cancel | ReportError
+Action = (
+    StateChanged | SpeechStarted | SpeechStopped | Transcribe | Respond | TurnCommitted
+    | PauseReply | ResumeReply | Cancel | ReportError
+)
 
 HYSTERESIS = 0.15
 """A window counts as silence only below threshold - HYSTERESIS, so speech near the
@@ -128,46 +168,51 @@ class TurnCore:
         self.settings = settings
         self.threshold = vad_threshold
         self.state = State.LISTENING
-        self.generation = 0
+        self.generation = 0  # the latest user turn (and the reply that answers it)
+        self.committed = False  # is the latest turn over?
+        self.speaking: int | None = None  # the reply being played (or paused)
+        self.paused = False
         self._voiced = False
         self._voiced_run = 0.0  # voiced seconds since the last long silence
         self._silence_run = 0.0
-        self._onset: float | None = None  # first voiced window of the current user speech
+        self._onset: float | None = None  # first voiced window of the current speech
         self._turn_onset: float | None = None  # start of the user's turn (kept on reopen)
         self._last_voiced = 0.0
+        self._deaf_until: float | None = None  # half duplex: ignore the reply's echo tail
+
+    @property
+    def _speculative_s(self) -> float:
+        spec = self.settings.speculative_silence_ms
+        return min(spec, self.settings.end_of_turn_silence_ms) / 1000
 
     def handle(self, event: Event) -> list[Action]:
         if isinstance(event, VadWindow):
             return self._on_vad(event)
+        if isinstance(event, (ReplyAudioStarted, ReplyPlayed)):
+            return self._on_playback(event)
         if event.generation != self.generation:
-            return []  # stale: a reply that was already cancelled or superseded
+            return []  # stale: a turn that was reopened or superseded
         if isinstance(event, Transcribed):
             return self._on_transcribed(event)
-        if isinstance(event, ReplyAudioStarted):
-            return self._set_state(State.SPEAKING) if self.state == State.THINKING else []
-        if isinstance(event, ReplyPlayed):
-            # From THINKING too: a reply with no words has no audio to start.
-            if self.state in (State.THINKING, State.SPEAKING):
-                return self._set_state(State.LISTENING)
-            return []
         if isinstance(event, StageFailed):
-            actions: list[Action] = [ReportError(event.stage, event.message)]
-            if self.state in (State.THINKING, State.SPEAKING):
-                actions.append(Cancel(self.generation, barge_in=False))
-                actions += self._set_state(State.LISTENING)
-            return actions
+            return self._on_failure(event)
         raise TypeError(f"unknown event {event!r}")
 
     # --- voice activity -------------------------------------------------------------
 
     def _on_vad(self, window: VadWindow) -> list[Action]:
         start = round(window.t - window.duration, 6)
-        if window.probability >= self.threshold:
-            self._voiced = True
+        if self._hears_nothing(window):
+            voiced = False
+        elif window.probability >= self.threshold:
+            voiced = True
         elif window.probability < self.threshold - HYSTERESIS:
-            self._voiced = False
+            voiced = False
+        else:
+            voiced = self._voiced
+        self._voiced = voiced
 
-        if self._voiced:
+        if voiced:
             if self._voiced_run == 0.0:
                 self._onset = start
             self._voiced_run += window.duration
@@ -179,60 +224,148 @@ class TurnCore:
                 self._voiced_run = 0.0  # blips separated by a long silence do not add up
 
         if self.state == State.LISTENING:
-            return self._maybe_user_starts(self.settings.min_speech_ms, reopen=False)
+            return self._maybe_user_starts(self.settings.min_speech_ms)
         if self.state == State.USER_SPEAKING:
             return self._maybe_user_stops(window.t)
         if self.state == State.THINKING:
-            # Talking again before the reply is heard: the turn was not over. Cancel the
-            # reply unheard and let the turn go on, keeping its original start.
-            return self._maybe_user_starts(self.settings.min_speech_ms, reopen=True)
-        if self.state == State.SPEAKING and self.settings.barge_in:
-            return self._maybe_user_starts(self.settings.barge_in_min_speech_ms, reopen=False)
+            return self._thinking(window.t)
+        if self.state == State.SPEAKING:
+            return self._maybe_barge_in()
         return []
 
-    def _maybe_user_starts(self, min_speech_ms: int, reopen: bool) -> list[Action]:
+    def _hears_nothing(self, window: VadWindow) -> bool:
+        """Windows that must not count as the user: echo, and in half duplex the reply."""
+        if window.echo:
+            return True
+        if self.settings.barge_in:
+            return False
+        if self.state == State.SPEAKING:
+            return True
+        if self._deaf_until is not None:
+            if self._deaf_until < 0:  # set at the end of the reply, anchored now
+                self._deaf_until = window.t + self.settings.half_duplex_tail_ms / 1000
+            if window.t <= self._deaf_until:
+                return True
+            self._deaf_until = None
+        return False
+
+    def _maybe_user_starts(self, min_speech_ms: int, reopen: bool = False) -> list[Action]:
         if not self._voiced or self._voiced_run < min_speech_ms / 1000:
             return []
         assert self._onset is not None
-        actions: list[Action] = []
-        if self.state in (State.THINKING, State.SPEAKING):
-            actions.append(Cancel(self.generation, barge_in=self.state == State.SPEAKING))
-            self.generation += 1
         if not reopen or self._turn_onset is None:
             self._turn_onset = self._onset
-        actions.append(SpeechStarted(self._onset))
-        return actions + self._set_state(State.USER_SPEAKING)
+        return [SpeechStarted(self._onset), *self._set_state(State.USER_SPEAKING)]
+
+    def _thinking(self, now: float) -> list[Action]:
+        # Talking again before the reply is heard: the turn was not over. Drop the reply
+        # unheard and let the turn go on, keeping its original start.
+        if self._voiced and self._voiced_run >= self.settings.min_speech_ms / 1000:
+            self.committed = False
+            dropped = self.generation
+            self.generation += 1  # whatever the dropped reply still sends is stale
+            return [Cancel(dropped, barge_in=False),
+                    *self._maybe_user_starts(self.settings.min_speech_ms, reopen=True)]
+        return self._maybe_commit()
+
+    def _maybe_commit(self) -> list[Action]:
+        if self.committed or self._silence_run < self.settings.end_of_turn_silence_ms / 1000:
+            return []
+        self.committed = True
+        return [TurnCommitted(self.generation)]
 
     def _maybe_user_stops(self, now: float) -> list[Action]:
         too_long = (
             self._turn_onset is not None
             and now - self._turn_onset >= self.settings.max_utterance_s
         )
-        ended = self._silence_run >= self.settings.end_of_turn_silence_ms / 1000
-        if not (ended or too_long):
+        if not (self._silence_run >= self._speculative_s or too_long):
             return []
         assert self._turn_onset is not None
         self.generation += 1
+        self.committed = False
         end = min(now, self._last_voiced + TAIL_S)
         start = max(0.0, self._turn_onset - self.settings.pre_roll_ms / 1000)
         actions: list[Action] = [
             SpeechStopped(self._last_voiced),
             Transcribe(self.generation, start, end, self._last_voiced),
         ]
-        if too_long and not ended:
-            # Speech that goes on after the cut starts a new turn from here.
+        if too_long and self._voiced:
+            # Cut: commit now; speech that goes on after the cut is a new turn.
             self._voiced_run = 0.0
             self._turn_onset = None
-        return actions + self._set_state(State.THINKING)
+            self.committed = True
+            actions.append(TurnCommitted(self.generation))
+        actions += self._set_state(State.THINKING)
+        return actions + self._maybe_commit()
+
+    def _maybe_barge_in(self) -> list[Action]:
+        if not self.settings.barge_in or self.paused:
+            return []
+        if not self._voiced or self._voiced_run < self.settings.barge_in_min_speech_ms / 1000:
+            return []
+        assert self.speaking is not None and self._onset is not None
+        self._turn_onset = self._onset
+        if self.settings.barge_in_min_words == 0:
+            # Speech alone confirms the interruption: cut the reply now.
+            actions: list[Action] = [Cancel(self.speaking, barge_in=True)]
+            self.speaking = None
+            self.generation += 1
+        else:
+            actions = [PauseReply(self.speaking)]
+            self.paused = True
+        return [*actions, SpeechStarted(self._onset), *self._set_state(State.USER_SPEAKING)]
+
+    # --- playback -------------------------------------------------------------------
+
+    def _on_playback(self, event: ReplyAudioStarted | ReplyPlayed) -> list[Action]:
+        if isinstance(event, ReplyAudioStarted):
+            if event.generation != self.generation or self.state != State.THINKING:
+                return []
+            self.speaking = event.generation
+            return self._set_state(State.SPEAKING)
+        # ReplyPlayed: from THINKING too, for a reply with no words has no audio.
+        current = event.generation == self.generation and self.state == State.THINKING
+        if event.generation != self.speaking and not current:
+            return []
+        self.speaking = None
+        self.paused = False
+        if not self.settings.barge_in:
+            self._deaf_until = -1.0
+        if self.state in (State.THINKING, State.SPEAKING):
+            return self._set_state(State.LISTENING)
+        return []
 
     # --- model results --------------------------------------------------------------
 
     def _on_transcribed(self, event: Transcribed) -> list[Action]:
         if self.state != State.THINKING:
             return []
-        if not event.text.strip():
-            return self._set_state(State.LISTENING)  # a noise, not words
-        return [Respond(event.generation, event.text.strip())]
+        text = event.text.strip()
+        actions: list[Action] = []
+        if self.paused and self.speaking is not None:
+            if len(meaningful_words(text)) < max(1, self.settings.barge_in_min_words):
+                # A cough, a knock, an "mm-hm": not an interruption. Play on.
+                self.paused = False
+                self.committed = True
+                return [ResumeReply(self.speaking), *self._set_state(State.SPEAKING)]
+            actions.append(Cancel(self.speaking, barge_in=True))
+            self.speaking = None
+            self.paused = False
+        if not text:
+            return actions + self._set_state(State.LISTENING)  # a noise, not words
+        return [*actions, Respond(event.generation, text)]
+
+    def _on_failure(self, event: StageFailed) -> list[Action]:
+        actions: list[Action] = [ReportError(event.stage, event.message)]
+        if self.state in (State.THINKING, State.SPEAKING):
+            if self.paused and self.speaking is not None:
+                actions.append(Cancel(self.speaking, barge_in=True))
+            actions.append(Cancel(self.generation, barge_in=False))
+            self.speaking = None
+            self.paused = False
+            actions += self._set_state(State.LISTENING)
+        return actions
 
     def _set_state(self, state: State) -> list[Action]:
         if state == self.state:
