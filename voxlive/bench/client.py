@@ -26,18 +26,39 @@ from voxlive.server.ice import rtc_configuration
 
 
 class SpeakerTrack(MediaStreamTrack):
-    """A microphone that says what it is given (48 kHz float32 mono), then silence."""
+    """A microphone that says what it is given (48 kHz float32 mono), then silence.
+
+    `echo_gain`/`echo_delay_s` make it also hear the call's reply, as a laptop mic
+    hears its speakers: the tests and benchmarks of the echo guard use this.
+    """
 
     kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
-        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._echo = np.zeros(0, dtype=np.float32)
+        self.echo_gain = 0.0
+        self.echo_delay_s = 0.0
         self._start: float | None = None
         self._pts = 0
+        self._sent = 0  # samples of said audio sent so far
+        self._said = 0  # samples of said audio queued so far
+        self._marks: list[int] = []
+        self.said_at: list[float] = []  # when each say() began to go out
 
     def say(self, samples: np.ndarray) -> None:
-        self._pending = np.concatenate([self._pending, to_int16(samples)])
+        self._marks.append(self._said)
+        self._said += len(samples)
+        self._pending = np.concatenate([self._pending, samples.astype(np.float32)])
+
+    def hear_echo(self, samples: np.ndarray) -> None:
+        """The reply as it came out of the speaker (48 kHz float32 mono)."""
+        if self.echo_gain <= 0:
+            return
+        if len(self._echo) == 0:
+            self._echo = np.zeros(int(self.echo_delay_s * CALL_RATE), dtype=np.float32)
+        self._echo = np.concatenate([self._echo, self.echo_gain * samples])
 
     @property
     def speaking(self) -> bool:
@@ -51,11 +72,18 @@ class SpeakerTrack(MediaStreamTrack):
             delay = self._start + self._pts / CALL_RATE - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-        chunk = self._pending[:FRAME_SAMPLES]
-        self._pending = self._pending[FRAME_SAMPLES:]
-        samples = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        samples = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+        chunk, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]
         samples[: len(chunk)] = chunk
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        while self._marks and self._marks[0] < self._sent + len(chunk):
+            self._marks.pop(0)
+            self.said_at.append(time.monotonic())
+        self._sent += len(chunk)
+        echo, self._echo = self._echo[:FRAME_SAMPLES], self._echo[FRAME_SAMPLES:]
+        samples[: len(echo)] += echo
+        frame = av.AudioFrame.from_ndarray(
+            to_int16(samples).reshape(1, -1), format="s16", layout="mono"
+        )
         frame.sample_rate = CALL_RATE
         frame.pts = self._pts
         frame.time_base = fractions.Fraction(1, CALL_RATE)
@@ -106,6 +134,14 @@ class CallClient:
                 return
             self._received.append(resampler.process_frame(frame))
             self._received_at.append(time.monotonic())
+            if self.mic.echo_gain > 0:
+                pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
+                self.mic.hear_echo(pcm.mean(axis=1).astype(np.float32) / 32768.0)
+
+    def loud_frames_at(self, threshold: float = 0.01) -> list[float]:
+        """Arrival times of the received frames that carry sound (RMS above `threshold`)."""
+        return [t for c, t in zip(self._received, self._received_at, strict=True)
+                if len(c) and float(np.sqrt(np.mean(c * c))) > threshold]
 
     def received_audio(self, since: float = 0.0) -> np.ndarray:
         """What the daemon sent (16 kHz mono), from arrival time `since` on."""

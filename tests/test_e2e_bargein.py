@@ -1,0 +1,111 @@
+"""Barge-in end to end over real WebRTC (aiortc caller) on the real embedded stack.
+
+The caller asks for a story, talks over the answer about a second after it starts,
+and the test checks what a person would notice: the reply stops, the daemon says what
+was heard, the next answer comes, and the history holds only the heard words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.conftest import requires_espeak
+from tests.words import words
+from voxlive.backends.loader import Models
+from voxlive.bench.client import CallClient
+from voxlive.bench.speech import espeak
+from voxlive.config import VoxliveConfig
+from voxlive.server.app import Daemon, running
+
+pytestmark = requires_espeak
+
+STORY = "Tell me a long story about a dragon who lives in a castle."
+INTERRUPTION = "Stop. What is the capital of France?"
+
+
+@pytest.fixture
+async def daemon_url(config: VoxliveConfig, embedded_models: Models
+                     ) -> AsyncIterator[tuple[Daemon, str]]:
+    daemon = Daemon(config, "embedded", embedded_models, host="127.0.0.1")
+    async with running(daemon) as url:
+        yield daemon, url
+
+
+async def ask_and_wait_for_speech(client: CallClient) -> int:
+    client.mic.say(espeak(STORY, 48_000))
+    speaking = await client.wait_for(
+        lambda e: e["type"] == "state" and e["state"] == "speaking", timeout=60)
+    return client.events.index(speaking)
+
+
+async def test_talking_over_the_answer_stops_it_and_truncates_the_history(
+        daemon_url: tuple[Daemon, str]) -> None:
+    daemon, url = daemon_url
+    client = CallClient(url)
+    await client.connect()
+    try:
+        mark = await ask_and_wait_for_speech(client)
+        await asyncio.sleep(1.0)  # the caller listens for a second, then talks over it
+        client.mic.say(espeak(INTERRUPTION, 48_000))
+        interrupted = await client.wait_for(lambda e: e["type"] == "interrupted", 30, mark)
+        said_at = client.mic.said_at[-1]
+
+        story_turn = interrupted["turn"]
+        spoken = [e["text"] for e in client.events
+                  if e["type"] == "assistant_text" and e["turn"] == story_turn]
+        heard = interrupted["heard_text"]
+        assert heard, "about a second of the reply was played"
+        assert words(spoken[-1])[: len(words(heard))] == words(heard)  # a prefix of the reply
+        assert len(words(heard)) < len(words(spoken[-1])) or not spoken[-1].endswith(".")
+
+        # The reply went quiet soon after the caller started talking, and stayed quiet
+        # while the caller spoke (the new answer only comes after the question).
+        answer = await client.wait_for(
+            lambda e: e["type"] == "assistant_text" and e["final"]
+            and e["turn"] != story_turn, timeout=60, start=mark)
+        loud = client.loud_frames_at()
+        new_answer_audio = await client.wait_for(
+            lambda e: e["type"] == "state" and e["state"] == "speaking", 30,
+            start=client.events.index(interrupted))
+        assert new_answer_audio
+        quiet_from = said_at + 0.6
+        quiet_until = said_at + 1.5
+        assert not [t for t in loud if quiet_from <= t <= quiet_until]
+        assert [t for t in loud if said_at - 1.0 <= t <= said_at]  # it was speaking before
+
+        # The history holds the truncated story, marked as interrupted, then the new turn.
+        await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "listening",
+                              timeout=60, start=client.events.index(answer))
+        [call] = daemon.calls.values()
+        history = call.session.conversation.turns
+        story_reply = history[1]
+        assert history[0] == {"role": "user", "content": next(
+            e["text"] for e in client.events if e["type"] == "user_transcript")}
+        assert story_reply["role"] == "assistant"
+        assert story_reply["content"] == f"{heard} [interrupted by the user]"
+        assert "france" in history[2]["content"].lower()
+        assert answer["text"]
+    finally:
+        await client.close()
+
+
+async def test_the_reply_echoed_into_the_microphone_does_not_interrupt_it(
+        daemon_url: tuple[Daemon, str]) -> None:
+    _, url = daemon_url
+    client = CallClient(url)
+    client.mic.echo_gain, client.mic.echo_delay_s = 0.5, 0.12  # a laptop's open speakers
+    await client.connect()
+    try:
+        mark = await ask_and_wait_for_speech(client)
+        final = await client.wait_for(
+            lambda e: e["type"] == "assistant_text" and e["final"], timeout=90, start=mark)
+        await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "listening",
+                              timeout=90, start=client.events.index(final))
+        kinds = [e["type"] for e in client.events[mark:]]
+        assert "interrupted" not in kinds
+        assert "speech_started" not in kinds  # the echo never counted as the user
+    finally:
+        await client.close()
