@@ -26,7 +26,7 @@ def test_abbreviation_sized_fragments_wait_for_more_text() -> None:
 
 
 def test_a_long_sentence_is_cut_at_a_clause() -> None:
-    chunker = SentenceChunker(max_chars=60)
+    chunker = SentenceChunker(max_chars=60, first_max_chars=60)
     text = ("When you travel to Paris in the spring, you can walk along the river, "
             "visit the museums and eat in small cafes")
     out = feed(chunker, text)
@@ -38,3 +38,11 @@ def test_a_long_sentence_is_cut_at_a_clause() -> None:
 def test_quotes_after_the_full_stop_stay_with_the_sentence() -> None:
     chunker = SentenceChunker()
     assert feed(chunker, 'She said "we are there." Then') == ['She said "we are there."']
+
+
+def test_the_first_chunk_is_cut_sooner_than_the_rest() -> None:
+    chunker = SentenceChunker(max_chars=160, first_max_chars=40)
+    text = "Lion: Lion, Africa, Africa, Lion, LION, LION, LION, and more lions, " * 3
+    out = feed(chunker, text)
+    assert len(out[0]) <= 60
+    assert all(len(s) <= 180 for s in out[1:])

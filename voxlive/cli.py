@@ -16,6 +16,7 @@ examples:
   voxlive serve --profile gpu         # the GPU stack (vLLM server at the profile's base_url)
   voxlive doctor                      # can each stage of the profile load here?
   voxlive bench latency --turns 5     # voice-to-voice latency over real WebRTC
+  voxlive bench bargein               # barge-in latency and false interruptions
 """
 
 
@@ -51,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
         "latency", parents=[common], help="voice-to-voice latency over real WebRTC (loopback)")
     latency.add_argument("--turns", type=int, default=5, help="questions to ask (default 5)")
     latency.add_argument("--json", action="store_true", help="print JSON only")
+    latency.add_argument("--compare-speculative", action="store_true",
+                         help="run twice: speculative endpointing on, then off")
+    bargein = bench_kinds.add_parser(
+        "bargein", parents=[common],
+        help="barge-in latency and false interruptions (echo, noises, backchannels)")
+    bargein.add_argument("--trials", type=int, default=6, help="barge-in trials (default 6)")
+    bargein.add_argument("--json", action="store_true", help="print JSON only")
     return parser
 
 
@@ -72,10 +80,15 @@ def main(argv: list[str] | None = None) -> int:
             return serve(config, args)
         if args.command == "doctor":
             return doctor(config, args.profile)
+        if args.command == "bench" and args.bench == "bargein":
+            from voxlive.bench.bargein import run_bargein_bench
+
+            return run_bargein_bench(config, args.profile, args.trials, args.json)
         if args.command == "bench":
             from voxlive.bench.latency import run_latency_bench
 
-            return run_latency_bench(config, args.profile, args.turns, args.json)
+            return run_latency_bench(config, args.profile, args.turns, args.json,
+                                     args.compare_speculative)
     except ConfigError as exc:
         print(f"voxlive: configuration problem:\n{exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import av
@@ -51,6 +52,14 @@ from voxlive.turn.core import (
 
 log = logging.getLogger(__name__)
 
+
+@dataclass
+class BargeInTiming:
+    onset: float  # arrival of the window where the user's speech began
+    decided: float
+    turn: int
+    frames_after_decision: int = 0
+
 EventSink = Callable[[dict[str, Any]], None]
 
 
@@ -70,7 +79,7 @@ class CallSession:
         self.output = AudioOutput(
             on_started=self._on_reply_started,
             on_played=self._on_reply_played,
-            on_frame=self._on_frame_sent if self.echo else None,
+            on_frame=self._on_frame_sent,
         )
         self._vad = models.vad.stream()
         self._vad_threshold = vad_threshold
@@ -84,6 +93,8 @@ class CallSession:
         self._reply_text: dict[int, str] = {}
         self._timing: dict[int, TurnTiming] = {}
         self._closed = False
+        self._barge_in: BargeInTiming | None = None
+        self._last_loud_frame = 0.0
 
     # --- input ------------------------------------------------------------------------
 
@@ -141,6 +152,8 @@ class CallSession:
             self._emit("state", state=action.state.value)
         elif isinstance(action, SpeechStarted):
             self._emit("speech_started", t=round(action.t, 3))
+            if self._barge_in is not None:  # the speech that just paused or cut the reply
+                self._barge_in.onset = self._wall_time(action.t + WINDOW_S)
         elif isinstance(action, SpeechStopped):
             self._emit("speech_stopped", t=round(action.t, 3))
         elif isinstance(action, Transcribe):
@@ -156,6 +169,7 @@ class CallSession:
             self.output.open(action.generation)
         elif isinstance(action, PauseReply):
             self.output.pause()
+            self._barge_in = BargeInTiming(onset=now(), decided=now(), turn=action.generation)
         elif isinstance(action, ResumeReply):
             self.output.resume()
             self._emit("resumed", turn=action.generation)
@@ -187,6 +201,8 @@ class CallSession:
 
     def _cancel(self, action: Cancel) -> None:
         generation = action.generation
+        if action.barge_in and not self.output.paused:  # cut by speech alone
+            self._barge_in = BargeInTiming(onset=now(), decided=now(), turn=generation)
         task = self._tasks.pop(generation, None)
         if task is not None:
             task.cancel()  # closes the LLM stream; TTS stops at its sentence
@@ -257,8 +273,28 @@ class CallSession:
     # --- output callbacks (from the transport's frame clock) --------------------------
 
     def _on_frame_sent(self, frame: np.ndarray) -> None:
-        assert self.echo is not None
-        self.echo.played(now(), frame)
+        sent = now()
+        if self.echo is not None:
+            self.echo.played(sent, frame)
+        if frame.any():
+            self._last_loud_frame = sent
+            if self._barge_in is not None:
+                self._barge_in.frames_after_decision += 1
+        elif self._barge_in is not None:
+            self._report_barge_in(self._barge_in)
+            self._barge_in = None
+
+    def _report_barge_in(self, timing: BargeInTiming) -> None:
+        """Barge-in latency: from the arrival of the user's first voiced audio to the end
+        of the last reply frame sent (DESIGN.md), and frames sent after the decision."""
+        silent_from = max(self._last_loud_frame + 0.02, timing.decided)
+        self._emit(
+            "barge_in",
+            turn=timing.turn,
+            onset_to_silence_ms=round((silent_from - timing.onset) * 1000, 1),
+            onset_to_decision_ms=round((timing.decided - timing.onset) * 1000, 1),
+            frames_after_decision=timing.frames_after_decision,
+        )
 
     def _on_reply_started(self, generation: int) -> None:
         timing = self._timing.get(generation)

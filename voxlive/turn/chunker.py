@@ -12,12 +12,15 @@ class SentenceChunker:
     """Feed text pieces; get back whole sentences as soon as they are complete.
 
     A sentence that grows past `max_chars` is cut at a clause boundary instead, so a
-    long first sentence does not hold back the first audio.
+    long sentence does not hold back its audio; the first chunk uses the shorter
+    `first_max_chars`, because the wait for it is the wait the user hears.
     """
 
-    def __init__(self, min_chars: int = 12, max_chars: int = 160):
+    def __init__(self, min_chars: int = 12, max_chars: int = 160, first_max_chars: int = 60):
         self.min_chars = min_chars
         self.max_chars = max_chars
+        self.first_max_chars = first_max_chars
+        self._emitted = 0
         self._buffer = ""
 
     def push(self, piece: str) -> list[str]:
@@ -30,6 +33,7 @@ class SentenceChunker:
             sentence, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
             if sentence:
                 sentences.append(sentence)
+                self._emitted += 1
 
     def flush(self) -> list[str]:
         rest, self._buffer = self._buffer.strip(), ""
@@ -39,7 +43,8 @@ class SentenceChunker:
         for match in _SENTENCE_END.finditer(self._buffer):
             if match.end() >= self.min_chars:
                 return match.end()
-        if len(self._buffer) > self.max_chars:
+        limit = self.max_chars if self._emitted else self.first_max_chars
+        if len(self._buffer) > limit:
             clauses = [m.end() for m in _CLAUSE_END.finditer(self._buffer)]
             return clauses[-1] if clauses else self._buffer.rfind(" ") + 1 or None
         return None

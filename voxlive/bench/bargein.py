@@ -1,0 +1,172 @@
+"""`voxlive bench bargein`: how fast talking over the reply silences it, and whether
+anything but real speech does.
+
+Over real WebRTC on loopback, with the profile's real models:
+
+- latency trials: ask for a story, talk over it after 0.8-1.6 s; the daemon's
+  `barge_in` event gives onset-to-silence (the user's first voiced audio arriving to the
+  end of the last reply frame sent) and the frames sent after the decision; the caller
+  measures the same from its side (first interrupting sample sent to last loud frame
+  received), which adds both network legs.
+- false-interruption corpus: the reply played back into the microphone at several
+  levels and delays (open speakers), short noises, and backchannels ("mm-hm"). A
+  false stop is an `interrupted` event: the reply was cut. A pause that resumes is
+  counted separately (the reply paused and went on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+from typing import Any
+
+import numpy as np
+
+from voxlive.audio.resample import CALL_RATE
+from voxlive.bench.latency import percentiles, question_audio
+
+STORY = "Tell me a long story about a dragon who lives in a castle."
+INTERRUPTIONS = ("Stop, please.", "Wait a moment.", "Hold on, I have a question.")
+ECHO_LEVELS = (0.2, 0.5, 1.0)
+ECHO_DELAYS_S = (0.06, 0.15, 0.3)
+OBSERVE_S = 6.0
+
+
+def noises() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    t = np.arange(int(0.06 * CALL_RATE)) / CALL_RATE
+    knock = (np.sin(2 * np.pi * 180 * t) * np.exp(-t * 60) * 0.8).astype(np.float32)
+    click = np.zeros(int(0.01 * CALL_RATE), np.float32)
+    click[:40] = 0.9
+    cough = rng.standard_normal(int(0.25 * CALL_RATE)).astype(np.float32)
+    cough *= np.hanning(len(cough)).astype(np.float32) * 0.4
+    return {"click": click, "knock": knock, "cough_burst": cough}
+
+
+async def start_call(url: str, echo_gain: float = 0.0, echo_delay_s: float = 0.0) -> Any:
+    from voxlive.bench.client import CallClient
+
+    client = CallClient(url)
+    client.mic.echo_gain, client.mic.echo_delay_s = echo_gain, echo_delay_s
+    await client.connect()
+    return client
+
+
+async def story_playing(client: Any, models: Any) -> int:
+    mark = len(client.events)
+    client.mic.say(question_audio(models, STORY))
+    speaking = await client.wait_for(
+        lambda e: e["type"] in ("error",) or (e["type"] == "state" and e["state"] == "speaking"),
+        timeout=60, start=mark)
+    if speaking["type"] == "error":
+        raise RuntimeError(f"the story failed: {speaking['message']}")
+    return client.events.index(speaking)
+
+
+async def latency_trial(url: str, models: Any, seed: int) -> dict[str, Any]:
+    client = await start_call(url)
+    try:
+        mark = await story_playing(client, models)
+        await asyncio.sleep(random.Random(seed).uniform(0.8, 1.6))
+        client.mic.say(question_audio(models, INTERRUPTIONS[seed % len(INTERRUPTIONS)]))
+        event = await client.wait_for(lambda e: e["type"] == "barge_in", 15, mark)
+        await asyncio.sleep(0.5)
+        said = client.mic.said_at[-1]
+        loud = [t for t in client.loud_frames_at() if said <= t <= said + 1.0]
+        caller_ms = (max(loud) + 0.02 - said) * 1000 if loud else 0.0
+        return {**event, "caller_onset_to_silence_ms": round(caller_ms, 1)}
+    finally:
+        await client.close()
+
+
+async def false_interruption_trial(url: str, models: Any, kind: str, echo: tuple[float, float]
+                                   | None = None, sound: np.ndarray | None = None
+                                   ) -> dict[str, Any]:
+    gain, delay = echo or (0.0, 0.0)
+    client = await start_call(url, gain, delay)
+    try:
+        mark = await story_playing(client, models)
+        if sound is not None:
+            await asyncio.sleep(1.0)
+            client.mic.say(sound)
+        await asyncio.sleep(OBSERVE_S)
+        kinds = [e["type"] for e in client.events[mark:]]
+        return {
+            "kind": kind, "echo_gain": gain, "echo_delay_s": delay,
+            "false_stop": "interrupted" in kinds,
+            "paused": kinds.count("speech_started"),
+            "resumed": kinds.count("resumed"),
+        }
+    finally:
+        await client.close()
+
+
+async def measure(config: Any, profile_name: str, models: Any, trials: int) -> dict[str, Any]:
+    from voxlive.bench.speech import espeak, have_espeak
+    from voxlive.server.app import Daemon, running
+
+    daemon = Daemon(config, profile_name, models, host="127.0.0.1")
+    async with running(daemon) as url:
+        latency = []
+        for i in range(trials):
+            latency.append(await latency_trial(url, models, seed=i))
+            print(f"barge-in {i + 1}/{trials}: {latency[-1]['onset_to_silence_ms']} ms",
+                  file=sys.stderr)
+        corpus = []
+        for gain in ECHO_LEVELS:
+            for delay in ECHO_DELAYS_S:
+                corpus.append(await false_interruption_trial(url, models, "echo", (gain, delay)))
+                print(f"echo gain {gain} delay {delay}: {corpus[-1]}", file=sys.stderr)
+        for name, sound in noises().items():
+            corpus.append(await false_interruption_trial(url, models, name, sound=sound))
+            print(f"{name}: {corpus[-1]}", file=sys.stderr)
+        if have_espeak():
+            for word in ("mm-hm", "uh-huh", "yeah"):
+                sound = espeak(word, CALL_RATE)
+                corpus.append(await false_interruption_trial(url, models, f"backchannel {word}",
+                                                             sound=sound))
+                print(f"{word}: {corpus[-1]}", file=sys.stderr)
+    return {
+        "benchmark": "barge_in",
+        "profile": profile_name,
+        "turn_settings": config.turn.model_dump(),
+        "latency": {
+            "onset_to_silence_ms": percentiles([t["onset_to_silence_ms"] for t in latency]),
+            "onset_to_decision_ms": percentiles([t["onset_to_decision_ms"] for t in latency]),
+            "caller_onset_to_silence_ms": percentiles(
+                [t["caller_onset_to_silence_ms"] for t in latency]),
+            "max_frames_after_decision": max(t["frames_after_decision"] for t in latency),
+            "trials": latency,
+        },
+        "false_interruptions": {
+            "trials": len(corpus),
+            "false_stops": sum(t["false_stop"] for t in corpus),
+            "paused_then_resumed": sum(1 for t in corpus if t["paused"] and t["resumed"]),
+            "corpus": corpus,
+        },
+    }
+
+
+def run_bargein_bench(config: Any, profile_name: str | None, trials: int, as_json: bool) -> int:
+    from voxlive.cli import load_or_explain
+
+    if not 1 <= trials <= 50:
+        print("voxlive bench: --trials must be between 1 and 50", file=sys.stderr)
+        return 2
+    name, models = load_or_explain(config, profile_name)
+    result = asyncio.run(measure(config, name, models, trials))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return 0
+    lat, false = result["latency"], result["false_interruptions"]
+    print(f"barge-in, profile {name}, {trials} trials")
+    for key in ("onset_to_decision_ms", "onset_to_silence_ms", "caller_onset_to_silence_ms"):
+        print(f"  {key:28} p50 {lat[key]['p50']:7.1f}  p95 {lat[key]['p95']:7.1f}")
+    print(f"  frames sent after the decision (max): {lat['max_frames_after_decision']}")
+    print(f"false interruptions: {false['false_stops']} false stops in {false['trials']} trials "
+          f"({false['paused_then_resumed']} paused and resumed)")
+    print(json.dumps({"latency": {k: v for k, v in lat.items() if k != "trials"},
+                      "false_stops": false["false_stops"], "trials": false["trials"]}))
+    return 0
