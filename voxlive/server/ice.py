@@ -4,7 +4,8 @@ aiortc adds Google's public STUN server when no ICE servers are given, and aioic
 offers host candidates on every interface except loopback. voxlive instead uses
 only the STUN/TURN servers the config names, and when it listens on a loopback
 address it offers loopback candidates only and ignores remote candidates that are
-not loopback, so a local call never sends a packet off this machine.
+not loopback (in the offer, and as the source of connectivity checks), so a local
+call sends packets to loopback addresses only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,19 @@ from voxlive.config import IceServer
 
 _CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ", re.IGNORECASE)
 _original_get_host_addresses = aioice.ice.get_host_addresses
+_original_request_received = aioice.ice.Connection.request_received
+
+
+def _loopback_request_received(self, message, addr, protocol):  # noqa: ANN001, ANN202
+    """Ignore connectivity checks from non-loopback sources.
+
+    A browser may send its checks to our 127.0.0.1 candidate from a socket bound to
+    one of this host's other addresses; answering would make that address a
+    (peer-reflexive) candidate and media would flow to it.
+    """
+    if not is_loopback(addr[0]):
+        return None
+    return _original_request_received(self, message, addr, protocol)
 
 
 def is_loopback(host: str) -> bool:
@@ -41,14 +55,16 @@ def rtc_configuration(servers: list[IceServer]) -> RTCConfiguration:
 
 
 def apply_host_policy(host: str) -> None:
-    """Make aioice gather host candidates on loopback only when serving loopback.
+    """When serving loopback, make aioice gather and accept loopback candidates only.
 
-    aioice asks one module-level function for the host's addresses; the policy is
-    per process, like the address the daemon listens on.
+    aioice asks one module-level function for the host's addresses and one method
+    handles incoming checks; the policy is per process, like the daemon's address.
     """
     if not is_loopback(host):
         aioice.ice.get_host_addresses = _original_get_host_addresses
+        aioice.ice.Connection.request_received = _original_request_received
         return
+    aioice.ice.Connection.request_received = _loopback_request_received
 
     def loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         addresses = []
