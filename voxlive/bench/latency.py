@@ -2,8 +2,8 @@
 
 The daemon and an aiortc caller run in this process; the caller speaks questions
 made with espeak-ng (or the profile's own TTS when espeak-ng is missing), one new call
-per question, waits for each reply to finish, and collects the `turn_latency` events. Prints p50/p95 of
-voice-to-voice and of each stage, as a table or as JSON.
+per question, waits for each reply to finish, and collects the `turn_latency` events.
+Prints p50/p95 of voice-to-voice and of each stage, as a table or as JSON.
 """
 
 from __future__ import annotations
