@@ -129,3 +129,9 @@ def test_the_cli_reports_a_bad_config_and_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "profiles.p.stt.backend: unknown backend 'whisper'" in result.stderr
     assert "profiles.p.llm.model: required key is missing" in result.stderr
+
+
+def test_the_shipped_turn_settings_are_the_documented_defaults(config) -> None:  # noqa: ANN001
+    from voxlive.config import TurnSettings
+
+    assert config.turn == TurnSettings()

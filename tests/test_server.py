@@ -94,6 +94,13 @@ async def test_a_call_works_after_bad_offers_and_answers_loopback_only(double_se
         assert reply["text"] == "The capital of France is Paris. It is lovely in spring."
         latency = await client.wait_for(lambda e: e["type"] == "turn_latency", timeout=30)
         assert latency["voice_to_voice_ms"] > latency["stt_ms"] > 0
+
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as r:
+            metrics = await r.text()
+        count = re.search(r"^voxlive_voice_to_voice_seconds_count (\d+)$", metrics, re.M)
+        assert count and int(count.group(1)) >= 1
+        assert re.search(r"^voxlive_active_calls 1$", metrics, re.M)
+        assert 'voxlive_voice_to_voice_seconds_bucket{le="+Inf"}' in metrics
     finally:
         await client.close()
 

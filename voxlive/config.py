@@ -87,10 +87,36 @@ class EspeakTts(Strict):
     pitch: int = Field(50, ge=0, le=99)
 
 
+DEFAULT_VISION_LABELS = [
+    "a person", "a face", "several people", "a hand", "a cup", "a mug", "a bottle", "a phone",
+    "a book", "a laptop", "a keyboard", "a pen", "a cat", "a dog", "a plant", "a flower",
+    "an apple", "a banana", "a toy", "a chair", "a window", "an office", "a kitchen",
+    "a living room", "a street", "outdoors", "a thumbs-up gesture", "a waving hand",
+    "something red", "something blue", "something green", "something yellow",
+    "something black", "something white",
+]
+
+
+class OpenCVVision(Strict):
+    backend: Literal["opencv"]
+    max_side: int = Field(320, ge=64, description="frames are shrunk to this before analysis")
+
+
+class SiglipVision(Strict):
+    backend: Literal["siglip"]
+    model: str = "google/siglip-so400m-patch14-384"
+    device: str = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    labels: list[str] = Field(default_factory=lambda: list(DEFAULT_VISION_LABELS))
+    top_k: int = Field(3, ge=1)
+    min_score: float = Field(0.05, ge=0, le=1)
+
+
 VadConfig = Annotated[SileroVad, Field(discriminator="backend")]
 SttConfig = Annotated[FasterWhisperStt, Field(discriminator="backend")]
 LlmConfig = Annotated[LlamaCppLlm | OpenAILlm, Field(discriminator="backend")]
 TtsConfig = Annotated[PiperTts | EspeakTts, Field(discriminator="backend")]
+VisionConfig = Annotated[OpenCVVision | SiglipVision, Field(discriminator="backend")]
 
 
 class Profile(Strict):
@@ -98,6 +124,7 @@ class Profile(Strict):
     stt: SttConfig
     llm: LlmConfig
     tts: TtsConfig
+    vision: VisionConfig | None = None
 
 
 # --- the rest ---------------------------------------------------------------------------
@@ -119,7 +146,7 @@ class TurnSettings(Strict):
         True, description="full duplex: user speech interrupts the reply; false: half duplex"
     )
     barge_in_min_speech_ms: int = Field(
-        160, ge=0, description="voiced audio during the reply that pauses it"
+        128, ge=0, description="voiced audio during the reply that pauses it"
     )
     barge_in_min_words: int = Field(
         1, ge=0, description="words (not 'mm-hm') that confirm an interruption; 0: speech alone"

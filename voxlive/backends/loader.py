@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from typing import Any
 from voxlive.audio.vad import SileroVad
 from voxlive.backends.base import BackendError, LanguageModel, SpeechToText, TextToSpeech
 from voxlive.config import Profile, resolve_model
+
+log = logging.getLogger(__name__)
 
 
 def _build_vad(config: Any) -> SileroVad:
@@ -89,6 +92,7 @@ def load_models(profile: Profile, progress: bool | None = None) -> Models:
         for stage in bar:
             bar.set_postfix_str(f"{stage}: {getattr(profile, stage).backend}")
             loaded[stage], seconds[stage] = load_stage(stage, profile)
+            log.info("%s: %s loaded in %.2f s", stage, loaded[stage].description, seconds[stage])
     models = Models(load_seconds=seconds, **loaded)
     warm_up(models)
     return models

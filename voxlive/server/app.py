@@ -30,6 +30,7 @@ from voxlive.server.ice import (
     is_loopback,
     rtc_configuration,
 )
+from voxlive.server.metrics import Metrics
 from voxlive.session import CallSession
 from voxlive.transports.webrtc import OutputAudioTrack, pump_input
 
@@ -45,11 +46,13 @@ class Call:
     call_id: str
     pc: RTCPeerConnection
     session: CallSession
+    metrics: Metrics
     channel: RTCDataChannel | None = None
     queued: list[str] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def send_event(self, event: dict[str, Any]) -> None:
+        self.metrics.observe_event(event)
         text = json.dumps(event)
         if self.channel is not None and self.channel.readyState == "open":
             self.channel.send(text)
@@ -91,6 +94,7 @@ class Daemon:
         self.host = host
         self.kiosk = kiosk
         self.calls: dict[str, Call] = {}
+        self.metrics = Metrics()
         self.vad_threshold = config.profile(profile_name).vad.threshold
         apply_host_policy(host)
 
@@ -105,7 +109,7 @@ class Daemon:
             )
         call_id = uuid.uuid4().hex[:12]
         pc = RTCPeerConnection(rtc_configuration(self.config.server.ice_servers))
-        call = Call(call_id, pc, session=None)  # type: ignore[arg-type]
+        call = Call(call_id, pc, session=None, metrics=self.metrics)  # type: ignore[arg-type]
         call.session = CallSession(
             self.models, self.config, self.vad_threshold, call.send_event, call_id
         )
@@ -115,6 +119,7 @@ class Daemon:
         except Exception:
             await self.hang_up(call_id)
             raise
+        self.metrics.call_started()
         call.send_event({"type": "ready", "call_id": call_id, "profile": self.profile_name})
         call.send_event({"type": "state", "state": call.session.core.state.value})
         return pc.localDescription
@@ -231,6 +236,12 @@ async def healthz(request: web.Request) -> web.Response:
     })
 
 
+async def metrics(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    return web.Response(text=daemon.metrics.render(len(daemon.calls)),
+                        content_type="text/plain", charset="utf-8")
+
+
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html")
 
@@ -242,6 +253,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/offer", offer)
     app.router.add_get("/config", client_config)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_static("/static", WEB_DIR)
 
     async def on_shutdown(app: web.Application) -> None:

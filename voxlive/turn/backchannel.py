@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 BACKCHANNELS = frozenset({
-    "mm", "mmm", "hm", "hmm", "mhm", "mm-hm", "mm-hmm", "uh-huh", "uh", "um", "ah", "oh",
-    "yeah", "yep", "yes", "ok", "okay", "right", "sure", "aha", "huh",
+    "mm", "mmm", "hm", "hmm", "mhm", "mhmm", "mm-hm", "mm-hmm", "mm-mm", "hm-hmm",
+    "uh-huh", "uh-uh", "uh-hm", "uh", "um", "ah", "oh", "aha", "huh",
+    "yeah", "yep", "yes", "ok", "okay", "right", "sure",
 })
 
 

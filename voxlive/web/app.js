@@ -375,6 +375,9 @@ const EVENT_HANDLERS = new Map([
   ['assistant_text', (ev) => updateAssistantEntry(ev.turn, ev.text, ev.final)],
   ['turn_latency', (ev) => updateLatencyRow(ev)],
   ['interrupted', (ev) => markInterrupted(ev.turn, ev.heard_text)],
+  ['barge_in', (ev) => noteBargeIn(ev.turn, ev.onset_to_silence_ms)],
+  ['resumed', () => {}],
+  ['turn_committed', () => {}],
   ['error', (ev) => addErrorLine(ev.message, ev.stage)],
   ['pong', () => {}],
 ]);
@@ -510,6 +513,13 @@ function markInterrupted(turn, heardText) {
     entry.textContent = heardText || '';
     entry.dataset.final = 'true';
   });
+}
+
+// How fast the reply went quiet under the user's voice, shown on hover and in the label.
+function noteBargeIn(turn, ms) {
+  const entry = transcriptEntry('assistant', turn);
+  entry.dataset.bargeInMs = formatMs(ms);
+  entry.title = `went quiet ${formatMs(ms)} ms after you started talking`;
 }
 
 // Keeps the newest text in view, unless the user has scrolled up to read older turns.
