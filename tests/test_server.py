@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import requires_espeak
 from voxlive.bench.client import CallClient
 from voxlive.bench.speech import espeak
+from voxlive.emotion.style import TAG_GUIDE, prompt_tag
 from voxlive.server.ice import filter_remote_candidates
 
 pytestmark = requires_espeak
@@ -33,7 +34,7 @@ async def test_health_config_and_page(double_server) -> None:  # noqa: ANN001
         async with http.get(f"{url}/healthz") as r:
             health = await r.json()
         assert r.status == 200 and health["status"] == "ok" and health["calls"] == 0
-        assert set(health["models"]) == {"vad", "stt", "llm", "tts"}
+        assert set(health["models"]) == {"vad", "stt", "llm", "tts", "emotion"}
         async with http.get(f"{url}/config") as r:
             assert await r.json() == {"ice_servers": [], "profile": "double", "kiosk": False}
         async with http.get(f"{url}/") as r:
@@ -69,7 +70,8 @@ async def test_bad_offers_get_a_clear_4xx(double_server, body: str, status: int,
     assert daemon.calls == {}  # nothing half-set-up is left behind
 
 
-async def test_a_call_works_after_bad_offers_and_answers_loopback_only(double_server) -> None:  # noqa: ANN001
+async def test_a_call_works_after_bad_offers_and_answers_loopback_only(  # noqa: ANN001
+        double_server, vllm_double) -> None:
     url, daemon = double_server
     await post_offer(url, "garbage")
     client = CallClient(url)
@@ -92,6 +94,14 @@ async def test_a_call_works_after_bad_offers_and_answers_loopback_only(double_se
         reply = await client.wait_for(
             lambda e: e["type"] == "assistant_text" and e["final"], timeout=30)
         assert reply["text"] == "The capital of France is Paris. It is lovely in spring."
+
+        # How the question sounded reached the LLM: explained in the system prompt, and
+        # as a tag on the user's turn when the estimate is confident.
+        emotion = next(e for e in client.events if e["type"] == "user_emotion")
+        prompt = vllm_double.requests[-1]["messages"]
+        assert TAG_GUIDE in prompt[0]["content"]
+        tag = prompt_tag(emotion["label"], emotion["confidence"])
+        assert prompt[-1]["content"] == tag + said["text"]
         latency = await client.wait_for(lambda e: e["type"] == "turn_latency", timeout=30)
         assert latency["voice_to_voice_ms"] > latency["stt_ms"] > 0
 

@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="barge-in latency and false interruptions (echo, noises, backchannels)")
     bargein.add_argument("--trials", type=int, default=6, help="barge-in trials (default 6)")
     bargein.add_argument("--json", action="store_true", help="print JSON only")
+    vision = bench_kinds.add_parser(
+        "vision", parents=[common],
+        help="latency a looking turn adds, and the CPU a camera track costs per call")
+    vision.add_argument("--calls", type=int, default=2, help="concurrent calls (default 2)")
+    vision.add_argument("--json", action="store_true", help="print JSON only")
     return parser
 
 
@@ -80,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             return serve(config, args)
         if args.command == "doctor":
             return doctor(config, args.profile)
+        if args.command == "bench" and args.bench == "vision":
+            from voxlive.bench.vision import run_vision_bench
+
+            return run_vision_bench(config, args.config, args.profile, args.calls, args.json)
         if args.command == "bench" and args.bench == "bargein":
             from voxlive.bench.bargein import run_bargein_bench
 
@@ -139,6 +148,8 @@ def doctor(config, profile_name: str | None) -> int:  # noqa: ANN001
     ok = not problems
     for stage in BUILDERS:
         stage_config = getattr(profile, stage)
+        if stage_config is None:
+            continue
         model = getattr(stage_config, "model", None) or getattr(stage_config, "voice", "")
         line = f"  {stage:4} {stage_config.backend:15} {model}"
         if problems:

@@ -112,11 +112,36 @@ class SiglipVision(Strict):
     min_score: float = Field(0.05, ge=0, le=1)
 
 
+class ProsodyEmotion(Strict):
+    """Arousal from pitch, energy, rate and pauses, normalised per caller: no model file."""
+
+    backend: Literal["prosody"]
+    min_speech_s: float = Field(0.5, gt=0, description="less voiced audio gives 'unknown'")
+
+
+class SpeechBrainEmotion(Strict):
+    backend: Literal["speechbrain"]
+    model: str = "speechbrain/emotion-recognition-wav2vec2-IEMOCAP"
+    device: str = "cpu"
+
+
 VadConfig = Annotated[SileroVad, Field(discriminator="backend")]
 SttConfig = Annotated[FasterWhisperStt, Field(discriminator="backend")]
 LlmConfig = Annotated[LlamaCppLlm | OpenAILlm, Field(discriminator="backend")]
 TtsConfig = Annotated[PiperTts | EspeakTts, Field(discriminator="backend")]
 VisionConfig = Annotated[OpenCVVision | SiglipVision, Field(discriminator="backend")]
+EmotionConfig = Annotated[ProsodyEmotion | SpeechBrainEmotion, Field(discriminator="backend")]
+
+
+class LookSettings(Strict):
+    """When the assistant looks through the camera (see voxlive/turn/look.py)."""
+
+    at_call_start: bool = Field(True, description="describe the scene once the camera is on")
+    on_intent: bool = Field(True, description="look when the user's words ask for it")
+    min_interval_s: float = Field(2.0, ge=0, description="never grab frames more often")
+    scene_change: float = Field(
+        12.0, ge=0, description="grey-level difference that counts as a new scene"
+    )
 
 
 class Profile(Strict):
@@ -125,6 +150,7 @@ class Profile(Strict):
     llm: LlmConfig
     tts: TtsConfig
     vision: VisionConfig | None = None
+    emotion: EmotionConfig | None = None
 
 
 # --- the rest ---------------------------------------------------------------------------
@@ -188,6 +214,7 @@ class VoxliveConfig(Strict):
     profiles: dict[str, Profile]
     turn: TurnSettings = Field(default_factory=TurnSettings)
     assistant: AssistantSettings = Field(default_factory=AssistantSettings)
+    look: LookSettings = Field(default_factory=LookSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
 
     def profile(self, name: str | None = None) -> Profile:
@@ -254,7 +281,8 @@ def _describe(err: dict[str, Any]) -> str:
 
 
 def _is_union_tag(part: Any) -> bool:
-    return part in {"silero", "faster-whisper", "llama-cpp", "openai", "piper", "espeak-ng"}
+    return part in {"silero", "faster-whisper", "llama-cpp", "openai", "piper", "espeak-ng",
+                    "opencv", "siglip", "prosody", "speechbrain"}
 
 
 # --- checking the machine ---------------------------------------------------------------
@@ -267,9 +295,15 @@ BACKEND_PACKAGES: dict[str, tuple[str, str]] = {
     "openai": ("aiohttp", "pip install aiohttp"),
     "piper": ("piper", "pip install 'voxlive[piper]'  (piper-tts is GPL-3.0)"),
     "espeak-ng": ("", "apt-get install espeak-ng"),
+    "opencv": ("cv2", "pip install 'voxlive[vision]'  (opencv-python-headless)"),
+    "siglip": ("transformers", "pip install 'voxlive[siglip]'  (torch and transformers)"),
+    "prosody": ("numpy", "pip install numpy"),
+    "speechbrain": ("speechbrain", "pip install 'voxlive[emotion]'  (speechbrain, torchaudio)"),
 }
 
-MODEL_FIELDS = {"vad": "model", "stt": "model", "llm": "model", "tts": "voice"}
+MODEL_FIELDS = {"vad": "model", "stt": "model", "llm": "model", "tts": "voice",
+                "vision": "model", "emotion": "model"}
+STAGES = ("vad", "stt", "llm", "tts", "vision", "emotion")
 
 
 def check_profile(config: VoxliveConfig, profile_name: str | None = None) -> list[str]:
@@ -277,8 +311,10 @@ def check_profile(config: VoxliveConfig, profile_name: str | None = None) -> lis
     name = profile_name or config.default_profile
     profile = config.profile(name)
     problems: list[str] = []
-    for stage in ("vad", "stt", "llm", "tts"):
+    for stage in STAGES:
         stage_config = getattr(profile, stage)
+        if stage_config is None:
+            continue  # an optional stage that this profile does not use
         key = f"profiles.{name}.{stage}"
         module, install = BACKEND_PACKAGES[stage_config.backend]
         if module and importlib.util.find_spec(module) is None:

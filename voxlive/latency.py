@@ -14,6 +14,8 @@ from dataclasses import dataclass
 STAGES = (
     "endpointing_ms",
     "stt_ms",
+    "emotion_wait_ms",
+    "vision_ms",
     "llm_first_token_ms",
     "first_sentence_ms",
     "tts_first_audio_ms",
@@ -31,6 +33,8 @@ class TurnTiming:
     transcribe_started: float  # at the speculative end of the turn
     committed: float | None = None  # at the end of the turn: the reply may play
     transcribed: float | None = None
+    vision_s: float = 0.0  # looking through the camera for this turn (0 when it did not)
+    emotion_wait_s: float = 0.0  # waiting for the emotion stage after STT finished
     llm_first_token: float | None = None
     first_sentence: float | None = None
     first_audio_queued: float | None = None
@@ -46,6 +50,8 @@ class TurnTiming:
             "voice_to_voice_ms": ms(self.first_frame_sent, self.last_voiced),
             "endpointing_ms": ms(self.committed, self.last_voiced),
             "stt_ms": ms(self.transcribed, self.transcribe_started),
+            "emotion_wait_ms": round(self.emotion_wait_s * 1000, 1),
+            "vision_ms": round(self.vision_s * 1000, 1),
             "llm_first_token_ms": ms(self.llm_first_token, self.transcribed),
             "first_sentence_ms": ms(self.first_sentence, self.transcribed),
             "tts_first_audio_ms": ms(self.first_audio_queued, self.first_sentence),

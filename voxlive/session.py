@@ -8,6 +8,7 @@ in worker threads; only bookkeeping runs on the event loop.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from collections import deque
@@ -26,6 +27,7 @@ from voxlive.audio.vad import WINDOW_S
 from voxlive.backends.base import BackendError
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
+from voxlive.emotion.style import TAG_GUIDE, prompt_tag, reply_style
 from voxlive.latency import TurnTiming, now
 from voxlive.turn.chunker import SentenceChunker
 from voxlive.turn.conversation import Conversation
@@ -49,6 +51,8 @@ from voxlive.turn.core import (
     TurnCore,
     VadWindow,
 )
+from voxlive.turn.look import LookPolicy, SceneCache, asks_to_look, scene_signature
+from voxlive.vision.frames import LatestFrame
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,8 @@ class BargeInTiming:
     frames_after_decision: int = 0
 
 EventSink = Callable[[dict[str, Any]], None]
+CALL_TASK = -1
+"""Key in `_tasks` (otherwise keyed by generation) of work that belongs to no turn."""
 
 
 class CallSession:
@@ -71,9 +77,12 @@ class CallSession:
         self.call_id = call_id
         self.send_event = send_event
         self.core = TurnCore(config.turn, vad_threshold)
-        self.conversation = Conversation(
-            config.assistant.system_prompt, config.assistant.max_history_messages
-        )
+        system_prompt = config.assistant.system_prompt
+        if models.emotion is not None:
+            system_prompt = f"{system_prompt}\n{TAG_GUIDE}"
+        self.conversation = Conversation(system_prompt, config.assistant.max_history_messages)
+        self._speaker = models.emotion.new_speaker() if models.emotion is not None else None
+        self._emotion: dict[int, Any] = {}
         turn = config.turn
         self.echo = EchoGuard(turn.echo_correlation) if turn.echo_guard else None
         self.output = AudioOutput(
@@ -88,12 +97,17 @@ class CallSession:
         self._audio = RecentAudio(MODEL_RATE, keep)
         self._windows = 0
         self._window_wall: deque[tuple[float, float]] = deque(maxlen=256)  # (t, arrival)
+        self._clock_offsets: deque[float] = deque(maxlen=500)  # 10 s of 20 ms frames
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._user_text: dict[int, str] = {}
         self._reply_text: dict[int, str] = {}
         self._timing: dict[int, TurnTiming] = {}
         self._closed = False
         self._barge_in: BargeInTiming | None = None
+        self.camera = LatestFrame()
+        self._look_policy = LookPolicy(config.look.min_interval_s)
+        self._scenes = SceneCache(config.look.scene_change)
+        self._last_scene: Any = None
         self._last_loud_frame = 0.0
 
     # --- input ------------------------------------------------------------------------
@@ -106,7 +120,7 @@ class CallSession:
         """16 kHz mono float32 input audio, in stream order."""
         if self._closed:
             return
-        arrived = now()
+        arrived = self._arrival_time(len(samples))
         self._audio.append(samples)
         loop = asyncio.get_running_loop()
         decisions = await loop.run_in_executor(None, self._analyse, samples, arrived)
@@ -115,6 +129,19 @@ class CallSession:
             t = self._windows * WINDOW_S
             self._window_wall.append((t, arrived))
             self._handle(VadWindow(t, probability, WINDOW_S, echo))
+
+    def _arrival_time(self, count: int) -> float:
+        """When the end of these samples really arrived.
+
+        Audio arrives in real time, but this loop may take it from the transport late
+        (when the CPU is busy). The smallest lag between the stream's clock and the wall
+        clock over the last seconds is the true one; timing the echo check or the
+        latency from the moment we got round to a frame would count that backlog as a
+        longer echo path or a shorter wait.
+        """
+        stream_time = self._audio.total / MODEL_RATE
+        self._clock_offsets.append(now() - stream_time)
+        return min(self._clock_offsets) + stream_time + count / MODEL_RATE
 
     def _analyse(self, samples: np.ndarray, arrived: float) -> list[tuple[float, bool]]:
         """VAD, and the echo check where the VAD hears a voice. Runs in a worker thread."""
@@ -222,42 +249,80 @@ class CallSession:
     async def _transcribe(self, action: Transcribe) -> None:
         audio = self._audio.slice(action.start, action.end)
         loop = asyncio.get_running_loop()
+        timing = self._timing[action.generation]
+        # How it was said is heard beside what was said, so it adds no time to the turn.
+        emotion_job = None
+        if self.models.emotion is not None:
+            emotion_job = loop.run_in_executor(
+                None, self.models.emotion.analyse, audio, self._speaker)
         try:
             text = await loop.run_in_executor(None, self.models.stt.transcribe, audio)
         except Exception as exc:
             raise BackendError("stt", f"transcription failed: {exc}") from exc
-        self._timing[action.generation].transcribed = now()
+        timing.transcribed = now()
+        emotion = await self._emotion_result(emotion_job)
+        timing.emotion_wait_s = now() - timing.transcribed
         if text.strip() and action.generation == self.core.generation:
+            if emotion is not None:
+                self._emotion[action.generation] = emotion
+                self._emit("user_emotion", turn=action.generation, label=emotion.label,
+                           confidence=round(emotion.confidence, 3), backend=emotion.backend,
+                           arousal=emotion.arousal,
+                           scores={k: round(v, 3) for k, v in emotion.scores.items()})
             self._emit("user_transcript", turn=action.generation, text=text.strip())
         self._handle(Transcribed(action.generation, text))
 
+    async def _emotion_result(self, job: Any) -> Any:
+        """The emotion estimate, or None; a failing emotion stage never fails the turn."""
+        if job is None:
+            return None
+        try:
+            return await job
+        except Exception as exc:
+            log.warning("emotion stage failed: %s", exc)
+            self._emit("error", message=f"emotion recognition failed: {exc}", stage="emotion")
+            return None
+
     async def _reply(self, generation: int, user_text: str) -> None:
         timing = self._timing[generation]
+        emotion = self._emotion.pop(generation, None)
+        style = "default"
+        if emotion is not None:
+            style = reply_style(emotion.label, emotion.confidence)
+            user_text = prompt_tag(emotion.label, emotion.confidence) + user_text
+            self._user_text[generation] = user_text  # the history keeps the tag too
+        camera = None
+        if self.config.look.on_intent and asks_to_look(user_text):
+            started = now()
+            scene = await self.look("intent", generation)
+            timing.vision_s = now() - started
+            camera = scene.caption if scene is not None else None
         chunker = SentenceChunker()
-        stream = self.models.llm.stream(self.conversation.messages_for(user_text))
+        stream = self.models.llm.stream(self.conversation.messages_for(user_text, camera))
         spoken: list[str] = []
         try:
             async for piece in stream:
                 if timing.llm_first_token is None:
                     timing.llm_first_token = now()
                 for sentence in chunker.push(piece):
-                    await self._speak(generation, sentence, spoken, timing)
+                    await self._speak(generation, sentence, spoken, timing, style)
         finally:
             await stream.aclose()
         for sentence in chunker.flush():
-            await self._speak(generation, sentence, spoken, timing)
+            await self._speak(generation, sentence, spoken, timing, style)
         self._reply_text[generation] = " ".join(spoken)
         self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=True)
         self.output.finish(generation)
 
     async def _speak(self, generation: int, sentence: str, spoken: list[str],
-                     timing: TurnTiming) -> None:
+                     timing: TurnTiming, style: str = "default") -> None:
         if timing.first_sentence is None:
             timing.first_sentence = now()
         tts = self.models.tts
         loop = asyncio.get_running_loop()
         try:
-            chunks = await loop.run_in_executor(None, lambda: list(tts.synthesize(sentence)))
+            chunks = await loop.run_in_executor(
+                None, lambda: list(tts.synthesize(sentence, style)))
         except BackendError:
             raise
         except Exception as exc:
@@ -269,6 +334,60 @@ class CallSession:
         self.output.push(generation, samples, sentence)
         spoken.append(sentence)
         self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=False)
+
+    # --- the camera -------------------------------------------------------------------
+
+    def on_camera_frame(self, frame: Any) -> None:
+        """Called by the transport for every video frame: keeps a reference, no decoding."""
+        first = not self.camera.available
+        self.camera.update(frame)
+        if first and self.config.look.at_call_start and self.models.vision is not None:
+            task = asyncio.get_running_loop().create_task(self._look_at_start())
+            self._tasks[CALL_TASK] = task  # cancelled with the call
+
+    async def _look_at_start(self) -> None:
+        try:
+            await self.look("call_start", turn=0)
+        except Exception as exc:  # a failing camera stage must not end the call
+            log.warning("looking at call start failed: %s", exc)
+            self._emit("error", message=f"vision failed: {exc}", stage="vision")
+
+    async def look(self, reason: str, turn: int) -> Any:
+        """Describe the latest frame: a fresh look, or the cached one if the scene is the
+        same or the last look was less than `look.min_interval_s` ago."""
+        vision = self.models.vision
+        if vision is None or not self.camera.available:
+            return None
+        fresh = self._look_policy.should_look(now(), reason) or self._last_scene is None
+        if not fresh:
+            scene, cached = self._last_scene, True  # looked a moment ago
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                scene, cached = await loop.run_in_executor(None, self._describe_latest)
+            except Exception as exc:
+                raise BackendError("vision", f"describing the camera frame failed: {exc}") from exc
+            self._last_scene = scene
+        self._emit("vision", turn=turn, reason=reason, cached=cached, caption=scene.caption,
+                   labels=[[label, round(score, 3)] for label, score in scene.labels],
+                   backend=scene.backend, thumbnail=scene.details.get("thumbnail"))
+        return scene
+
+    def _describe_latest(self) -> tuple[Any, bool]:
+        """Decode, compare with the last scene, describe if it changed. Worker thread."""
+        from voxlive.vision.base import thumbnail_jpeg
+
+        image = self.camera.rgb()
+        assert image is not None
+        signature = scene_signature(image)
+        cached = self._scenes.get(signature)
+        if cached is not None:
+            return cached, True
+        scene = self.models.vision.describe(image)
+        jpeg = base64.b64encode(thumbnail_jpeg(image)).decode("ascii")
+        scene.details["thumbnail"] = f"data:image/jpeg;base64,{jpeg}"
+        self._scenes.put(signature, scene)
+        return scene, False
 
     # --- output callbacks (from the transport's frame clock) --------------------------
 

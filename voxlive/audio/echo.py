@@ -34,6 +34,7 @@ class EchoGuard:
         self._heard_len = 0
         self._lock = threading.Lock()
         self.last_correlation = 0.0
+        self.last_delay_s = 0.0
 
     def played(self, at: float, frame_48k: np.ndarray) -> None:
         """A 20 ms output frame (int16, 48 kHz) handed to the transport at time `at`."""
@@ -57,23 +58,36 @@ class EchoGuard:
                 return False
             heard = np.concatenate(list(self._heard))[-self.analysis :]
         played = np.concatenate(reference)
-        self.last_correlation = correlation(heard, played)
+        self.last_correlation, offset = best_match(heard, played)
+        # How long ago the matching audio was played: the echo path's delay.
+        self.last_delay_s = (len(played) - offset - len(heard)) / self.rate
         return self.last_correlation >= self.threshold
 
 
 def correlation(x: np.ndarray, reference: np.ndarray) -> float:
     """Max normalised cross-correlation of `x` against every position in `reference`."""
+    return best_match(x, reference)[0]
+
+
+def best_match(x: np.ndarray, reference: np.ndarray) -> tuple[float, int]:
+    """The best normalised cross-correlation of `x` in `reference`, and where it is."""
     n = len(x)
     if len(reference) < n:
-        return 0.0
+        return 0.0, 0
     x = x - x.mean()
     x_energy = float(np.dot(x, x))
     if x_energy < 1e-8:
-        return 0.0
+        return 0.0, 0
     size = 1 << int(np.ceil(np.log2(len(reference) + n)))
     spectrum = np.fft.rfft(reference, size) * np.conj(np.fft.rfft(x, size))
     dots = np.fft.irfft(spectrum, size)[: len(reference) - n + 1]
-    window_energy = np.convolve(reference * reference, np.ones(n), mode="valid")
+    # Energy of every n-long window of the reference, by running sums (a convolution
+    # here would cost n operations per position: tens of ms per check).
+    running = np.concatenate([[0.0], np.cumsum(reference.astype(np.float64) ** 2)])
+    window_energy = running[n:] - running[:-n]
     scores = np.abs(dots) / np.sqrt(x_energy * np.maximum(window_energy, 1e-8))
     scores[window_energy < 1e-6 * n] = 0.0  # silence played: nothing to echo
-    return float(scores.max(initial=0.0))
+    if scores.size == 0:
+        return 0.0, 0
+    best = int(np.argmax(scores))
+    return float(scores[best]), best

@@ -48,6 +48,9 @@ class TextToSpeech(Protocol):
     description: str
     sample_rate: int
 
-    def synthesize(self, text: str) -> Iterator[np.ndarray]:
-        """Yield float32 mono chunks at `sample_rate`. Blocking; stop iterating to cancel."""
+    def synthesize(self, text: str, style: str = "default") -> Iterator[np.ndarray]:
+        """Yield float32 mono chunks at `sample_rate`. Blocking; stop iterating to cancel.
+
+        `style` is one of voxlive.emotion.style.ReplyStyle: "default", "cheerful", "calm".
+        """
         ...

@@ -46,11 +46,33 @@ def _build_tts(config: Any) -> TextToSpeech:
     return EspeakTTS(config)
 
 
+def _build_vision(config: Any) -> Any:
+    if config.backend == "opencv":
+        from voxlive.vision.opencv_backend import OpenCVVisionBackend
+
+        return OpenCVVisionBackend(config)
+    from voxlive.vision.siglip_backend import SiglipVisionBackend
+
+    return SiglipVisionBackend(config)
+
+
+def _build_emotion(config: Any) -> Any:
+    if config.backend == "prosody":
+        from voxlive.emotion.prosody import ProsodyEmotionBackend
+
+        return ProsodyEmotionBackend(config)
+    from voxlive.emotion.speechbrain_backend import SpeechBrainEmotionBackend
+
+    return SpeechBrainEmotionBackend(config)
+
+
 BUILDERS: dict[str, Callable[[Any], Any]] = {
     "vad": _build_vad,
     "stt": _build_stt,
     "llm": _build_llm,
     "tts": _build_tts,
+    "vision": _build_vision,
+    "emotion": _build_emotion,
 }
 
 
@@ -62,6 +84,8 @@ class Models:
     stt: SpeechToText
     llm: LanguageModel
     tts: TextToSpeech
+    vision: Any = None  # voxlive.vision.base.Vision, when the profile has a vision stage
+    emotion: Any = None  # voxlive.emotion.base.EmotionRecognizer, likewise
     load_seconds: dict[str, float] = field(default_factory=dict)
 
     async def aclose(self) -> None:
@@ -88,7 +112,8 @@ def load_models(profile: Profile, progress: bool | None = None) -> Models:
     show = sys.stderr.isatty() if progress is None else progress
     loaded: dict[str, Any] = {}
     seconds: dict[str, float] = {}
-    with tqdm(BUILDERS, desc="loading models", unit="model", disable=not show) as bar:
+    stages = [stage for stage in BUILDERS if getattr(profile, stage) is not None]
+    with tqdm(stages, desc="loading models", unit="model", disable=not show) as bar:
         for stage in bar:
             bar.set_postfix_str(f"{stage}: {getattr(profile, stage).backend}")
             loaded[stage], seconds[stage] = load_stage(stage, profile)

@@ -12,6 +12,9 @@ import numpy as np
 from voxlive.backends.base import BackendError
 from voxlive.config import EspeakTts
 
+STYLE_RATE_PITCH = {"default": (1.0, 0), "cheerful": (1.12, 10), "calm": (0.88, -8)}
+"""Reply style -> (words-per-minute factor, pitch offset)."""
+
 
 class EspeakTTS:
     sample_rate = 22_050
@@ -20,12 +23,13 @@ class EspeakTTS:
         self.config = config
         self.description = f"espeak-ng voice {config.voice}"
 
-    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+    def synthesize(self, text: str, style: str = "default") -> Iterator[np.ndarray]:
+        rate, pitch = STYLE_RATE_PITCH.get(style, (1.0, 0))
         command = [
             "espeak-ng", "--stdout",
             "-v", self.config.voice,
-            "-s", str(self.config.words_per_minute),
-            "-p", str(self.config.pitch),
+            "-s", str(round(self.config.words_per_minute * rate)),
+            "-p", str(min(99, max(0, self.config.pitch + pitch))),
             "--", text,
         ]
         try:

@@ -9,6 +9,9 @@ import numpy as np
 
 from voxlive.config import PiperTts, resolve_model
 
+STYLE_LENGTH_SCALE = {"default": 1.0, "cheerful": 0.85, "calm": 1.25}
+"""Reply style -> piper length_scale factor (below 1 is faster)."""
+
 
 class PiperTTS:
     def __init__(self, config: PiperTts):
@@ -17,14 +20,19 @@ class PiperTTS:
         path = resolve_model(config.voice)
         self.voice = PiperVoice.load(path)
         self.sample_rate = int(self.voice.config.sample_rate)
-        self._synthesis = SynthesisConfig(length_scale=config.length_scale)
+        # Piper has no emotion control; a brisker or slower delivery carries the style.
+        self._styles = {
+            style: SynthesisConfig(length_scale=config.length_scale * factor)
+            for style, factor in STYLE_LENGTH_SCALE.items()
+        }
         self.description = f"piper {path.rsplit('/', 1)[-1]} ({self.sample_rate} Hz)"
         self._lock = threading.Lock()
 
-    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+    def synthesize(self, text: str, style: str = "default") -> Iterator[np.ndarray]:
         # Piper yields one chunk per sentence; the runtime already hands it one
         # sentence at a time, so a cancelled reply stops at the next sentence.
+        synthesis = self._styles.get(style, self._styles["default"])
         with self._lock:
-            chunks = list(self.voice.synthesize(text, syn_config=self._synthesis))
+            chunks = list(self.voice.synthesize(text, syn_config=synthesis))
         for chunk in chunks:
             yield chunk.audio_float_array.astype(np.float32, copy=False)

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from voxlive.audio.output import FRAME_SAMPLES
@@ -90,8 +90,22 @@ class SpeakerTrack(MediaStreamTrack):
         return frame
 
 
+class ImageTrack(VideoStreamTrack):
+    """A camera that shows one picture (HxWx3 uint8 RGB), at VideoStreamTrack's pace."""
+
+    def __init__(self, image: np.ndarray):
+        super().__init__()
+        self.image = image
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame.from_ndarray(self.image, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
 class CallClient:
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, camera: np.ndarray | None = None):
         self.base_url = base_url.rstrip("/")
         self.pc = RTCPeerConnection(rtc_configuration([]))
         self.mic = SpeakerTrack()
@@ -103,6 +117,8 @@ class CallClient:
         self.channel = self.pc.createDataChannel("events")
         self.channel.on("message", self._on_message)
         self.pc.addTrack(self.mic)
+        if camera is not None:
+            self.pc.addTrack(ImageTrack(camera))
         self.pc.on("track", self._on_track)
 
     async def connect(self) -> None:

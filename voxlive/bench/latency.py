@@ -87,6 +87,7 @@ async def measure(config: Any, profile_name: str, models: Any, turns: int) -> di
         "benchmark": "voice_to_voice_latency",
         "profile": profile_name,
         "models": {s: getattr(models, s).description for s in ("vad", "stt", "llm", "tts")},
+        "vision": models.vision.description if models.vision else None,
         "machine": {"cpus": os.cpu_count(),
                     "processor": platform.processor() or platform.machine()},
         "turn_settings": config.turn.model_dump(),

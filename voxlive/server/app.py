@@ -20,7 +20,6 @@ from typing import Any
 
 from aiohttp import web
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
@@ -32,7 +31,7 @@ from voxlive.server.ice import (
 )
 from voxlive.server.metrics import Metrics
 from voxlive.session import CallSession
-from voxlive.transports.webrtc import OutputAudioTrack, pump_input
+from voxlive.transports.webrtc import OutputAudioTrack, pump_input, pump_video
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +146,10 @@ class Daemon:
 
         @pc.on("track")
         def on_track(track: Any) -> None:
-            # Video is not used yet; it is still read, so that it never queues up.
-            work = pump_input(track, call.session) if track.kind == "audio" else _discard(track)
+            if track.kind == "audio":
+                work = pump_input(track, call.session)
+            else:
+                work = pump_video(track, call.session)
             task = asyncio.ensure_future(work)
             call.tasks.add(task)
             task.add_done_callback(call.tasks.discard)
@@ -180,14 +181,6 @@ class Daemon:
         for call_id in list(self.calls):
             await self.hang_up(call_id)
         await self.models.aclose()
-
-
-async def _discard(track: Any) -> None:
-    while True:
-        try:
-            await track.recv()
-        except MediaStreamError:
-            return
 
 
 # --- HTTP -------------------------------------------------------------------------------
@@ -232,7 +225,8 @@ async def healthz(request: web.Request) -> web.Response:
         "profile": daemon.profile_name,
         "calls": len(daemon.calls),
         "models": {stage: getattr(models, stage).description
-                   for stage in ("vad", "stt", "llm", "tts")},
+                   for stage in ("vad", "stt", "llm", "tts", "vision", "emotion")
+                   if getattr(models, stage, None) is not None},
     })
 
 

@@ -53,6 +53,16 @@ class OutputAudioTrack(MediaStreamTrack):
         return frame
 
 
+async def pump_video(track: MediaStreamTrack, session: CallSession) -> None:
+    """Keep the caller's latest camera frame (by reference) until the track ends."""
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        session.on_camera_frame(frame)
+
+
 async def pump_input(track: MediaStreamTrack, session: CallSession) -> None:
     """Feed the caller's audio track into the session until the track ends."""
     while True:

@@ -13,11 +13,21 @@ class Conversation:
     max_messages: int = 12
     turns: list[ChatMessage] = field(default_factory=list)
 
-    def messages_for(self, user_text: str) -> list[ChatMessage]:
-        """The prompt for answering `user_text`; the history is not changed until it is heard."""
+    def messages_for(self, user_text: str, camera: str | None = None) -> list[ChatMessage]:
+        """The prompt for answering `user_text`; the history is not changed until it is heard.
+
+        `camera` describes what the camera shows now; it is part of this prompt only.
+        """
+        context: list[ChatMessage] = []
+        if camera:
+            context.append({"role": "system", "content": (
+                f"What the user's camera shows right now: {camera} "
+                "Use it only if the user's question is about what they show or where they are."
+            )})
         return [
             {"role": "system", "content": self.system_prompt},
             *self.turns[-self.max_messages :],
+            *context,
             {"role": "user", "content": user_text},
         ]
 

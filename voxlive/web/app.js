@@ -14,12 +14,14 @@ const MAX_EVENT_ERROR_LINES = 5;     // keep the banner short if a backend keeps
 const MIC_CONSTRAINTS = {
   audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
 };
+const CAMERA_CONSTRAINTS = { video: { width: { ideal: 640 }, height: { ideal: 480 } } };
 
 // [event field, column title]; the latency table header and rows are both built from this.
 const LATENCY_COLUMNS = [
   ['voice_to_voice_ms', 'Voice-to-voice'],
   ['endpointing_ms', 'Endpointing'],
   ['stt_ms', 'STT'],
+  ['vision_ms', 'Vision'],
   ['llm_first_token_ms', 'LLM 1st token'],
   ['first_sentence_ms', '1st sentence'],
   ['tts_first_audio_ms', 'TTS 1st audio'],
@@ -36,6 +38,7 @@ const ui = {
   transcript: document.getElementById('transcript'),
   latency: document.getElementById('latency'),
   audio: document.getElementById('remote-audio'),
+  camera: document.getElementById('camera'),
 };
 
 // An error whose message is already written for the user (shown as is).
@@ -43,7 +46,7 @@ class UserError extends Error {}
 
 // Everything that belongs to the current call; replaced wholesale on teardown.
 function emptySession() {
-  return { pc: null, dc: null, mic: null, disconnectTimer: null };
+  return { pc: null, dc: null, mic: null, cam: null, disconnectTimer: null };
 }
 let session = emptySession();
 
@@ -109,6 +112,12 @@ async function call() {
     session.dc = openEventsChannel(pc);
     // addTrack gives a sendrecv audio m-line: the answer can use it to send the voice back.
     mic.getAudioTracks().forEach((track) => pc.addTrack(track, mic));
+    // The camera is optional: without it (or if it fails) the call is audio-only.
+    if (ui.camera.checked) {
+      session.cam = await openCamera();
+      if (!stillMine()) return false;
+      if (session.cam) session.cam.getVideoTracks().forEach((t) => pc.addTrack(t, session.cam));
+    }
 
     await pc.setLocalDescription(await pc.createOffer());
     // No trickle ICE on the server: all candidates have to be in the offer SDP.
@@ -164,7 +173,7 @@ function remoteEnded() {
 // flight is cancelled so it cannot overwrite the reason shown for this ending.
 function teardown() {
   attempt++;
-  const { pc, dc, mic, disconnectTimer } = session;
+  const { pc, dc, mic, cam, disconnectTimer } = session;
   clearTimeout(disconnectTimer);
   if (dc) {
     dc.onopen = dc.onclose = dc.onmessage = null;
@@ -175,6 +184,7 @@ function teardown() {
     pc.close();
   }
   stopStream(mic);
+  stopStream(cam);
   ui.audio.srcObject = null;
   session = emptySession();
   voxlive.pc = null;
@@ -226,6 +236,16 @@ async function openMicrophone() {
     return await navigator.mediaDevices.getUserMedia(MIC_CONSTRAINTS);
   } catch (err) {
     throw new UserError(microphoneErrorMessage(err));
+  }
+}
+
+// The daemon grabs a frame only when it needs to look; a small resolution is plenty.
+async function openCamera() {
+  try {
+    return await navigator.mediaDevices.getUserMedia(CAMERA_CONSTRAINTS);
+  } catch (err) {
+    addErrorLine(`Camera unavailable (${err.name || err}); the call goes on without video.`);
+    return null;
   }
 }
 
@@ -377,6 +397,7 @@ const EVENT_HANDLERS = new Map([
   ['interrupted', (ev) => markInterrupted(ev.turn, ev.heard_text)],
   ['barge_in', (ev) => noteBargeIn(ev.turn, ev.onset_to_silence_ms)],
   ['resumed', () => {}],
+  ['vision', (ev) => showVision(ev)],
   ['turn_committed', () => {}],
   ['error', (ev) => addErrorLine(ev.message, ev.stage)],
   ['pong', () => {}],
@@ -515,6 +536,24 @@ function markInterrupted(turn, heardText) {
   });
 }
 
+// What the assistant saw through the camera: a thumbnail and its caption.
+function showVision(ev) {
+  const entry = transcriptEntry('vision', `${ev.turn}-${voxlive.events.length}`);
+  withAutoScroll(() => {
+    const parts = [];
+    if (ev.thumbnail && ev.thumbnail.startsWith('data:image/jpeg;base64,')) {
+      const img = document.createElement('img');
+      img.src = ev.thumbnail;
+      img.alt = 'what the camera showed';
+      parts.push(img);
+    }
+    const caption = document.createElement('span');
+    caption.textContent = ev.caption || '';
+    parts.push(caption);
+    entry.replaceChildren(...parts);
+  });
+}
+
 // How fast the reply went quiet under the user's voice, shown on hover and in the label.
 function noteBargeIn(turn, ms) {
   const entry = transcriptEntry('assistant', turn);
@@ -605,7 +644,9 @@ async function init() {
   window.addEventListener('pagehide', teardown);
 
   // The URL flag needs no round trip; otherwise ask the server.
-  const urlKiosk = new URLSearchParams(window.location.search).get('kiosk') === '1';
+  const params = new URLSearchParams(window.location.search);
+  if (params.get('camera') === '1') ui.camera.checked = true;
+  const urlKiosk = params.get('kiosk') === '1';
   if (urlKiosk || (await fetchConfig()).kiosk) {
     enableKiosk();
     call();

@@ -1,0 +1,319 @@
+"""Speech emotion: prosodic arousal on espeak-ng speech, SpeechBrain's plumbing on a tiny model.
+
+espeak-ng's -p (pitch, 0-99) and -s (words per minute) stand in for a caller who is
+worked up (high and fast) or flat (low and slow): the same words, said differently.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tests.conftest import requires_espeak
+from voxlive.bench.speech import espeak, silence
+from voxlive.emotion.base import UNKNOWN, Emotion
+from voxlive.emotion.prosody import (
+    EXCITED_ABOVE,
+    MIN_TURN_STD_FRACTION,
+    TURN_STD,
+    ProsodyEmotionBackend,
+    ProsodySpeaker,
+    extract_features,
+    label_for,
+    scores_for,
+)
+from voxlive.emotion.speechbrain_backend import _as_probabilities
+
+RATE = 16_000
+SENTENCES = [
+    "I would like to book a table for two people tonight.",
+    "Can you tell me what the weather will be like tomorrow morning?",
+    "My sister is coming to visit us next weekend with her children.",
+]
+WARM_UP = [
+    "The train to the city leaves every twenty minutes on weekdays.",
+    "Please remind me to call the dentist after lunch.",
+    "We planted tomatoes and beans in the garden last spring.",
+    "The meeting has been moved to Thursday afternoon.",
+]
+HIGH_FAST = {"pitch": 80, "words_per_minute": 220}
+LOW_SLOW = {"pitch": 20, "words_per_minute": 120}
+NEUTRAL = {"pitch": 50, "words_per_minute": 160}
+ORDER = {"low": 0, "neutral": 1, "excited": 2}
+
+
+@functools.cache
+def _spoken(text: str, pitch: int, words_per_minute: int, voice: str) -> np.ndarray:
+    audio = espeak(text, RATE, words_per_minute=words_per_minute, pitch=pitch, voice=voice)
+    audio.flags.writeable = False  # shared between tests through the cache
+    return audio
+
+
+def spoken(text: str, pitch: int, words_per_minute: int, voice: str = "en-us") -> np.ndarray:
+    return _spoken(text, pitch, words_per_minute, voice)
+
+
+@pytest.fixture(scope="module")
+def prosody() -> ProsodyEmotionBackend:
+    # voxlive.config's ProsodyEmotionBackend model carries min_speech_s; any such object will do.
+    return ProsodyEmotionBackend(SimpleNamespace(min_speech_s=0.5))
+
+
+def assert_well_formed(emotion: Emotion) -> None:
+    assert emotion.label in ORDER, emotion
+    assert 0.0 <= emotion.confidence <= 1.0
+    assert set(emotion.scores) == set(ORDER)
+    assert sum(emotion.scores.values()) == pytest.approx(1.0)
+    assert max(emotion.scores, key=emotion.scores.__getitem__) == emotion.label
+    assert emotion.arousal is not None and -1.0 <= emotion.arousal <= 1.0
+    assert np.isfinite([emotion.confidence, emotion.arousal, *emotion.scores.values()]).all()
+
+
+# --- prosody: the direction of arousal ---------------------------------------------------
+
+
+@requires_espeak
+@pytest.mark.parametrize("text", SENTENCES)
+def test_high_and_fast_is_more_aroused_than_low_and_slow(prosody, text):
+    high = prosody.analyse(spoken(text, **HIGH_FAST), prosody.new_speaker())
+    low = prosody.analyse(spoken(text, **LOW_SLOW), prosody.new_speaker())
+    assert_well_formed(high)
+    assert_well_formed(low)
+    assert high.arousal - low.arousal > 0.5, (high, low)
+    assert ORDER[high.label] > ORDER[low.label], (high.label, low.label)
+    assert low.label == "low"
+
+
+@requires_espeak
+def test_the_ordering_survives_a_learned_baseline(prosody):
+    """A caller heard for four ordinary turns, then high and fast or low and slow."""
+    warmed = prosody.new_speaker()
+    for text in WARM_UP:
+        assert_well_formed(prosody.analyse(spoken(text, **NEUTRAL), warmed))
+    assert warmed.turns == len(WARM_UP)
+    for text in SENTENCES:
+        # Each comparison starts from the same history: analyse updates the speaker.
+        high = prosody.analyse(spoken(text, **HIGH_FAST), copy.deepcopy(warmed))
+        low = prosody.analyse(spoken(text, **LOW_SLOW), copy.deepcopy(warmed))
+        assert high.arousal - low.arousal > 0.5, (text, high, low)
+        assert high.label == "excited" and low.label == "low", (text, high, low)
+
+
+@requires_espeak
+def test_a_caller_who_always_talks_high_is_not_excited_for_ever(prosody):
+    """Their high pitch is theirs: once their baseline is learned it stops counting."""
+    caller = prosody.new_speaker()
+    # espeak-ng's default voice at -p 80 is 137 Hz, an ordinary man's pitch; its female
+    # variant f2 at -p 80 is 263 Hz, high for anyone.
+    high_pitched = {"pitch": 80, "words_per_minute": 160, "voice": "en-us+f2"}
+    texts = [SENTENCES[0], *WARM_UP[:3], SENTENCES[0]]  # the 5th turn repeats the 1st
+    turns = [prosody.analyse(spoken(text, **high_pitched), caller) for text in texts]
+    for turn in turns:
+        assert_well_formed(turn)
+    first, fifth = turns[0], turns[-1]
+    assert fifth.arousal < first.arousal - 0.15, [t.arousal for t in turns]
+    assert fifth.label != "excited"
+    # A stranger saying the same words the same way still counts as higher than usual.
+    assert prosody.analyse(spoken(SENTENCES[0], **high_pitched), None).arousal > fifth.arousal
+
+
+@requires_espeak
+def test_features_follow_the_voice():
+    high = extract_features(spoken(SENTENCES[0], **HIGH_FAST))
+    low = extract_features(spoken(SENTENCES[0], **LOW_SLOW))
+    assert high is not None and low is not None
+    # espeak-ng's -p 80 and -p 20 are about 137 Hz and 76 Hz: ten semitones apart.
+    assert high.pitch_st - low.pitch_st > 8
+    assert high.rate > low.rate * 1.3
+    assert 1.0 < high.voiced_s < low.voiced_s
+
+
+# --- prosody: nothing to judge -------------------------------------------------------
+
+
+def _white_noise() -> np.ndarray:
+    return np.random.default_rng(0).normal(0, 0.1, 3 * RATE).astype(np.float32)
+
+
+NO_SPEECH = {
+    "empty": lambda: np.zeros(0, dtype=np.float32),
+    "one sample": lambda: np.ones(1, dtype=np.float32),
+    "silence": lambda: silence(2.0, RATE),
+    "0.1 s of a tone": lambda: 0.3 * np.sin(2 * np.pi * 150 * np.arange(1600) / RATE),
+    "white noise": _white_noise,
+    "NaN": lambda: np.full(RATE, np.nan, dtype=np.float32),
+    "int16 zeros": lambda: np.zeros(RATE, dtype=np.int16),
+}
+
+
+@pytest.mark.parametrize("name", list(NO_SPEECH))
+def test_no_speech_is_unknown_never_an_error(prosody, name):
+    """White noise is "unknown" too: YIN finds no period in it, so there is no voiced
+    frame to measure, rather than a low-confidence guess from its level alone."""
+    speaker = prosody.new_speaker()
+    emotion = prosody.analyse(NO_SPEECH[name](), speaker)
+    assert emotion == Emotion(UNKNOWN, 0.0, {}, prosody.description, None)
+    assert not emotion.known
+    assert speaker.turns == 0  # nothing learned from it
+
+
+@requires_espeak
+def test_too_little_voiced_speech_is_unknown(prosody):
+    word = spoken("Yes.", **NEUTRAL)
+    assert prosody.analyse(word, prosody.new_speaker()).label == UNKNOWN
+    lenient = ProsodyEmotionBackend(SimpleNamespace(min_speech_s=0.05))
+    assert lenient.analyse(word, lenient.new_speaker()).label != UNKNOWN
+    # 0.1 s cut from a sentence, and a sentence drowned in silence still judged.
+    assert prosody.analyse(spoken(SENTENCES[0], **NEUTRAL)[:1600], None).label == UNKNOWN
+    padded = np.concatenate([silence(3, RATE), spoken(SENTENCES[0], **NEUTRAL), silence(3, RATE)])
+    assert prosody.analyse(padded, None).label != UNKNOWN
+
+
+# --- prosody: labels, scores, normalisation, cost ------------------------------------
+
+
+def test_labels_scores_and_confidence_agree():
+    for arousal in np.linspace(-1, 1, 81):
+        label, confidence = label_for(arousal)
+        scores = scores_for(arousal)
+        assert max(scores, key=scores.__getitem__) == label, arousal
+        assert sum(scores.values()) == pytest.approx(1.0)
+        assert 0.5 <= confidence <= 1.0
+    assert label_for(EXCITED_ABOVE + 1e-9)[0] == "excited"
+    assert label_for(-EXCITED_ABOVE - 1e-9)[0] == "low"
+    assert label_for(0.0) == ("neutral", 1.0)
+    assert label_for(1.0) == ("excited", 1.0)
+    assert label_for(EXCITED_ABOVE)[1] == pytest.approx(0.5)
+
+
+def test_the_baseline_moves_from_the_priors_to_the_caller():
+    speaker = ProsodySpeaker()
+    prior_mean, prior_std = speaker.reference()
+    own = prior_mean + 2 * prior_std  # a caller two standard deviations up on everything
+    for _ in range(50):
+        speaker.update(own)
+    mean, std = speaker.reference()
+    assert np.all(np.abs(mean - own) < 0.1 * prior_std)
+    assert np.all(std >= MIN_TURN_STD_FRACTION * TURN_STD)  # never collapses on a monotone caller
+
+
+@requires_espeak
+def test_cost_per_second_of_audio(prosody):
+    audio = spoken(SENTENCES[1], **NEUTRAL)
+    seconds = len(audio) / RATE
+    runs = []
+    for _ in range(5):
+        start = time.perf_counter()
+        prosody.analyse(audio, None)
+        runs.append(time.perf_counter() - start)
+    per_second = min(runs) / seconds
+    assert per_second < 0.020, f"{per_second * 1000:.1f} ms per second of audio"
+
+
+# --- SpeechBrain ---------------------------------------------------------------------
+
+
+def test_classifier_outputs_become_probabilities():
+    probabilities = np.array([[0.1, 0.6, 0.2, 0.1]], dtype=np.float32)
+    assert _as_probabilities(probabilities) == pytest.approx([0.1, 0.6, 0.2, 0.1])
+    log_probabilities = np.log(probabilities)[:, None, :]  # (batch, 1, classes) too
+    assert _as_probabilities(log_probabilities) == pytest.approx([0.1, 0.6, 0.2, 0.1], abs=1e-6)
+    logits = np.array([[2.0, 0.0, -1.0, 0.0]])
+    assert _as_probabilities(logits).sum() == pytest.approx(1.0)
+    assert np.argmax(_as_probabilities(logits)) == 0
+
+
+TINY_HPARAMS = """\
+# A stand-in with the IEMOCAP model's layout: filterbanks play wav2vec2.
+pretrained_path: speechbrain/not-on-this-machine
+n_mels: 8
+wav2vec2: !new:speechbrain.lobes.features.Fbank
+    n_mels: !ref <n_mels>
+avg_pool: !new:speechbrain.nnet.pooling.StatisticsPooling
+    return_std: False
+output_mlp: !new:speechbrain.nnet.linear.Linear
+    input_size: !ref <n_mels>
+    n_neurons: 4
+    bias: False
+model: !new:torch.nn.ModuleList
+    - [!ref <output_mlp>]
+modules:
+    wav2vec2: !ref <wav2vec2>
+    output_mlp: !ref <output_mlp>
+    avg_pool: !ref <avg_pool>
+softmax: !new:speechbrain.nnet.activations.Softmax
+label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        model: !ref <model>
+        label_encoder: !ref <label_encoder>
+    paths:
+        model: !ref <pretrained_path>/model.ckpt
+        label_encoder: !ref <pretrained_path>/label_encoder.txt
+"""
+
+TINY_INTERFACE = '''\
+import torch
+from speechbrain.inference.interfaces import Pretrained
+
+
+class CustomEncoderWav2vec2Classifier(Pretrained):
+    """The IEMOCAP model's interface, as its classify_batch behaves: encode, pool, classify."""
+
+    def classify_batch(self, wavs, wav_lens=None):
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0], device=self.device)
+        wavs, wav_lens = wavs.to(self.device).float(), wav_lens.to(self.device)
+        pooled = self.mods.avg_pool(self.mods.wav2vec2(wavs), wav_lens)
+        logits = self.mods.output_mlp(pooled.view(pooled.shape[0], -1))
+        out_prob = self.hparams.softmax(logits)
+        score, index = torch.max(out_prob, dim=-1)
+        return out_prob, score, index, self.hparams.label_encoder.decode_torch(index)
+'''
+
+
+def test_speechbrain_plumbing_on_a_tiny_random_model(tmp_path):
+    pytest.importorskip(
+        "speechbrain",
+        reason="speechbrain needs torchaudio, a multi-GB torch build; the gpu extra installs it",
+    )
+    import torch
+    from speechbrain.dataio.encoder import CategoricalEncoder
+    from speechbrain.nnet.linear import Linear
+
+    from voxlive.emotion.speechbrain_backend import SpeechBrainEmotionBackend
+
+    folder = tmp_path / "tiny-emotion"
+    folder.mkdir()
+    (folder / "hyperparams.yaml").write_text(TINY_HPARAMS)
+    (folder / "custom_interface.py").write_text(TINY_INTERFACE)
+    encoder = CategoricalEncoder()
+    encoder.update_from_iterable(["neu", "ang", "hap", "sad"])
+    encoder.save(folder / "label_encoder.txt")
+    torch.manual_seed(0)
+    mlp = torch.nn.ModuleList([Linear(input_size=8, n_neurons=4, bias=False)])
+    torch.save(mlp.state_dict(), folder / "model.ckpt")
+
+    backend = SpeechBrainEmotionBackend(SimpleNamespace(model=str(folder), device="cpu"))
+    # The checkpoint was read from the folder, not the hub id the yaml names.
+    loaded = backend.classifier.mods.output_mlp.w.weight
+    assert torch.equal(loaded.cpu(), mlp[0].w.weight)
+    assert sorted(backend.labels) == ["angry", "happy", "neutral", "sad"]
+    assert backend.new_speaker() is None
+
+    t = np.arange(2 * RATE) / RATE
+    audio = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    emotion = backend.analyse(audio, None)
+    assert emotion.label in backend.labels
+    assert sum(emotion.scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert emotion.confidence == max(emotion.scores.values())
+    assert emotion.backend == backend.description and emotion.arousal is None
+    out_prob, _, _, text = backend.classifier.classify_batch(torch.from_numpy(audio)[None])
+    assert emotion.scores[emotion.label] == pytest.approx(float(out_prob.max()), abs=1e-5)
+    for no_speech in (np.zeros(0, np.float32), silence(1.0, RATE), audio[:1000]):
+        assert backend.analyse(no_speech, None).label == UNKNOWN
