@@ -17,6 +17,8 @@ examples:
   voxlive doctor                      # can each stage of the profile load here?
   voxlive bench latency --turns 5     # voice-to-voice latency over real WebRTC
   voxlive bench bargein               # barge-in latency and false interruptions
+  voxlive bench vision                # what looking through the camera costs
+  voxlive bench emotion               # what the emotion stage costs
 """
 
 
@@ -64,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="latency a looking turn adds, and the CPU a camera track costs per call")
     vision.add_argument("--calls", type=int, default=2, help="concurrent calls (default 2)")
     vision.add_argument("--json", action="store_true", help="print JSON only")
+    emotion = bench_kinds.add_parser(
+        "emotion", parents=[common],
+        help="cost of the emotion stage per second of audio, against STT's")
+    emotion.add_argument("--repeats", type=int, default=5, help="runs per sentence (default 5)")
+    emotion.add_argument("--json", action="store_true", help="print JSON only")
     return parser
 
 
@@ -85,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             return serve(config, args)
         if args.command == "doctor":
             return doctor(config, args.profile)
+        if args.command == "bench" and args.bench == "emotion":
+            from voxlive.bench.emotion import run_emotion_bench
+
+            return run_emotion_bench(config, args.profile, args.repeats, args.json)
         if args.command == "bench" and args.bench == "vision":
             from voxlive.bench.vision import run_vision_bench
 

@@ -398,6 +398,7 @@ const EVENT_HANDLERS = new Map([
   ['barge_in', (ev) => noteBargeIn(ev.turn, ev.onset_to_silence_ms)],
   ['resumed', () => {}],
   ['vision', (ev) => showVision(ev)],
+  ['user_emotion', (ev) => noteEmotion(ev.turn, ev.label, ev.confidence)],
   ['turn_committed', () => {}],
   ['error', (ev) => addErrorLine(ev.message, ev.stage)],
   ['pong', () => {}],
@@ -534,6 +535,14 @@ function markInterrupted(turn, heardText) {
     entry.textContent = heardText || '';
     entry.dataset.final = 'true';
   });
+}
+
+// How the user's turn sounded, shown as a small badge on their transcript entry.
+function noteEmotion(turn, label, confidence) {
+  const entry = transcriptEntry('user', turn);
+  if (!label || label === 'unknown') return;
+  entry.dataset.emotion = label;
+  entry.title = `sounded ${label} (confidence ${Math.round((confidence || 0) * 100)}%)`;
 }
 
 // What the assistant saw through the camera: a thumbnail and its caption.
