@@ -46,3 +46,11 @@ def test_the_first_chunk_is_cut_sooner_than_the_rest() -> None:
     out = feed(chunker, text)
     assert len(out[0]) <= 60
     assert all(len(s) <= 180 for s in out[1:])
+
+
+def test_bracketed_notes_and_markdown_are_not_spoken() -> None:
+    from voxlive.turn.chunker import speakable
+
+    assert speakable("[voice: low] I'm sorry to hear that.") == "I'm sorry to hear that."
+    assert speakable("Paris is **lovely** [interrupted by the user]") == "Paris is lovely"
+    assert speakable("## Answer: `42`") == "Answer: 42"

@@ -19,6 +19,7 @@ from voxlive.bench.client import CallClient
 from voxlive.bench.speech import espeak
 from voxlive.config import VoxliveConfig
 from voxlive.server.app import Daemon, running
+from voxlive.turn.conversation import INTERRUPTED_NOTE
 
 pytestmark = requires_espeak
 
@@ -84,9 +85,9 @@ async def test_talking_over_the_answer_stops_it_and_truncates_the_history(
         story_reply = history[1]
         question = next(e["text"] for e in client.events if e["type"] == "user_transcript")
         assert history[0]["role"] == "user" and history[0]["content"].endswith(question)
-        assert story_reply["role"] == "assistant"
-        assert story_reply["content"] == f"{heard} [interrupted by the user]"
-        assert "france" in history[2]["content"].lower()
+        assert story_reply == {"role": "assistant", "content": heard}
+        assert history[2] == {"role": "system", "content": INTERRUPTED_NOTE}
+        assert "france" in history[3]["content"].lower()
         assert answer["text"]
     finally:
         await client.close()

@@ -29,7 +29,7 @@ from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.style import TAG_GUIDE, prompt_tag, reply_style
 from voxlive.latency import TurnTiming, now
-from voxlive.turn.chunker import SentenceChunker
+from voxlive.turn.chunker import SentenceChunker, speakable
 from voxlive.turn.conversation import Conversation
 from voxlive.turn.core import (
     Action,
@@ -184,6 +184,9 @@ class CallSession:
         elif isinstance(action, SpeechStopped):
             self._emit("speech_stopped", t=round(action.t, 3))
         elif isinstance(action, Transcribe):
+            # Turns that never got a reply (a noise, a reopened turn) leave their timing.
+            for old in [g for g in self._timing if g < action.generation - 4]:
+                del self._timing[old]
             self._timing[action.generation] = TurnTiming(
                 last_voiced=self._wall_time(action.last_voiced), transcribe_started=now()
             )
@@ -316,6 +319,9 @@ class CallSession:
 
     async def _speak(self, generation: int, sentence: str, spoken: list[str],
                      timing: TurnTiming, style: str = "default") -> None:
+        sentence = speakable(sentence)
+        if not any(ch.isalnum() for ch in sentence):
+            return
         if timing.first_sentence is None:
             timing.first_sentence = now()
         tts = self.models.tts

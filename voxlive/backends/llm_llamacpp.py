@@ -64,5 +64,12 @@ class LlamaCppLLM:
             stop.set()
             await asyncio.shield(worker)
 
+    def warm_up(self) -> None:
+        """One short generation at start-up: the first caller should not wait for
+        llama.cpp's lazy initialisation (seconds on a small CPU)."""
+        with self._lock:
+            self.llama.create_chat_completion(
+                messages=[{"role": "user", "content": "Hello"}], max_tokens=2)
+
     async def aclose(self) -> None:
         return None

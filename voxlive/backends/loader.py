@@ -124,9 +124,13 @@ def load_models(profile: Profile, progress: bool | None = None) -> Models:
 
 
 def warm_up(models: Models) -> None:
-    """Run STT and TTS once, so the first caller does not pay for lazy initialisation."""
+    """Run STT, TTS and a local LLM once, so the first caller does not pay for lazy
+    initialisation."""
     import numpy as np
 
     models.stt.transcribe(np.zeros(16_000, dtype=np.float32))
     for _ in models.tts.synthesize("Hello."):
         pass
+    llm_warm_up = getattr(models.llm, "warm_up", None)
+    if llm_warm_up is not None:
+        llm_warm_up()

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import re
 
+_NOT_SPOKEN = re.compile(r"\[[^\]]*\]|\*+|#+|`+|_{2,}")
+
+
+def speakable(text: str) -> str:
+    """The text as it should be said: no [bracketed notes] (small models copy the ones
+    in their prompt, such as voice tags), no markdown emphasis or headings."""
+    return re.sub(r"\s+", " ", _NOT_SPOKEN.sub(" ", text)).strip()
+
+
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
 _CLAUSE_END = re.compile(r"[,;:—]\s")
 

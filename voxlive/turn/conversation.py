@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 
 from voxlive.backends.base import ChatMessage
 
+INTERRUPTED_NOTE = (
+    "The user interrupted that reply: they heard only the words above, nothing after."
+)
+
 
 @dataclass
 class Conversation:
@@ -32,10 +36,14 @@ class Conversation:
         ]
 
     def commit(self, user_text: str, assistant_text: str, interrupted: bool = False) -> None:
-        """Record a finished exchange; an interrupted reply keeps only the words played."""
+        """Record a finished exchange; an interrupted reply keeps only the words played.
+
+        The interruption is a separate system note, not a marker in the assistant's
+        text: small models copy markers they see in their own past replies.
+        """
         self.turns.append({"role": "user", "content": user_text})
+        if assistant_text.strip():
+            self.turns.append({"role": "assistant", "content": assistant_text.strip()})
         if interrupted:
-            assistant_text = f"{assistant_text.strip()} [interrupted by the user]".strip()
-        if assistant_text:
-            self.turns.append({"role": "assistant", "content": assistant_text})
+            self.turns.append({"role": "system", "content": INTERRUPTED_NOTE})
         del self.turns[: max(0, len(self.turns) - self.max_messages)]
