@@ -322,3 +322,12 @@ def test_a_failure_while_a_reply_is_paused_cancels_both() -> None:
     out = tl.event(StageFailed(tl.core.generation, "stt", "crashed"))
     assert Cancel(first, barge_in=True) in out
     assert tl.core.state == State.LISTENING and tl.core.speaking is None
+
+
+def test_echo_the_guard_misses_now_and_then_does_not_add_up_to_a_barge_in() -> None:
+    tl = Timeline(barge_in_min_speech_ms=128)
+    tl.answered()
+    for _ in range(30):  # 6 s of echo, one window in five slipping past the guard
+        tl.audio(0.128, 0.95, echo=True)
+        tl.audio(0.032, 0.95, echo=False)
+    assert tl.of(PauseReply) == [] and tl.core.state == State.SPEAKING

@@ -222,6 +222,10 @@ class TurnCore:
             self._silence_run += window.duration
             if self._silence_run >= self.settings.end_of_turn_silence_ms / 1000:
                 self._voiced_run = 0.0  # blips separated by a long silence do not add up
+            if window.echo:
+                # The assistant's own voice: whatever voiced windows came before it were
+                # likely echo the guard missed; they must not add up to an interruption.
+                self._voiced_run = 0.0
 
         if self.state == State.LISTENING:
             return self._maybe_user_starts(self.settings.min_speech_ms)

@@ -1,0 +1,504 @@
+"""The machine's own microphone and speaker (PortAudio through sounddevice) as a call's audio.
+
+The session sees the same thing as on a WebRTC call: 16 kHz mono input fed in stream
+order, and one 20 ms output frame pulled per 20 ms. Only the clock differs: here the
+sound card's callbacks set the pace, not a timer.
+
+Threads: PortAudio calls the stream callbacks from its own thread. They never touch
+asyncio objects or the session: the input callback hands a copy of its block to the
+event loop with `loop.call_soon_threadsafe`, and the output callback only pops samples
+from a lock-protected FIFO (and wakes the loop the same way). Everything that calls
+into the session runs on the event loop.
+
+sounddevice is imported on first use, so that voxlive runs without it (the `local`
+extra) and without PortAudio (the libportaudio2 Debian package).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler
+from voxlive.session import CallSession
+
+log = logging.getLogger(__name__)
+
+BLOCK_S = 0.02
+"""PortAudio block: 20 ms, the same as a WebRTC frame and AudioOutput's frame."""
+PREFERRED_RATE = CALL_RATE
+"""Tried first: no resampling on the way out. Otherwise the device's default rate."""
+JITTER_FRAMES = 3
+MAX_INPUT_BLOCKS = 100
+"""2 s of input may wait for the session; beyond that blocks are dropped (and counted)."""
+STALL_S = 2.0
+"""A stream whose callback has not run for this long is treated as lost."""
+CLOSE_TIMEOUT_S = 3.0
+
+
+class AudioUnavailable(RuntimeError):
+    """Local audio cannot work here as configured: no sounddevice or PortAudio, no such
+    device. The message says what to do; retrying does not help."""
+
+
+class DeviceLost(RuntimeError):
+    """A stream could not be opened, or stopped or stalled while running: worth reopening."""
+
+
+class SessionFailed(RuntimeError):
+    """Feeding the microphone into the session raised; the session is in doubt."""
+
+
+def sounddevice() -> Any:
+    """The sounddevice module, or AudioUnavailable saying what to install."""
+    try:
+        import sounddevice as sd
+    except ModuleNotFoundError:
+        raise AudioUnavailable(
+            "the local mode needs the sounddevice package: pip install 'voxlive[local]'"
+        ) from None
+    except OSError as exc:  # sounddevice loads libportaudio when imported
+        raise AudioUnavailable(
+            f"PortAudio is missing ({exc}): install the libportaudio2 package "
+            "(scripts/install-audio-deps.sh does)"
+        ) from None
+    return sd
+
+
+def reinitialize_portaudio() -> None:
+    """Let PortAudio enumerate the devices afresh (a replugged USB headset gets a new
+    index). Only call it while no stream is open."""
+    sd = sounddevice()
+    with contextlib.suppress(Exception):
+        sd._terminate()
+    sd._initialize()
+
+
+def list_devices() -> str:
+    """The audio devices PortAudio sees, marked `>` default input, `<` default output."""
+    sd = sounddevice()
+    devices = sd.query_devices()
+    if not len(devices):
+        return ("no audio devices: PortAudio found no sound card (is PulseAudio/PipeWire "
+                "running for this user, or are you in a container without /dev/snd?)")
+    default_in, default_out = _default_devices(sd)
+    apis = sd.query_hostapis()
+    lines = ["audio devices (pick one with --input-device/--output-device INDEX or NAME):"]
+    for index, device in enumerate(devices):
+        mark = (">" if index == default_in else " ") + ("<" if index == default_out else " ")
+        api = apis[device["hostapi"]]["name"]
+        lines.append(
+            f"{mark}{index:3d} {device['name']} ({api}; {device['max_input_channels']} in, "
+            f"{device['max_output_channels']} out; {device['default_samplerate']:.0f} Hz)"
+        )
+    lines.append("> default input, < default output")
+    return "\n".join(lines)
+
+
+def _default_devices(sd: Any) -> tuple[int, int]:
+    default_in, default_out = sd.default.device
+    return int(default_in), int(default_out)
+
+
+def find_device(spec: str | int | None, kind: str) -> int:
+    """A device index for `kind` ("input" or "output"): the default for None, else an
+    index or a case-insensitive name substring (an exact name wins over substrings)."""
+    sd = sounddevice()
+    devices = sd.query_devices()
+    channels = f"max_{kind}_channels"
+    if spec is None or spec == "":
+        default = _default_devices(sd)[0 if kind == "input" else 1]
+        if default < 0 or default >= len(devices):
+            raise AudioUnavailable(f"there is no default {kind} device; "
+                                   f"`voxlive local --list-devices` shows the devices")
+        return default
+    if isinstance(spec, int) or str(spec).strip().isdigit():
+        index = int(spec)
+        if not 0 <= index < len(devices):
+            raise AudioUnavailable(f"no audio device #{index} (there are {len(devices)}); "
+                                   "`voxlive local --list-devices` shows them")
+        if devices[index][channels] < 1:
+            raise AudioUnavailable(f"device #{index} ({devices[index]['name']}) has no {kind}")
+        return index
+    wanted = str(spec).lower()
+    usable = [(i, d["name"]) for i, d in enumerate(devices) if d[channels] > 0]
+    exact = [i for i, name in usable if name.lower() == wanted]
+    if exact:
+        return exact[0]
+    matches = [(i, name) for i, name in usable if wanted in name.lower()]
+    if len(matches) == 1:
+        return matches[0][0]
+    if not matches:
+        names = ", ".join(f"#{i} {name}" for i, name in usable) or "none"
+        raise AudioUnavailable(f"no {kind} device matches {spec!r}; {kind} devices: {names}")
+    names = ", ".join(f"#{i} {name}" for i, name in matches)
+    raise AudioUnavailable(f"{spec!r} matches several {kind} devices ({names}): "
+                           "give more of the name, or the index")
+
+
+def _stream_format(sd: Any, device: int, kind: str, preferred: int) -> tuple[int, int]:
+    """(rate, channels) the device accepts: `preferred` if it can, else its default rate;
+    mono if it can, else the fewest channels it has (mixed down or duplicated here)."""
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    info = sd.query_devices(device)
+    rates = [preferred, int(info["default_samplerate"])]
+    for channels in (1, min(2, int(info[f"max_{kind}_channels"]))):
+        for rate in rates:
+            try:
+                check(device=device, samplerate=rate, channels=channels, dtype="float32")
+            except Exception:
+                continue
+            return rate, channels
+    raise DeviceLost(f"{kind} device {info['name']!r} accepts neither {preferred} Hz "
+                     f"nor {rates[1]} Hz float32 audio")
+
+
+class SampleFifo:
+    """Float32 samples handed from the event loop to PortAudio's thread."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[np.ndarray] = deque()
+        self._offset = 0  # samples of _chunks[0] already read
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> int:
+        return self._count
+
+    def write(self, samples: np.ndarray) -> None:
+        if len(samples):
+            with self._lock:
+                self._chunks.append(samples)
+                self._count += len(samples)
+
+    def read_into(self, out: np.ndarray) -> int:
+        """Fill `out` (1-D) from the front; returns how many samples there were."""
+        wanted = len(out)
+        filled = 0
+        with self._lock:
+            while filled < wanted and self._chunks:
+                chunk = self._chunks[0]
+                take = min(wanted - filled, len(chunk) - self._offset)
+                out[filled : filled + take] = chunk[self._offset : self._offset + take]
+                filled += take
+                self._offset += take
+                if self._offset >= len(chunk):
+                    self._chunks.popleft()
+                    self._offset = 0
+            self._count -= filled
+        out[filled:] = 0.0
+        return filled
+
+    def clear(self) -> None:
+        with self._lock:
+            self._chunks.clear()
+            self._offset = 0
+            self._count = 0
+
+
+@dataclass
+class LocalAudioStats:
+    input_blocks: int = 0
+    dropped_input: int = 0  # blocks dropped because the session fell 2 s behind
+    input_overflows: int = 0  # PortAudio reported lost input
+    output_blocks: int = 0
+    underruns: int = 0  # output blocks the jitter queue could not fill (silence played)
+    output_underflows: int = 0  # PortAudio reported an output gap
+    frames_pulled: int = 0  # session.output.next_frame() calls
+    flushed_on_pause: int = 0  # barge-in pauses that emptied the jitter queue
+
+
+class LocalAudio:
+    """Connects one CallSession to a microphone and a speaker.
+
+    Input: 20 ms blocks at the device's rate, mixed to mono, go through a bounded
+    asyncio queue (2 s; more is dropped and counted, never blocks PortAudio) to a task
+    that resamples them to 16 kHz and awaits `session.feed`. Whatever piled up while
+    the session was busy is fed at once, so it catches up without extra hops.
+
+    Output: a small jitter queue between the session and the sound card. The output
+    callback takes 20 ms from a FIFO and wakes a task on the loop, which keeps the FIFO
+    at `jitter_frames` frames (3 = 60 ms) by calling `session.output.next_frame()` and
+    resampling to the device rate. So `next_frame()` runs on the loop, once per 20 ms
+    on average, paced by the device's clock. Why 3 frames: the loop shares two or more
+    CPUs with whisper, llama.cpp and piper, and a busy loop can answer the callback's
+    wake-up tens of milliseconds late; 60 ms absorbs that without audible gaps
+    (underruns are counted in `stats`), while a barge-in is still cut within about
+    60 ms plus PortAudio's own buffer (`latency="low"`, typically 10-40 ms). When the
+    session pauses the reply for a barge-in, the queued frames are dropped at once.
+    More frames would only add to the reply's delay and to the time it takes to stop
+    talking; fewer would crackle whenever the loop is late.
+
+    A stream that stops by itself (PortAudio error, device unplugged, sound server
+    gone) or whose callback stalls for `stall_s` makes `wait_failed()` raise
+    DeviceLost; the caller stops this object and may build a new one (reopen).
+    """
+
+    def __init__(self, session: CallSession, input_device: str | int | None = None,
+                 output_device: str | int | None = None, *, jitter_frames: int = JITTER_FRAMES,
+                 latency: str | float = "low", preferred_rate: int = PREFERRED_RATE,
+                 max_input_blocks: int = MAX_INPUT_BLOCKS, stall_s: float = STALL_S):
+        self.session = session
+        self.input_spec = input_device
+        self.output_spec = output_device
+        self.jitter_frames = max(1, jitter_frames)
+        self.latency = latency
+        self.preferred_rate = preferred_rate
+        self.stall_s = stall_s
+        self.stats = LocalAudioStats()
+        self.input_rate = 0
+        self.output_rate = 0
+        self.input_name = ""
+        self.output_name = ""
+        self._max_input_blocks = max_input_blocks
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._input_queue: asyncio.Queue[np.ndarray] | None = None
+        self._fifo = SampleFifo()
+        self._wake = asyncio.Event()
+        self._streams: dict[str, Any] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failure: asyncio.Future[None] | None = None
+        self._stopping = False
+        self._last_callback: dict[str, float] = {}
+        self._input_resampler: Resampler | None = None
+        self._output_resampler: Resampler | None = None
+        self._output_channels = 1
+        self._input_channels = 1
+        self._was_paused = False
+
+    # --- opening ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open and start both streams. AudioUnavailable: no such device or no PortAudio;
+        DeviceLost: the device refused to open (busy, gone)."""
+        sd = sounddevice()
+        self._loop = asyncio.get_running_loop()
+        self._input_queue = asyncio.Queue(self._max_input_blocks)
+        self._failure = self._loop.create_future()
+        input_index = find_device(self.input_spec, "input")
+        output_index = find_device(self.output_spec, "output")
+        self.input_rate, self._input_channels = _stream_format(
+            sd, input_index, "input", self.preferred_rate)
+        self.output_rate, self._output_channels = _stream_format(
+            sd, output_index, "output", self.preferred_rate)
+        self.input_name = sd.query_devices(input_index)["name"]
+        self.output_name = sd.query_devices(output_index)["name"]
+        self._input_resampler = Resampler(MODEL_RATE)
+        self._output_resampler = (None if self.output_rate == CALL_RATE
+                                  else Resampler(self.output_rate))
+        try:
+            self._streams["input"] = sd.InputStream(
+                device=input_index, samplerate=self.input_rate,
+                channels=self._input_channels, dtype="float32",
+                blocksize=round(self.input_rate * BLOCK_S), latency=self.latency,
+                callback=self._input_callback,
+                finished_callback=lambda: self._from_portaudio(self._finished, "input"),
+            )
+            self._streams["output"] = sd.OutputStream(
+                device=output_index, samplerate=self.output_rate,
+                channels=self._output_channels, dtype="float32",
+                blocksize=round(self.output_rate * BLOCK_S), latency=self.latency,
+                callback=self._output_callback,
+                finished_callback=lambda: self._from_portaudio(self._finished, "output"),
+            )
+        except Exception as exc:
+            await self._close_streams()
+            raise DeviceLost(f"could not open the audio device: {exc}") from exc
+        self._fill_output()  # the first callback finds the jitter queue full
+        now = time.monotonic()
+        self._last_callback = {"input": now, "output": now}
+        try:
+            for stream in self._streams.values():
+                stream.start()
+        except Exception as exc:
+            await self._close_streams()
+            raise DeviceLost(f"could not start the audio device: {exc}") from exc
+        self._tasks = [self._loop.create_task(self._guarded(work)) for work in
+                       (self._pump_input(), self._keep_output_filled(), self._watch())]
+        log.info("local audio: in %s (%d Hz), out %s (%d Hz), latency %.0f/%.0f ms",
+                 self.input_name, self.input_rate, self.output_name, self.output_rate,
+                 self.input_latency * 1000, self.output_latency * 1000)
+
+    @property
+    def input_latency(self) -> float:
+        stream = self._streams.get("input")
+        return float(stream.latency) if stream is not None else 0.0
+
+    @property
+    def output_latency(self) -> float:
+        """PortAudio's output buffer plus the jitter queue, in seconds."""
+        stream = self._streams.get("output")
+        device = float(stream.latency) if stream is not None else 0.0
+        return device + self.jitter_frames * BLOCK_S
+
+    # --- PortAudio's thread -------------------------------------------------------------
+
+    def _from_portaudio(self, function: Callable[..., None], *args: Any) -> None:
+        """Run `function` on the event loop (from PortAudio's thread)."""
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+            loop.call_soon_threadsafe(function, *args)
+
+    def _input_callback(self, indata: np.ndarray, frames: int, time_info: Any,
+                        status: Any) -> None:
+        self._last_callback["input"] = time.monotonic()
+        if status.input_overflow:
+            self.stats.input_overflows += 1
+        block = indata[:, 0].copy() if indata.shape[1] == 1 else indata.mean(axis=1)
+        self._from_portaudio(self._queue_input, block)
+
+    def _output_callback(self, outdata: np.ndarray, frames: int, time_info: Any,
+                         status: Any) -> None:
+        self._last_callback["output"] = time.monotonic()
+        self.stats.output_blocks += 1
+        if status.output_underflow:
+            self.stats.output_underflows += 1
+        mono = outdata[:, 0]
+        if self._fifo.read_into(mono) < frames:
+            self.stats.underruns += 1
+        if outdata.shape[1] > 1:
+            outdata[:, 1:] = mono[:, None]
+        self._from_portaudio(self._wake.set)
+
+    # --- the event loop -----------------------------------------------------------------
+
+    def _queue_input(self, block: np.ndarray) -> None:
+        self.stats.input_blocks += 1
+        assert self._input_queue is not None
+        try:
+            self._input_queue.put_nowait(block)
+        except asyncio.QueueFull:
+            self.stats.dropped_input += 1
+
+    def _finished(self, name: str) -> None:
+        if not self._stopping:
+            self._fail(DeviceLost(f"the {name} stream stopped"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is not None and not self._failure.done():
+            self._failure.set_exception(exc)
+
+    async def _guarded(self, work: Any) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except (DeviceLost, SessionFailed) as exc:
+            self._fail(exc)
+        except Exception as exc:
+            log.exception("local audio task failed")
+            self._fail(DeviceLost(f"{type(exc).__name__}: {exc}"))
+
+    async def _pump_input(self) -> None:
+        assert self._input_queue is not None and self._input_resampler is not None
+        queue = self._input_queue
+        while True:
+            blocks = [await queue.get()]
+            while not queue.empty():
+                blocks.append(queue.get_nowait())
+            samples = self._input_resampler.process(np.concatenate(blocks), self.input_rate)
+            try:
+                await self.session.feed(samples)
+            except Exception as exc:
+                log.exception("the session failed on microphone input")
+                raise SessionFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    def _fill_output(self) -> None:
+        output = self.session.output
+        if output.paused and not self._was_paused:
+            # A barge-in paused the reply: what is queued here would still play.
+            self._fifo.clear()
+            self.stats.flushed_on_pause += 1
+        self._was_paused = output.paused
+        block = round(self.output_rate * BLOCK_S)
+        target = self.jitter_frames * block
+        while self._fifo.available < target:
+            frame = output.next_frame()
+            self.stats.frames_pulled += 1
+            if self._output_resampler is None:
+                samples = frame.astype(np.float32) / 32768.0
+            else:
+                samples = self._output_resampler.process(frame, CALL_RATE)
+            self._fifo.write(samples)
+
+    async def _keep_output_filled(self) -> None:
+        while True:
+            self._fill_output()
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            for name, stream in self._streams.items():
+                if not stream.active:
+                    raise DeviceLost(f"the {name} stream stopped")
+                if now - self._last_callback[name] > self.stall_s:
+                    raise DeviceLost(f"the {name} device gave no audio for {self.stall_s:g} s")
+
+    async def wait_failed(self) -> None:
+        """Wait until the audio fails: raises DeviceLost or SessionFailed."""
+        assert self._failure is not None, "start() first"
+        await asyncio.shield(self._failure)
+
+    # --- closing ------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop and close the streams and cancel the tasks; the session stays open."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        await self._close_streams()
+        self._fifo.clear()
+        if self._failure is not None and not self._failure.done():
+            self._failure.cancel()
+        elif self._failure is not None and not self._failure.cancelled():
+            self._failure.exception()  # retrieved: no "never retrieved" warning
+
+    async def close(self) -> None:
+        """Hang up: stop the audio, then close the session."""
+        await self.stop()
+        await self.session.close()
+
+    async def _close_streams(self) -> None:
+        streams, self._streams = list(self._streams.values()), {}
+        if not streams:
+            return
+
+        def close_all() -> None:
+            for stream in streams:
+                with contextlib.suppress(Exception):
+                    stream.abort()
+                with contextlib.suppress(Exception):
+                    stream.close()
+
+        # A dead device can make PortAudio block in close: a daemon thread, waited for a
+        # while, never holds up the exit.
+        done = asyncio.get_running_loop().create_future()
+
+        def run() -> None:
+            close_all()
+            self._from_portaudio(lambda: done.done() or done.set_result(None))
+
+        threading.Thread(target=run, name="voxlive-audio-close", daemon=True).start()
+        try:
+            await asyncio.wait_for(asyncio.shield(done), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("the audio device did not close within %.0f s", CLOSE_TIMEOUT_S)
