@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.doubles.vllm_double import DEFAULT_MODEL, VllmDouble, split_tokens, unused_base_url
-from voxlive.backends.base import BackendError
+from voxlive.backends.base import BackendError, ToolCall
 from voxlive.backends.llm_openai import OpenAIChatLLM
 from voxlive.config import OpenAILlm
 
@@ -275,3 +275,19 @@ async def test_error_event_in_the_stream():
 async def _until(condition, interval: float = 0.01) -> None:
     while not condition():
         await asyncio.sleep(interval)
+
+
+async def test_a_tool_call_is_streamed_as_a_tool_call():
+    tool = {"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}
+    async with VllmDouble(reply="unused", tool_call="look") as server:
+        llm = make_llm(server.base_url)
+        try:
+            pieces = [p async for p in llm.stream([{"role": "user", "content": "hi"}], [tool])]
+            plain = [p async for p in llm.stream([{"role": "user", "content": "hi"}])]
+        finally:
+            await llm.aclose()
+    [call] = pieces
+    assert isinstance(call, ToolCall)
+    assert (call.name, call.arguments, call.id) == ("look", "{}", "chatcmpl-tool-0")
+    assert server.requests[0]["tools"] == [tool] and server.requests[0]["tool_choice"] == "auto"
+    assert "".join(plain) == "unused"  # without tools on offer, it answers in words

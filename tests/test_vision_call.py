@@ -86,3 +86,38 @@ async def test_an_audio_only_call_never_looks(vision_url: str) -> None:
         assert not [e for e in client.events if e["type"] == "vision"]
     finally:
         await client.close()
+
+
+async def test_the_llm_can_ask_to_look_with_a_tool_call(config: VoxliveConfig) -> None:
+    """The vLLM double answers like vLLM with --enable-auto-tool-choice: a `look` call."""
+    from tests.doubles.vllm_double import DEFAULT_MODEL, VllmDouble
+
+    async with VllmDouble(reply="You are in a bright room.", tool_call="look") as llm:
+        tool_config = config_with_profile(config, "vision-tools", {
+            "stt": {"backend": "faster-whisper"},
+            "llm": {"backend": "openai", "base_url": llm.base_url, "model": DEFAULT_MODEL},
+            "tts": {"backend": "espeak-ng"},
+            "vision": {"backend": "opencv"},
+        })
+        models = load_models(tool_config.profile("vision-tools"), progress=False)
+        daemon = Daemon(tool_config, "vision-tools", models, host="127.0.0.1")
+        async with running(daemon) as url:
+            client = CallClient(url, camera=skimage_data.astronaut())
+            await client.connect()
+            try:
+                await client.wait_for(lambda e: e["type"] == "vision", timeout=15)
+                mark = len(client.events)
+                client.mic.say(espeak("Please describe my surroundings.", 48_000))
+                reply = await client.wait_for(
+                    lambda e: e["type"] == "assistant_text" and e["final"], 30, mark)
+                looked = [e for e in client.events[mark:] if e["type"] == "vision"]
+            finally:
+                await client.close()
+        offered, answered = llm.requests[-2], llm.requests[-1]
+        assert offered["tools"][0]["function"]["name"] == "look"
+        assert [m["role"] for m in answered["messages"][-2:]] == ["assistant", "tool"]
+        assert looked and looked[0]["reason"] == "tool"
+        assert answered["messages"][-1]["content"] == looked[0]["caption"]
+        assert answered["messages"][-2]["tool_calls"][0]["function"]["name"] == "look"
+        assert "tools" not in answered
+        assert reply["text"] == "You are in a bright room."

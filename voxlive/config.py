@@ -138,6 +138,9 @@ class LookSettings(Strict):
 
     at_call_start: bool = Field(True, description="describe the scene once the camera is on")
     on_intent: bool = Field(True, description="look when the user's words ask for it")
+    on_llm_request: bool = Field(
+        True, description="offer the LLM a `look` tool (backends with tool calling: openai)"
+    )
     min_interval_s: float = Field(2.0, ge=0, description="never grab frames more often")
     scene_change: float = Field(
         12.0, ge=0, description="grey-level difference that counts as a new scene"

@@ -24,7 +24,7 @@ from voxlive.audio.output import AudioOutput
 from voxlive.audio.recent import RecentAudio
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler, resample_once, to_int16
 from voxlive.audio.vad import WINDOW_S
-from voxlive.backends.base import BackendError
+from voxlive.backends.base import BackendError, ToolCall
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.style import TAG_GUIDE, prompt_tag, reply_style
@@ -51,7 +51,15 @@ from voxlive.turn.core import (
     TurnCore,
     VadWindow,
 )
-from voxlive.turn.look import LookPolicy, SceneCache, asks_to_look, scene_signature
+from voxlive.turn.look import (
+    LOOK_TOOL,
+    LOOK_TOOL_NAME,
+    LookPolicy,
+    SceneCache,
+    asks_to_look,
+    look_tool_result,
+    scene_signature,
+)
 from voxlive.vision.frames import LatestFrame
 
 log = logging.getLogger(__name__)
@@ -296,15 +304,34 @@ class CallSession:
             self._user_text[generation] = user_text  # the history keeps the tag too
         camera = None
         if self.config.look.on_intent and asks_to_look(user_text):
-            started = now()
-            scene = await self.look("intent", generation)
-            timing.vision_s = now() - started
-            camera = scene.caption if scene is not None else None
-        chunker = SentenceChunker()
-        stream = self.models.llm.stream(self.conversation.messages_for(user_text, camera))
+            camera = await self._look_for_turn("intent", generation, timing)
+        messages = self.conversation.messages_for(user_text, camera)
         spoken: list[str] = []
+        tools = [LOOK_TOOL] if camera is None and self._may_offer_look() else None
+        calls = await self._stream_reply(generation, messages, tools, spoken, timing, style)
+        if any(call.name == LOOK_TOOL_NAME for call in calls) and not spoken:
+            # The model asked to look: answer its call with the camera's description and
+            # let it reply (LLM tool calling, e.g. vLLM with --enable-auto-tool-choice).
+            caption = await self._look_for_turn("tool", generation, timing)
+            messages = [*messages, *look_tool_result(calls[0], caption)]
+            await self._stream_reply(generation, messages, None, spoken, timing, style)
+        self._reply_text[generation] = " ".join(spoken)
+        self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=True)
+        self.output.finish(generation)
+
+    async def _stream_reply(self, generation: int, messages: list[dict[str, Any]],
+                            tools: list[dict[str, Any]] | None, spoken: list[str],
+                            timing: TurnTiming, style: str) -> list[ToolCall]:
+        """Stream one LLM answer into speech, sentence by sentence; returns its tool calls."""
+        chunker = SentenceChunker()
+        calls: list[ToolCall] = []
+        stream = (self.models.llm.stream(messages, tools) if tools
+                  else self.models.llm.stream(messages))
         try:
             async for piece in stream:
+                if isinstance(piece, ToolCall):
+                    calls.append(piece)
+                    continue
                 if timing.llm_first_token is None:
                     timing.llm_first_token = now()
                 for sentence in chunker.push(piece):
@@ -313,9 +340,19 @@ class CallSession:
             await stream.aclose()
         for sentence in chunker.flush():
             await self._speak(generation, sentence, spoken, timing, style)
-        self._reply_text[generation] = " ".join(spoken)
-        self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=True)
-        self.output.finish(generation)
+        return calls
+
+    def _may_offer_look(self) -> bool:
+        return (self.config.look.on_llm_request and self.models.vision is not None
+                and self.camera.available
+                and getattr(self.models.llm, "supports_tools", False))
+
+    async def _look_for_turn(self, reason: str, generation: int,
+                             timing: TurnTiming) -> str | None:
+        started = now()
+        scene = await self.look(reason, generation)
+        timing.vision_s += now() - started
+        return scene.caption if scene is not None else None
 
     async def _speak(self, generation: int, sentence: str, spoken: list[str],
                      timing: TurnTiming, style: str = "default") -> None:

@@ -62,6 +62,9 @@ class VllmDouble:
     token_delay_s: wait between later content chunks.
     raw_stream: if given, sent verbatim as the body of every streamed answer (to test
         malformed streams) instead of the chunks above.
+    tool_call: if given, a request that offers tools and ends with a user message is
+        answered with a call of this tool (no content, finish_reason "tool_calls"), as
+        vLLM does with --enable-auto-tool-choice.
     """
 
     def __init__(
@@ -72,12 +75,14 @@ class VllmDouble:
         first_token_delay_s: Delay = 0.0,
         token_delay_s: float = 0.0,
         raw_stream: bytes | None = None,
+        tool_call: str | None = None,
     ):
         self.reply = reply
         self.model = model
         self.first_token_delay_s = first_token_delay_s
         self.token_delay_s = token_delay_s
         self.raw_stream = raw_stream
+        self.tool_call = tool_call
         self.requests: list[dict[str, Any]] = []
         self.aborted = 0
         self.completed = 0
@@ -212,6 +217,15 @@ class VllmDouble:
         try:
             if self.raw_stream is not None:
                 await response.write(self.raw_stream)
+            elif self.tool_call and body.get("tools") and messages[-1].get("role") == "user":
+                await response.write(chunk({"role": "assistant", "content": None}))
+                call = {"index": 0, "id": f"chatcmpl-tool-{index}", "type": "function",
+                        "function": {"name": self.tool_call, "arguments": ""}}
+                await response.write(chunk({"tool_calls": [call]}))
+                await response.write(chunk(
+                    {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}))
+                await response.write(chunk({}, finish="tool_calls"))
+                await response.write(b"data: [DONE]\n\n")
             else:
                 await response.write(chunk({"role": "assistant", "content": ""}))
                 delay = self.first_token_delay_s

@@ -9,12 +9,22 @@ network stream (vLLM) and cancelling a reply means closing that stream.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
-ChatMessage = dict[str, str]
+ChatMessage = dict[str, Any]
 """One OpenAI-style chat message: {"role": "system" | "user" | "assistant", "content": ...}."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model asks the runtime to do something (such as look through the camera)."""
+
+    name: str
+    arguments: str  # JSON text
+    id: str = ""
 
 
 class BackendError(RuntimeError):
@@ -37,8 +47,10 @@ class SpeechToText(Protocol):
 class LanguageModel(Protocol):
     description: str
 
-    def stream(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
-        """Stream the reply's text pieces. Closing the iterator (aclose) cancels generation."""
+    def stream(self, messages: list[ChatMessage],
+               tools: list[dict] | None = None) -> AsyncIterator[str | ToolCall]:
+        """Stream the reply's text pieces (and tool calls, where the backend supports
+        tools: `supports_tools`). Closing the iterator (aclose) cancels generation."""
         ...
 
     async def aclose(self) -> None: ...

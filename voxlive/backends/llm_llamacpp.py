@@ -29,7 +29,10 @@ class LlamaCppLLM:
         self.description = f"llama.cpp {path.rsplit('/', 1)[-1]}"
         self._lock = threading.Lock()  # one llama context: one generation at a time
 
-    async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
+    supports_tools = False  # SmolLM2-135M cannot call tools reliably
+
+    async def stream(self, messages: list[ChatMessage],
+                     tools: list[dict] | None = None) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from voxlive.backends.base import BackendError, ChatMessage
+from voxlive.backends.base import BackendError, ChatMessage, ToolCall
 from voxlive.config import OpenAILlm
 
 STAGE = "llm"
@@ -79,10 +79,14 @@ class OpenAIChatLLM:
 
     # --- streaming ----------------------------------------------------------------------
 
-    async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
-        """Yield the reply's non-empty text pieces; aclose() cancels the request."""
+    supports_tools = True
+
+    async def stream(self, messages: list[ChatMessage],
+                     tools: list[dict[str, Any]] | None = None) -> AsyncIterator[str | ToolCall]:
+        """Yield the reply's non-empty text pieces, then any tool calls the model made;
+        aclose() cancels the request."""
         self.last_usage = None
-        body = {
+        body: dict[str, Any] = {
             "model": self.config.model,
             "messages": messages,
             "stream": True,
@@ -90,11 +94,17 @@ class OpenAIChatLLM:
             "temperature": self.config.temperature,
             "stream_options": {"include_usage": True},
         }
-        response, first = await self._open_with_retry(body)
+        if tools:
+            body["tools"] = tools
+            body["tool_choice"] = "auto"
+        calls: dict[int, dict[str, str]] = {}
+        response, first = await self._open_with_retry(body, calls)
         finished = False
         try:
-            if first is None:  # [DONE] before any content: an empty reply
+            if first is None:  # [DONE] before any content: an empty reply, or only tools
                 finished = True
+                for call in _tool_calls(calls):
+                    yield call
                 return
             yield first
             loop = asyncio.get_running_loop()
@@ -104,9 +114,11 @@ class OpenAIChatLLM:
 
             while True:
                 try:
-                    piece = await self._next_piece(response, line_deadline)
+                    piece = await self._next_piece(response, line_deadline, calls)
                 except _Done:
                     finished = True
+                    for call in _tool_calls(calls):
+                        yield call
                     return
                 except TimeoutError:
                     raise BackendError(
@@ -129,18 +141,20 @@ class OpenAIChatLLM:
                 response.close()
 
     async def _open_with_retry(
-        self, body: dict[str, Any]
+        self, body: dict[str, Any], calls: dict[int, dict[str, str]]
     ) -> tuple[aiohttp.ClientResponse, str | None]:
         try:
-            return await self._open(body)
+            return await self._open(body, calls)
         except _Retryable:
             await asyncio.sleep(RETRY_DELAY_S)
+            calls.clear()
         try:
-            return await self._open(body)
+            return await self._open(body, calls)
         except _Retryable as exc:
             raise BackendError(STAGE, f"{exc.args[0]} (tried twice)") from None
 
-    async def _open(self, body: dict[str, Any]) -> tuple[aiohttp.ClientResponse, str | None]:
+    async def _open(self, body: dict[str, Any], calls: dict[int, dict[str, str]]
+                    ) -> tuple[aiohttp.ClientResponse, str | None]:
         """Send the request and read up to the first content piece (None: empty reply)."""
         session = self._get_session()
         loop = asyncio.get_running_loop()
@@ -160,7 +174,7 @@ class OpenAIChatLLM:
                     "event stream; is it an OpenAI-compatible server that supports stream=true?",
                 )
             try:
-                first = await self._next_piece(response, lambda: deadline)
+                first = await self._next_piece(response, lambda: deadline, calls)
             except _Done:
                 first = None
             ok = True
@@ -191,7 +205,8 @@ class OpenAIChatLLM:
             if not ok and response is not None:
                 response.close()
 
-    async def _next_piece(self, response: aiohttp.ClientResponse, deadline_of_line) -> str:
+    async def _next_piece(self, response: aiohttp.ClientResponse, deadline_of_line,
+                          calls: dict[int, dict[str, str]]) -> str:
         """The next non-empty content piece; raises _Done at [DONE].
 
         `deadline_of_line()` gives the loop time by which the next line must arrive.
@@ -208,12 +223,13 @@ class OpenAIChatLLM:
                     f"the LLM server at {self.base_url} ended the stream before "
                     "'data: [DONE]'; the reply may be cut short",
                 )
-            piece = self._parse_line(raw)
+            piece = self._parse_line(raw, calls)
             if piece:
                 return piece
 
-    def _parse_line(self, raw: bytes) -> str | None:
-        """Content of one SSE line, if any; keeps usage; raises _Done at [DONE]."""
+    def _parse_line(self, raw: bytes, calls: dict[int, dict[str, str]]) -> str | None:
+        """Content of one SSE line, if any; keeps usage, gathers tool-call pieces into
+        `calls`; raises _Done at [DONE]."""
         try:
             line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
@@ -242,8 +258,16 @@ class OpenAIChatLLM:
         if not choices:
             return None
         try:
-            content = choices[0].get("delta", {}).get("content")
-        except (AttributeError, IndexError, KeyError, TypeError):
+            delta = choices[0].get("delta", {})
+            content = delta.get("content")
+            for piece in delta.get("tool_calls") or []:
+                call = calls.setdefault(int(piece.get("index", 0)),
+                                        {"name": "", "arguments": "", "id": ""})
+                call["id"] = piece.get("id") or call["id"]
+                function = piece.get("function") or {}
+                call["name"] += function.get("name") or ""
+                call["arguments"] += function.get("arguments") or ""
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
             raise self._malformed(f"unexpected chunk shape: {value[:120]!r}") from None
         if content is not None and not isinstance(content, str):
             raise self._malformed(f"delta.content is not text: {value[:120]!r}")
@@ -306,6 +330,11 @@ class OpenAIChatLLM:
             response.close()
             return
         await response.release()
+
+
+def _tool_calls(calls: dict[int, dict[str, str]]) -> list[ToolCall]:
+    return [ToolCall(c["name"], c["arguments"] or "{}", c["id"])
+            for _, c in sorted(calls.items()) if c["name"]]
 
 
 def _error_message(payload: dict[str, Any]) -> str | None:

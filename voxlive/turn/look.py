@@ -26,6 +26,32 @@ def asks_to_look(text: str) -> bool:
     return VISION_INTENT.search(text) is not None
 
 
+LOOK_TOOL_NAME = "look"
+LOOK_TOOL = {
+    "type": "function",
+    "function": {
+        "name": LOOK_TOOL_NAME,
+        "description": "Look through the user's camera and get a short description of "
+                       "what it shows. Use it when the answer depends on what the user "
+                       "is showing, wearing, holding or where they are.",
+        "parameters": {"type": "object", "properties": {}},
+    },
+}
+
+
+def look_tool_result(call: object, caption: str | None) -> list[dict[str, object]]:
+    """The messages that answer the model's `look` call (OpenAI tool-calling format)."""
+    call_id = getattr(call, "id", "") or "look-0"
+    return [
+        {"role": "assistant", "content": None, "tool_calls": [{
+            "id": call_id, "type": "function",
+            "function": {"name": LOOK_TOOL_NAME, "arguments": getattr(call, "arguments", "{}")},
+        }]},
+        {"role": "tool", "tool_call_id": call_id,
+         "content": caption or "The camera shows nothing: it is off or the picture is dark."},
+    ]
+
+
 @dataclass
 class LookPolicy:
     min_interval_s: float = 2.0

@@ -1,0 +1,323 @@
+"""`voxlive local`: talk to the assistant through this machine's microphone and speaker.
+
+The same turn core, models and events as a WebRTC call (voxlive.session), with
+voxlive.transports.local as the audio shell, and a live transcript on stdout. It runs
+until Ctrl-C (or SIGTERM, or `--duration` seconds). A lost sound device is reported
+and reopened with backoff; a failing model is reported (in red on a terminal) by the
+session's error events, and the next turn tries it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from voxlive.backends.loader import Models
+from voxlive.config import VoxliveConfig
+from voxlive.session import CallSession
+from voxlive.transports.local import (
+    AudioUnavailable,
+    DeviceLost,
+    LocalAudio,
+    SessionFailed,
+    list_devices,
+    reinitialize_portaudio,
+    sounddevice,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+"""Waits before reopening a lost device; after the last one `voxlive local` gives up."""
+HEALTHY_S = 30.0
+"""Audio that ran this long since the last reopen starts the retries afresh."""
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class TranscriptPrinter:
+    """Prints the conversation as it happens: "you: ...", "voxlive: ..." (growing as
+    each sentence is synthesised), "[interrupted: heard ...]", errors (red on a tty).
+
+    A turn is printed once it is committed (the user really stopped): a reply worked on
+    while the user only paused, and dropped when they went on, never shows.
+    """
+
+    def __init__(self, out: TextIO | None = None, color: bool | None = None):
+        self.out = out if out is not None else sys.stdout
+        isatty = getattr(self.out, "isatty", None)
+        self.color = bool(isatty and isatty()) if color is None else color
+        self._committed: set[int] = set()
+        self._user: dict[int, str] = {}  # transcripts of turns not yet committed
+        self._reply: dict[int, tuple[str, bool]] = {}  # reply text of uncommitted turns
+        self._open: tuple[int, str] | None = None  # the assistant line being printed
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        turn = event.get("turn")
+        if kind == "user_transcript" and isinstance(turn, int):
+            if turn in self._committed:
+                self._line(f"{self._style('you:', '1')} {event.get('text', '')}")
+            else:
+                self._user[turn] = event.get("text", "")
+        elif kind == "assistant_text" and isinstance(turn, int):
+            text, final = event.get("text", ""), bool(event.get("final"))
+            if turn in self._committed:
+                self._assistant(turn, text, final)
+            else:
+                self._reply[turn] = (text, final)
+        elif kind == "turn_committed" and isinstance(turn, int):
+            self._commit(turn)
+        elif kind == "interrupted":
+            heard = event.get("heard_text") or ""
+            self._close("…")
+            self._line(self._style(f'[interrupted: heard "{heard}"]', "2"))
+        elif kind == "error":
+            stage = event.get("stage")
+            where = f" ({stage})" if stage else ""
+            self.error(f"error{where}: {event.get('message', '')}")
+
+    def _commit(self, turn: int) -> None:
+        self._committed.add(turn)
+        for old in [t for t in self._committed if t < turn - 8]:
+            self._committed.discard(old)
+        for pending in (self._user, self._reply):  # turns dropped before they were heard
+            for old in [t for t in pending if t < turn]:
+                del pending[old]
+        if turn in self._user:
+            self._line(f"{self._style('you:', '1')} {self._user.pop(turn)}")
+        if turn in self._reply:
+            self._assistant(turn, *self._reply.pop(turn))
+
+    def _assistant(self, turn: int, text: str, final: bool) -> None:
+        if self._open is None or self._open[0] != turn:
+            self._close()
+            self._write(f"{self._style('voxlive:', '1;36')} ")
+            self._open = (turn, "")
+        shown = self._open[1]
+        delta = text[len(shown):] if text.startswith(shown) else f" {text}"
+        self._write(delta.lstrip() if not shown else delta)
+        self._open = (turn, text)
+        if final:
+            self._close()
+
+    def notice(self, text: str) -> None:
+        self._line(self._style(text, "2"))
+
+    def error(self, text: str) -> None:
+        self._line(self._style(text, "31"))
+
+    def _line(self, text: str) -> None:
+        self._close()
+        self._write(text + "\n")
+
+    def _close(self, mark: str = "") -> None:
+        if self._open is not None:
+            self._open = None
+            self._write(mark + "\n")
+
+    def _style(self, text: str, sgr: str) -> str:
+        return f"\x1b[{sgr}m{text}\x1b[0m" if self.color else text
+
+    def _write(self, text: str) -> None:
+        with contextlib.suppress(ValueError, OSError):  # a closed or broken stdout
+            self.out.write(text)
+            self.out.flush()
+
+
+@dataclass
+class LocalCall:
+    """What one `voxlive local` run needs besides the models; the tests build it too."""
+
+    models: Models
+    config: VoxliveConfig
+    vad_threshold: float
+    input_device: str | int | None = None
+    output_device: str | int | None = None
+    printer: TranscriptPrinter = field(default_factory=TranscriptPrinter)
+    on_event: EventSink | None = None
+    on_audio: Callable[[LocalAudio], None] | None = None  # each (re)opened LocalAudio
+    retry_delays: Sequence[float] = RETRY_DELAYS_S
+    audio_options: dict[str, Any] = field(default_factory=dict)
+    session: CallSession | None = None
+
+    def _event(self, event: dict[str, Any]) -> None:
+        self.printer(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _new_session(self) -> CallSession:
+        self.session = CallSession(self.models, self.config, self.vad_threshold, self._event,
+                                   call_id="local")
+        return self.session
+
+    async def run(self, stop: asyncio.Event | None = None,
+                  duration: float | None = None) -> int:
+        """Talk until `stop` is set or `duration` seconds pass (0), or the device is
+        gone for good (1), or it cannot be used at all (2)."""
+        stop = stop if stop is not None else asyncio.Event()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + duration if duration is not None else None
+        session = self._new_session()
+        failures = 0
+        opened_before = False
+        opened_at: float | None = None
+        try:
+            while True:
+                audio = LocalAudio(session, self.input_device, self.output_device,
+                                   **self.audio_options)
+                try:
+                    await audio.start()
+                    opened_at = loop.time()
+                    self._announce(audio, again=opened_before)
+                    opened_before = True
+                    if self.on_audio is not None:
+                        self.on_audio(audio)
+                    if await self._until(stop, deadline, audio.wait_failed()):
+                        return 0
+                except AudioUnavailable as exc:
+                    if not opened_before:
+                        self.printer.error(f"voxlive local: {exc}")
+                        return 2
+                    problem: Exception = DeviceLost(str(exc))  # unplugged: wait for it
+                except (DeviceLost, SessionFailed) as exc:
+                    problem = exc
+                else:  # wait_failed() ends only by raising; never spin here regardless
+                    problem = DeviceLost("the audio stopped")
+                finally:
+                    await audio.stop()
+                    self._report_stats(audio)
+                if opened_at is not None and loop.time() - opened_at >= HEALTHY_S:
+                    failures = 0
+                opened_at = None
+                if isinstance(problem, SessionFailed):
+                    self.printer.error(f"the conversation failed ({problem}); starting afresh")
+                    await session.close()
+                    session = self._new_session()
+                else:
+                    self.printer.error(f"audio device problem: {problem}")
+                if failures >= len(self.retry_delays):
+                    self.printer.error(f"giving up after {failures} attempts to reopen the "
+                                       "audio device")
+                    return 1
+                delay = self.retry_delays[failures]
+                failures += 1
+                self.printer.notice(f"reopening the audio device in {delay:g} s "
+                                    f"(attempt {failures} of {len(self.retry_delays)})")
+                if await self._until(stop, deadline, asyncio.sleep(delay)) is True:
+                    return 0
+                with contextlib.suppress(Exception):
+                    reinitialize_portaudio()  # see devices plugged in meanwhile
+        finally:
+            await session.close()
+
+    async def _until(self, stop: asyncio.Event, deadline: float | None, work: Any) -> bool:
+        """Await `work` (which may raise) unless `stop` or the deadline comes first:
+        True if they did, False if `work` finished."""
+        loop = asyncio.get_running_loop()
+        waiters = [asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())]
+        timeout = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            done, _ = await asyncio.wait(waiters, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            for waiter in waiters:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiter
+        if waiters[0] in done:
+            waiters[0].result()  # raises the failure, if any
+            return False
+        return True
+
+    def _announce(self, audio: LocalAudio, again: bool) -> None:
+        if again:
+            self.printer.notice(f"audio device back: {audio.input_name} / {audio.output_name}")
+            return
+        self.printer.notice(
+            f"listening on {audio.input_name} ({audio.input_rate} Hz), speaking on "
+            f"{audio.output_name} ({audio.output_rate} Hz); about "
+            f"{(audio.input_latency + audio.output_latency) * 1000:.0f} ms of audio buffers. "
+            "Speak; Ctrl-C quits."
+        )
+
+    def _report_stats(self, audio: LocalAudio) -> None:
+        stats = audio.stats
+        if stats.underruns or stats.dropped_input or stats.input_overflows:
+            log.info("local audio: %d output underruns in %d blocks, %d input blocks dropped, "
+                     "%d input overflows", stats.underruns, stats.output_blocks,
+                     stats.dropped_input, stats.input_overflows)
+
+
+def half_duplex(config: VoxliveConfig) -> VoxliveConfig:
+    """The same config with barge-in off: the microphone is ignored while it speaks."""
+    return config.model_copy(update={"turn": config.turn.model_copy(update={"barge_in": False})})
+
+
+def run_local(config: VoxliveConfig, profile_name: str | None, args: Any) -> int:
+    """The `voxlive local` command. `args`: input_device, output_device, list_devices,
+    duration (seconds or None), half_duplex. Returns the exit status."""
+    try:
+        return _run_local(config, profile_name, args)
+    except KeyboardInterrupt:  # Ctrl-C while the models load
+        print("\nbye", file=sys.stderr)
+        return 0
+
+
+def _run_local(config: VoxliveConfig, profile_name: str | None, args: Any) -> int:
+    printer = TranscriptPrinter()
+    try:
+        sounddevice()
+        if getattr(args, "list_devices", False):
+            print(list_devices())
+            return 0
+    except AudioUnavailable as exc:
+        printer.error(f"voxlive local: {exc}")
+        return 2
+    from voxlive.cli import load_or_explain
+
+    name, models = load_or_explain(config, profile_name)
+    if getattr(args, "half_duplex", False):
+        config = half_duplex(config)
+    call = LocalCall(
+        models, config, config.profile(name).vad.threshold,
+        input_device=getattr(args, "input_device", None),
+        output_device=getattr(args, "output_device", None),
+        printer=printer,
+    )
+    mode = "half duplex" if not config.turn.barge_in else "talk over it to interrupt"
+    printer.notice(f"voxlive ({name} profile, {mode})")
+    return asyncio.run(_main(call, getattr(args, "duration", None)))
+
+
+async def _main(call: LocalCall, duration: float | None) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second Ctrl-C while shutting down: quit now
+            os._exit(130)
+        stop.set()
+
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, on_signal)
+            installed.append(signum)
+    try:
+        status = await call.run(stop, duration)
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        await call.models.aclose()
+    if stop.is_set():
+        call.printer.notice("bye")
+    return status
