@@ -138,7 +138,7 @@ def serve(config, args: argparse.Namespace) -> int:  # noqa: ANN001
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     name, models = load_or_explain(config, args.profile)
-    daemon = Daemon(config, name, models, host=host, kiosk=args.kiosk)
+    daemon = Daemon(config, name, models, host=host, kiosk=args.kiosk, owns_models=True)
     shown = f"[{host}]" if ":" in host else host
     print(f"voxlive ({name} profile) is listening: open http://{shown}:{port}/ and press Call",
           flush=True)

@@ -86,12 +86,13 @@ class Daemon:
     """Holds the shared models and the live calls; one per process."""
 
     def __init__(self, config: VoxliveConfig, profile_name: str, models: Models,
-                 host: str, kiosk: bool = False):
+                 host: str, kiosk: bool = False, owns_models: bool = False):
         self.config = config
         self.profile_name = profile_name
         self.models = models
         self.host = host
         self.kiosk = kiosk
+        self.owns_models = owns_models  # close them on shutdown (others may share them)
         self.calls: dict[str, Call] = {}
         self.metrics = Metrics()
         self.vad_threshold = config.profile(profile_name).vad.threshold
@@ -180,7 +181,8 @@ class Daemon:
     async def close(self) -> None:
         for call_id in list(self.calls):
             await self.hang_up(call_id)
-        await self.models.aclose()
+        if self.owns_models:
+            await self.models.aclose()
 
 
 # --- HTTP -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -38,10 +39,18 @@ BLOCK_S = 0.02
 PREFERRED_RATE = CALL_RATE
 """Tried first: no resampling on the way out. Otherwise the device's default rate."""
 JITTER_FRAMES = 3
+MAX_JITTER_FRAMES = 6
+JITTER_RELAX_S = 20.0
+"""The jitter queue shrinks by a frame after this long without an underrun."""
+SETTLE_BLOCKS = 10
+"""Output blocks while a stream starts (PortAudio primes its buffer in a burst): their
+underruns are silence before anything plays, and are not counted."""
 MAX_INPUT_BLOCKS = 100
 """2 s of input may wait for the session; beyond that blocks are dropped (and counted)."""
 STALL_S = 2.0
 """A stream whose callback has not run for this long is treated as lost."""
+STARTUP_S = 3.0
+"""Time a stream may take for its first callback, on top of `stall_s`."""
 CLOSE_TIMEOUT_S = 3.0
 
 
@@ -213,9 +222,31 @@ class LocalAudioStats:
     input_overflows: int = 0  # PortAudio reported lost input
     output_blocks: int = 0
     underruns: int = 0  # output blocks the jitter queue could not fill (silence played)
+    jitter_frames: int = 0  # the jitter queue's target now, in 20 ms frames
+    most_jitter_frames: int = 0  # its largest target so far
     output_underflows: int = 0  # PortAudio reported an output gap
     frames_pulled: int = 0  # session.output.next_frame() calls
     flushed_on_pause: int = 0  # barge-in pauses that emptied the jitter queue
+    max_callback_gap_ms: float = 0.0  # longest wait between two output callbacks
+    max_loop_lag_ms: float = 0.0  # longest wait for the loop to refill after a callback
+    realtime_input: bool = False  # PortAudio's threads got real-time scheduling
+    realtime_output: bool = False
+
+
+REALTIME_PRIORITY = 10
+
+
+def _prioritise_this_thread() -> bool:
+    """Real-time (round-robin) scheduling for the calling PortAudio thread, where allowed
+    (root, or an RLIMIT_RTPRIO such as the audio group's). On a small CPU busy with the
+    models, a normal thread can wait longer than PortAudio's buffer lasts; a real-time
+    one runs as soon as it wakes. It sleeps most of the time and does little when it
+    runs (copy 20 ms), so it cannot starve the machine."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 class LocalAudio:
@@ -228,16 +259,20 @@ class LocalAudio:
 
     Output: a small jitter queue between the session and the sound card. The output
     callback takes 20 ms from a FIFO and wakes a task on the loop, which keeps the FIFO
-    at `jitter_frames` frames (3 = 60 ms) by calling `session.output.next_frame()` and
-    resampling to the device rate. So `next_frame()` runs on the loop, once per 20 ms
-    on average, paced by the device's clock. Why 3 frames: the loop shares two or more
-    CPUs with whisper, llama.cpp and piper, and a busy loop can answer the callback's
-    wake-up tens of milliseconds late; 60 ms absorbs that without audible gaps
-    (underruns are counted in `stats`), while a barge-in is still cut within about
-    60 ms plus PortAudio's own buffer (`latency="low"`, typically 10-40 ms). When the
-    session pauses the reply for a barge-in, the queued frames are dropped at once.
-    More frames would only add to the reply's delay and to the time it takes to stop
-    talking; fewer would crackle whenever the loop is late.
+    at the jitter target by calling `session.output.next_frame()` and resampling to the
+    device rate. So `next_frame()` runs on the loop, once per 20 ms on average, paced by
+    the device's clock (as OutputAudioTrack paces it by the wall clock for WebRTC).
+
+    The buffer: the target starts at `jitter_frames` (3 = 60 ms) and grows by a frame
+    after each underrun (the callback found the FIFO short and played silence), up to
+    `max_jitter_frames` (6 = 120 ms), and shrinks back a frame per 20 s without one.
+    Why: the loop shares a few CPUs with whisper, llama.cpp and piper, and answers the
+    callback's wake-up late while they run (tens of ms on 2 cores; `stats` keeps the
+    worst lag). 60 ms covers that on most machines; a busy one pays a little more delay
+    rather than crackling. Every frame here delays the reply and the moment a barge-in
+    silences it, so the target stays as small as the machine allows; and when the
+    session pauses the reply for a barge-in the FIFO is emptied at once, leaving only
+    PortAudio's own buffer (`latency="low"`: 10-40 ms with ALSA) to play out.
 
     A stream that stops by itself (PortAudio error, device unplugged, sound server
     gone) or whose callback stalls for `stall_s` makes `wait_failed()` raise
@@ -246,16 +281,22 @@ class LocalAudio:
 
     def __init__(self, session: CallSession, input_device: str | int | None = None,
                  output_device: str | int | None = None, *, jitter_frames: int = JITTER_FRAMES,
-                 latency: str | float = "low", preferred_rate: int = PREFERRED_RATE,
-                 max_input_blocks: int = MAX_INPUT_BLOCKS, stall_s: float = STALL_S):
+                 max_jitter_frames: int = MAX_JITTER_FRAMES, latency: str | float = "low",
+                 preferred_rate: int = PREFERRED_RATE, max_input_blocks: int = MAX_INPUT_BLOCKS,
+                 stall_s: float = STALL_S):
         self.session = session
         self.input_spec = input_device
         self.output_spec = output_device
+        self.stats = LocalAudioStats()
         self.jitter_frames = max(1, jitter_frames)
+        self.max_jitter_frames = max(self.jitter_frames, max_jitter_frames)
+        self._jitter = self.jitter_frames
+        self._underruns_seen = 0
+        self._calm_since = time.monotonic()
+        self.stats.jitter_frames = self.stats.most_jitter_frames = self._jitter
         self.latency = latency
         self.preferred_rate = preferred_rate
         self.stall_s = stall_s
-        self.stats = LocalAudioStats()
         self.input_rate = 0
         self.output_rate = 0
         self.input_name = ""
@@ -315,8 +356,9 @@ class LocalAudio:
             await self._close_streams()
             raise DeviceLost(f"could not open the audio device: {exc}") from exc
         self._fill_output()  # the first callback finds the jitter queue full
-        now = time.monotonic()
-        self._last_callback = {"input": now, "output": now}
+        # PulseAudio can take a second or two to start a stream: the watchdog waits.
+        later = time.monotonic() + STARTUP_S
+        self._last_callback = {"input": later, "output": later}
         try:
             for stream in self._streams.values():
                 stream.start()
@@ -339,7 +381,7 @@ class LocalAudio:
         """PortAudio's output buffer plus the jitter queue, in seconds."""
         stream = self._streams.get("output")
         device = float(stream.latency) if stream is not None else 0.0
-        return device + self.jitter_frames * BLOCK_S
+        return device + self._jitter * BLOCK_S
 
     # --- PortAudio's thread -------------------------------------------------------------
 
@@ -353,6 +395,8 @@ class LocalAudio:
 
     def _input_callback(self, indata: np.ndarray, frames: int, time_info: Any,
                         status: Any) -> None:
+        if not self.stats.input_blocks:
+            self.stats.realtime_input = _prioritise_this_thread()
         self._last_callback["input"] = time.monotonic()
         if status.input_overflow:
             self.stats.input_overflows += 1
@@ -361,16 +405,22 @@ class LocalAudio:
 
     def _output_callback(self, outdata: np.ndarray, frames: int, time_info: Any,
                          status: Any) -> None:
-        self._last_callback["output"] = time.monotonic()
+        now = time.monotonic()
+        if not self.stats.output_blocks:
+            self.stats.realtime_output = _prioritise_this_thread()
+        if self.stats.output_blocks > 10:  # not the bursts while the stream starts
+            gap = (now - self._last_callback["output"]) * 1000
+            self.stats.max_callback_gap_ms = max(self.stats.max_callback_gap_ms, gap)
+        self._last_callback["output"] = now
         self.stats.output_blocks += 1
         if status.output_underflow:
             self.stats.output_underflows += 1
         mono = outdata[:, 0]
-        if self._fifo.read_into(mono) < frames:
+        if self._fifo.read_into(mono) < frames and self.stats.output_blocks > SETTLE_BLOCKS:
             self.stats.underruns += 1
         if outdata.shape[1] > 1:
             outdata[:, 1:] = mono[:, None]
-        self._from_portaudio(self._wake.set)
+        self._from_portaudio(self._woken, now)
 
     # --- the event loop -----------------------------------------------------------------
 
@@ -381,6 +431,12 @@ class LocalAudio:
             self._input_queue.put_nowait(block)
         except asyncio.QueueFull:
             self.stats.dropped_input += 1
+
+    def _woken(self, at: float) -> None:
+        if self.stats.output_blocks > 10:
+            lag = (time.monotonic() - at) * 1000
+            self.stats.max_loop_lag_ms = max(self.stats.max_loop_lag_ms, lag)
+        self._wake.set()
 
     def _finished(self, name: str) -> None:
         if not self._stopping:
@@ -422,8 +478,9 @@ class LocalAudio:
             self._fifo.clear()
             self.stats.flushed_on_pause += 1
         self._was_paused = output.paused
+        self._adapt_jitter()
         block = round(self.output_rate * BLOCK_S)
-        target = self.jitter_frames * block
+        target = self._jitter * block
         while self._fifo.available < target:
             frame = output.next_frame()
             self.stats.frames_pulled += 1
@@ -432,6 +489,18 @@ class LocalAudio:
             else:
                 samples = self._output_resampler.process(frame, CALL_RATE)
             self._fifo.write(samples)
+
+    def _adapt_jitter(self) -> None:
+        now = time.monotonic()
+        if self.stats.underruns != self._underruns_seen:
+            self._underruns_seen = self.stats.underruns
+            self._jitter = min(self.max_jitter_frames, self._jitter + 1)
+            self._calm_since = now
+        elif self._jitter > self.jitter_frames and now - self._calm_since >= JITTER_RELAX_S:
+            self._jitter -= 1  # the FIFO drains by one frame: nothing is skipped
+            self._calm_since = now
+        self.stats.jitter_frames = self._jitter
+        self.stats.most_jitter_frames = max(self.stats.most_jitter_frames, self._jitter)
 
     async def _keep_output_filled(self) -> None:
         while True:
