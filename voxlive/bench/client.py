@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import json
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError
 from voxlive.audio.output import FRAME_SAMPLES
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler, to_int16
 from voxlive.server.ice import rtc_configuration
+from voxlive.transports.webrtc import FramePacer, audio_frame
 
 
 class SpeakerTrack(MediaStreamTrack):
@@ -40,8 +40,7 @@ class SpeakerTrack(MediaStreamTrack):
         self._echo = np.zeros(0, dtype=np.float32)
         self.echo_gain = 0.0
         self.echo_delay_s = 0.0
-        self._start: float | None = None
-        self._pts = 0
+        self._pacer = FramePacer()
         self._sent = 0  # samples of said audio sent so far
         self._said = 0  # samples of said audio queued so far
         self._marks: list[int] = []
@@ -65,13 +64,7 @@ class SpeakerTrack(MediaStreamTrack):
         return len(self._pending) > 0
 
     async def recv(self) -> av.AudioFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._pts += FRAME_SAMPLES
-            delay = self._start + self._pts / CALL_RATE - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        pts = await self._pacer.next_pts()
         samples = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         chunk, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]
         samples[: len(chunk)] = chunk
@@ -81,13 +74,7 @@ class SpeakerTrack(MediaStreamTrack):
         self._sent += len(chunk)
         echo, self._echo = self._echo[:FRAME_SAMPLES], self._echo[FRAME_SAMPLES:]
         samples[: len(echo)] += echo
-        frame = av.AudioFrame.from_ndarray(
-            to_int16(samples).reshape(1, -1), format="s16", layout="mono"
-        )
-        frame.sample_rate = CALL_RATE
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, CALL_RATE)
-        return frame
+        return audio_frame(to_int16(samples), pts)
 
 
 class ImageTrack(VideoStreamTrack):

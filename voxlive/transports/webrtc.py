@@ -8,6 +8,7 @@ import logging
 import time
 
 import av
+import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
@@ -18,6 +19,33 @@ from voxlive.session import CallSession
 log = logging.getLogger(__name__)
 
 TIME_BASE = fractions.Fraction(1, CALL_RATE)
+
+
+class FramePacer:
+    """Hands out 20 ms frame timestamps in real time, sleeping until each is due."""
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self.pts = 0
+
+    async def next_pts(self) -> int:
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self.pts += FRAME_SAMPLES
+            delay = self._start + self.pts / CALL_RATE - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        return self.pts
+
+
+def audio_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
+    """A 48 kHz mono s16 frame for aiortc's encoder."""
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = CALL_RATE
+    frame.pts = pts
+    frame.time_base = TIME_BASE
+    return frame
 
 
 class OutputAudioTrack(MediaStreamTrack):
@@ -32,25 +60,13 @@ class OutputAudioTrack(MediaStreamTrack):
     def __init__(self, output: AudioOutput):
         super().__init__()
         self.output = output
-        self._start: float | None = None
-        self._pts = 0
+        self._pacer = FramePacer()
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._pts += FRAME_SAMPLES
-            delay = self._start + self._pts / CALL_RATE - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        samples = self.output.next_frame()
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = CALL_RATE
-        frame.pts = self._pts
-        frame.time_base = TIME_BASE
-        return frame
+        pts = await self._pacer.next_pts()
+        return audio_frame(self.output.next_frame(), pts)
 
 
 async def pump_video(track: MediaStreamTrack, session: CallSession) -> None:
