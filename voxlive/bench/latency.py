@@ -66,14 +66,19 @@ async def measure(config: Any, profile_name: str, models: Any, turns: int) -> di
                 question = QUESTIONS[i % len(QUESTIONS)]
                 mark = len(client.events)
                 client.mic.say(question_audio(models, question))
-                latency = await client.wait_for(
-                    lambda e: e["type"] in ("turn_latency", "error"), timeout=60, start=mark)
-                if latency["type"] == "error":
-                    raise RuntimeError(f"turn {i + 1} failed: {latency['message']}")
                 done = await client.wait_for(
-                    lambda e: e["type"] == "assistant_text" and e["final"], 60, start=mark)
+                    lambda e: e["type"] == "error" or (e["type"] == "assistant_text"
+                                                       and e["final"]), 60, start=mark)
+                if done["type"] == "error":
+                    raise RuntimeError(f"turn {i + 1} failed: {done['message']}")
                 await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "listening",
                                       timeout=60, start=client.events.index(done))
+                latency = next((e for e in client.events[mark:] if e["type"] == "turn_latency"),
+                               None)
+                if latency is None:  # the model's reply had nothing to say aloud
+                    print(f"turn {i + 1}/{turns}: no spoken reply ({done['text']!r})",
+                          file=sys.stderr)
+                    continue
                 said = next((e["text"] for e in client.events[mark:]
                              if e["type"] == "user_transcript"), "")
                 restarts = sum(e["type"] == "speech_started" for e in client.events[mark:]) - 1

@@ -254,8 +254,10 @@ class LocalAudio:
 
     Input: 20 ms blocks at the device's rate, mixed to mono, go through a bounded
     asyncio queue (2 s; more is dropped and counted, never blocks PortAudio) to a task
-    that resamples them to 16 kHz and awaits `session.feed`. Whatever piled up while
-    the session was busy is fed at once, so it catches up without extra hops.
+    that resamples them to 16 kHz and awaits `session.feed`, one block at a time, like
+    WebRTC frames. Not merged when they pile up behind a busy loop: the echo guard
+    judges each feed by its last 200 ms, so one long chunk of echo ending in silence
+    would pass for the user's voice.
 
     Output: a small jitter queue between the session and the sound card. The output
     callback takes 20 ms from a FIFO and wakes a task on the loop, which keeps the FIFO
@@ -459,12 +461,9 @@ class LocalAudio:
 
     async def _pump_input(self) -> None:
         assert self._input_queue is not None and self._input_resampler is not None
-        queue = self._input_queue
         while True:
-            blocks = [await queue.get()]
-            while not queue.empty():
-                blocks.append(queue.get_nowait())
-            samples = self._input_resampler.process(np.concatenate(blocks), self.input_rate)
+            block = await self._input_queue.get()
+            samples = self._input_resampler.process(block, self.input_rate)
             try:
                 await self.session.feed(samples)
             except Exception as exc:
