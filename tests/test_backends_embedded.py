@@ -93,3 +93,19 @@ def test_espeak_speech_is_transcribed_back_to_its_words(embedded_models: Models)
     tts = EspeakTTS(EspeakTts(backend="espeak-ng"))
     heard = speak_and_transcribe(embedded_models, tts, SENTENCE)
     assert share_found(SENTENCE, heard) >= 0.85, heard
+
+
+@requires_espeak
+def test_whisper_is_unsure_of_hums_and_sure_of_words(embedded_models: Models,
+                                                     config) -> None:  # noqa: ANN001
+    threshold = config.turn.barge_in_min_confidence
+
+    def confidence(text: str) -> float:
+        audio = np.concatenate([np.zeros(2400, np.float32), espeak(text, MODEL_RATE),
+                                np.zeros(1600, np.float32)])
+        return embedded_models.stt.recognise(audio).confidence
+
+    for said in ("Stop, please.", "Hold on.", "Wait a moment."):
+        assert confidence(said) >= threshold, said
+    for hum in ("hmm", "mm-hm"):
+        assert confidence(hum) < threshold, hum

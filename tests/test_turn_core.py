@@ -331,3 +331,16 @@ def test_echo_the_guard_misses_now_and_then_does_not_add_up_to_a_barge_in() -> N
         tl.audio(0.128, 0.95, echo=True)
         tl.audio(0.032, 0.95, echo=False)
     assert tl.of(PauseReply) == [] and tl.core.state == State.SPEAKING
+
+
+def test_words_whisper_was_unsure_of_do_not_confirm_an_interruption() -> None:
+    tl = Timeline(barge_in_min_confidence=0.45)
+    first = tl.answered()
+    tl.speech(0.4)  # a hum that the recogniser turned into "MMA cam."
+    tl.silence(0.5)
+    out = tl.event(Transcribed(tl.core.generation, "MMA cam.", confidence=0.38))
+    assert out[0] == ResumeReply(first)
+    tl.speech(0.4)  # then a clear "Stop."
+    tl.silence(0.5)
+    out = tl.event(Transcribed(tl.core.generation, "Stop.", confidence=0.69))
+    assert out[0] == Cancel(first, barge_in=True)

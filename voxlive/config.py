@@ -180,6 +180,9 @@ class TurnSettings(Strict):
     barge_in_min_words: int = Field(
         1, ge=0, description="words (not 'mm-hm') that confirm an interruption; 0: speech alone"
     )
+    barge_in_min_confidence: float = Field(
+        0.45, ge=0, le=1, description="transcript confidence that confirms an interruption"
+    )
     half_duplex_tail_ms: int = Field(
         300, ge=0, description="half duplex: input ignored this long after the reply ends"
     )

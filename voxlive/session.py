@@ -267,9 +267,10 @@ class CallSession:
             emotion_job = loop.run_in_executor(
                 None, self.models.emotion.analyse, audio, self._speaker)
         try:
-            text = await loop.run_in_executor(None, self.models.stt.transcribe, audio)
+            transcript = await loop.run_in_executor(None, self.models.stt.recognise, audio)
         except Exception as exc:
             raise BackendError("stt", f"transcription failed: {exc}") from exc
+        text = transcript.text
         timing.transcribed = now()
         emotion = await self._emotion_result(emotion_job)
         timing.emotion_wait_s = now() - timing.transcribed
@@ -281,7 +282,7 @@ class CallSession:
                            arousal=emotion.arousal,
                            scores={k: round(v, 3) for k, v in emotion.scores.items()})
             self._emit("user_transcript", turn=action.generation, text=text.strip())
-        self._handle(Transcribed(action.generation, text))
+        self._handle(Transcribed(action.generation, text, transcript.confidence))
 
     async def _emotion_result(self, job: Any) -> Any:
         """The emotion estimate, or None; a failing emotion stage never fails the turn."""

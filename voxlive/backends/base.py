@@ -36,11 +36,21 @@ class BackendError(RuntimeError):
         self.message = message
 
 
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    confidence: float  # 0..1; whisper: exp(mean token log-probability)
+
+
 class SpeechToText(Protocol):
     description: str
 
+    def recognise(self, audio: np.ndarray) -> Transcript:
+        """Transcribe 16 kHz mono float32 audio, with a confidence. Blocking."""
+        ...
+
     def transcribe(self, audio: np.ndarray) -> str:
-        """Transcribe 16 kHz mono float32 audio. Blocking."""
+        """Just the text of `recognise`."""
         ...
 
 

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 
+from voxlive.backends.base import Transcript
 from voxlive.config import FasterWhisperStt, resolve_model
 
 
@@ -27,7 +28,7 @@ class FasterWhisperSTT:
         # worker anyway, and the lock keeps concurrent calls from oversubscribing the CPU.
         self._lock = threading.Lock()
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def recognise(self, audio: np.ndarray) -> Transcript:
         with self._lock:
             segments, _info = self.model.transcribe(
                 audio.astype(np.float32, copy=False),
@@ -37,4 +38,15 @@ class FasterWhisperSTT:
                 without_timestamps=True,
                 condition_on_previous_text=False,
             )
-            return " ".join(s.text.strip() for s in segments).strip()
+            segments = list(segments)
+        text = " ".join(s.text.strip() for s in segments).strip()
+        if not segments:
+            return Transcript(text, 0.0)
+        # Whisper answers a cough or an "mm-hm" with invented words at a low
+        # log-probability: the confidence tells them from words that were said.
+        weights = [max(1, len(s.text.strip())) for s in segments]
+        mean = sum(w * s.avg_logprob for w, s in zip(weights, segments, strict=True))
+        return Transcript(text, float(np.exp(mean / sum(weights))))
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        return self.recognise(audio).text

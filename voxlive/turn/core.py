@@ -55,6 +55,7 @@ class VadWindow:
 class Transcribed:
     generation: int
     text: str
+    confidence: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -348,7 +349,9 @@ class TurnCore:
         text = event.text.strip()
         actions: list[Action] = []
         if self.paused and self.speaking is not None:
-            if len(meaningful_words(text)) < max(1, self.settings.barge_in_min_words):
+            words = meaningful_words(text)
+            unsure = event.confidence < self.settings.barge_in_min_confidence
+            if unsure or len(words) < max(1, self.settings.barge_in_min_words):
                 # A cough, a knock, an "mm-hm": not an interruption. Play on.
                 self.paused = False
                 self.committed = True
