@@ -204,8 +204,8 @@ class LocalCall:
                 else:
                     self.printer.error(f"audio device problem: {problem}")
                 if failures >= len(self.retry_delays):
-                    self.printer.error(f"giving up after {failures} attempts to reopen the "
-                                       "audio device")
+                    self.printer.error("giving up: the audio device did not come back "
+                                       f"({failures} attempts to reopen it)")
                     return 1
                 delay = self.retry_delays[failures]
                 failures += 1

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import av
@@ -21,7 +22,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from voxlive.audio.output import FRAME_SAMPLES
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler, to_int16
-from voxlive.server.ice import rtc_configuration
+from voxlive.server.ice import apply_host_policy, rtc_configuration
 from voxlive.transports.webrtc import FramePacer, audio_frame
 
 
@@ -94,6 +95,8 @@ class ImageTrack(VideoStreamTrack):
 class CallClient:
     def __init__(self, base_url: str, camera: np.ndarray | None = None):
         self.base_url = base_url.rstrip("/")
+        # A caller of a loopback daemon offers loopback candidates only, like the daemon.
+        apply_host_policy(urlsplit(self.base_url).hostname or "127.0.0.1")
         self.pc = RTCPeerConnection(rtc_configuration([]))
         self.mic = SpeakerTrack()
         self.events: list[dict[str, Any]] = []

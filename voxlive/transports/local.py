@@ -369,7 +369,7 @@ class LocalAudio:
             raise DeviceLost(f"could not start the audio device: {exc}") from exc
         self._tasks = [self._loop.create_task(self._guarded(work)) for work in
                        (self._pump_input(), self._keep_output_filled(), self._watch())]
-        log.info("local audio: in %s (%d Hz), out %s (%d Hz), latency %.0f/%.0f ms",
+        log.debug("local audio: in %s (%d Hz), out %s (%d Hz), latency %.0f/%.0f ms",
                  self.input_name, self.input_rate, self.output_name, self.output_rate,
                  self.input_latency * 1000, self.output_latency * 1000)
 
