@@ -188,7 +188,8 @@ class CallSession:
         elif isinstance(action, SpeechStarted):
             self._emit("speech_started", t=round(action.t, 3))
             if self._barge_in is not None:  # the speech that just paused or cut the reply
-                self._barge_in.onset = self._wall_time(action.t + WINDOW_S)
+                # arrival of the first voiced window's end, less that window's length
+                self._barge_in.onset = self._wall_time(action.t + WINDOW_S) - WINDOW_S
         elif isinstance(action, SpeechStopped):
             self._emit("speech_stopped", t=round(action.t, 3))
         elif isinstance(action, Transcribe):
