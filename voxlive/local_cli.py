@@ -264,7 +264,8 @@ def half_duplex(config: VoxliveConfig) -> VoxliveConfig:
 
 def run_local(config: VoxliveConfig, profile_name: str | None, args: Any) -> int:
     """The `voxlive local` command. `args`: input_device, output_device, list_devices,
-    duration (seconds or None), half_duplex. Returns the exit status."""
+    duration (seconds or None), half_duplex, and optionally audio_latency (PortAudio's
+    buffer in seconds; default "low"). Returns the exit status."""
     try:
         return _run_local(config, profile_name, args)
     except KeyboardInterrupt:  # Ctrl-C while the models load
@@ -287,11 +288,13 @@ def _run_local(config: VoxliveConfig, profile_name: str | None, args: Any) -> in
     name, models = load_or_explain(config, profile_name)
     if getattr(args, "half_duplex", False):
         config = half_duplex(config)
+    latency = getattr(args, "audio_latency", None)
     call = LocalCall(
         models, config, config.profile(name).vad.threshold,
         input_device=getattr(args, "input_device", None),
         output_device=getattr(args, "output_device", None),
         printer=printer,
+        audio_options={} if latency is None else {"latency": float(latency)},
     )
     mode = "half duplex" if not config.turn.barge_in else "talk over it to interrupt"
     printer.notice(f"voxlive ({name} profile, {mode})")

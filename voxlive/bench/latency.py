@@ -9,6 +9,7 @@ Prints p50/p95 of voice-to-voice and of each stage, as a table or as JSON.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -51,55 +52,66 @@ def question_audio(models: Any, text: str) -> np.ndarray:
     return resample_once(audio, models.tts.sample_rate, CALL_RATE)
 
 
-async def measure(config: Any, profile_name: str, models: Any, turns: int) -> dict[str, Any]:
+async def one_turn(url: str, models: Any, question: str) -> dict[str, Any] | None:
+    """Ask one question in a new call (so every turn starts from an empty history);
+    the turn's `turn_latency` event, or None if the reply had nothing to say aloud."""
     from voxlive.bench.client import CallClient
+
+    client = CallClient(url)
+    await client.connect()
+    try:
+        client.mic.say(question_audio(models, question))
+        done = await client.wait_for(
+            lambda e: e["type"] == "error" or (e["type"] == "assistant_text" and e["final"]),
+            timeout=60)
+        if done["type"] == "error":
+            raise RuntimeError(f"{question!r} failed: {done['message']}")
+        await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "listening",
+                              timeout=60, start=client.events.index(done))
+        latency = next((e for e in client.events if e["type"] == "turn_latency"), None)
+        if latency is None:
+            return None
+        said = next((e["text"] for e in client.events if e["type"] == "user_transcript"), "")
+        restarts = sum(e["type"] == "speech_started" for e in client.events) - 1
+        return {**latency, "question": question, "heard": said, "reply": done["text"],
+                "reopened_turns": restarts}
+    finally:
+        await client.close()
+
+
+async def measure(variants: list[tuple[str, Any]], profile_name: str, models: Any,
+                  turns: int) -> list[dict[str, Any]]:
+    """Each question is asked of every variant (a config) in turn, interleaved, so that
+    load on the machine and the questions weigh on all variants alike."""
     from voxlive.server.app import Daemon, running
 
-    daemon = Daemon(config, profile_name, models, host="127.0.0.1")
-    reports: list[dict[str, Any]] = []
-    async with running(daemon) as url:
+    reports: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
+    async with contextlib.AsyncExitStack() as stack:
+        urls = {name: await stack.enter_async_context(
+                    running(Daemon(config, profile_name, models, host="127.0.0.1")))
+                for name, config in variants}
         for i in range(turns):
-            # A new call per question: every turn starts from the same (empty) history.
-            client = CallClient(url)
-            await client.connect()
-            try:
-                question = QUESTIONS[i % len(QUESTIONS)]
-                mark = len(client.events)
-                client.mic.say(question_audio(models, question))
-                done = await client.wait_for(
-                    lambda e: e["type"] == "error" or (e["type"] == "assistant_text"
-                                                       and e["final"]), 60, start=mark)
-                if done["type"] == "error":
-                    raise RuntimeError(f"turn {i + 1} failed: {done['message']}")
-                await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "listening",
-                                      timeout=60, start=client.events.index(done))
-                latency = next((e for e in client.events[mark:] if e["type"] == "turn_latency"),
-                               None)
-                if latency is None:  # the model's reply had nothing to say aloud
-                    print(f"turn {i + 1}/{turns}: no spoken reply ({done['text']!r})",
-                          file=sys.stderr)
+            question = QUESTIONS[i % len(QUESTIONS)]
+            for name, _ in variants:
+                report = await one_turn(urls[name], models, question)
+                if report is None:
+                    print(f"{name} turn {i + 1}/{turns}: no spoken reply", file=sys.stderr)
                     continue
-                said = next((e["text"] for e in client.events[mark:]
-                             if e["type"] == "user_transcript"), "")
-                restarts = sum(e["type"] == "speech_started" for e in client.events[mark:]) - 1
-                reports.append({**latency, "question": question, "heard": said,
-                                "reply": done["text"], "reopened_turns": restarts})
-                print(f"turn {i + 1}/{turns}: {latency['voice_to_voice_ms']:.0f} ms  "
-                      f"{said!r} -> {done['text'][:60]!r}", file=sys.stderr)
-            finally:
-                await client.close()
-    return {
+                reports[name].append(report)
+                print(f"{name} turn {i + 1}/{turns}: {report['voice_to_voice_ms']:.0f} ms  "
+                      f"{report['heard']!r} -> {report['reply'][:60]!r}", file=sys.stderr)
+    return [{
         "benchmark": "voice_to_voice_latency",
+        "variant": name,
         "profile": profile_name,
         "models": {s: getattr(models, s).description for s in ("vad", "stt", "llm", "tts")},
-        "vision": models.vision.description if models.vision else None,
         "machine": {"cpus": os.cpu_count(),
                     "processor": platform.processor() or platform.machine()},
         "turn_settings": config.turn.model_dump(),
-        "turns": len(reports),
-        "summary": {m: percentiles([r[m] for r in reports]) for m in METRICS},
-        "per_turn": reports,
-    }
+        "turns": len(reports[name]),
+        "summary": {m: percentiles([r[m] for r in reports[name]]) for m in METRICS},
+        "per_turn": reports[name],
+    } for name, config in variants]
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -121,12 +133,16 @@ def run_latency_bench(config: Any, profile_name: str | None, turns: int, as_json
         print("voxlive bench: --turns must be between 1 and 100", file=sys.stderr)
         return 2
     name, models = load_or_explain(config, profile_name)
-    results = [asyncio.run(measure(config, name, models, turns))]
+    variants = [("speculative_on" if compare_speculative else "configured", config)]
     if compare_speculative:
+        # Greedy decoding, so that both settings answer a question with the same words.
+        llm_config = getattr(models.llm, "config", None)
+        if llm_config is not None and hasattr(llm_config, "temperature"):
+            models.llm.config = llm_config.model_copy(update={"temperature": 0.0})
         turn = config.turn.model_copy(
             update={"speculative_silence_ms": config.turn.end_of_turn_silence_ms})
-        results.append(asyncio.run(measure(config.model_copy(update={"turn": turn}), name,
-                                           models, turns)))
+        variants.append(("speculative_off", config.model_copy(update={"turn": turn})))
+    results = asyncio.run(measure(variants, name, models, turns))
     if as_json:
         print(json.dumps(results[0] if len(results) == 1 else {
             "speculative_on": results[0], "speculative_off": results[1],

@@ -318,6 +318,7 @@ class LocalAudio:
         self._output_channels = 1
         self._input_channels = 1
         self._was_paused = False
+        self._prioritised: set[str] = set()  # streams whose PortAudio thread was raised
 
     # --- opening ----------------------------------------------------------------------
 
@@ -397,7 +398,8 @@ class LocalAudio:
 
     def _input_callback(self, indata: np.ndarray, frames: int, time_info: Any,
                         status: Any) -> None:
-        if not self.stats.input_blocks:
+        if "input" not in self._prioritised:
+            self._prioritised.add("input")
             self.stats.realtime_input = _prioritise_this_thread()
         self._last_callback["input"] = time.monotonic()
         if status.input_overflow:
@@ -408,7 +410,8 @@ class LocalAudio:
     def _output_callback(self, outdata: np.ndarray, frames: int, time_info: Any,
                          status: Any) -> None:
         now = time.monotonic()
-        if not self.stats.output_blocks:
+        if "output" not in self._prioritised:
+            self._prioritised.add("output")
             self.stats.realtime_output = _prioritise_this_thread()
         if self.stats.output_blocks > 10:  # not the bursts while the stream starts
             gap = (now - self._last_callback["output"]) * 1000
