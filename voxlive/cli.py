@@ -15,6 +15,8 @@ examples:
   voxlive serve                       # embedded profile on http://127.0.0.1:8080
   voxlive serve --profile gpu         # the GPU stack (vLLM server at the profile's base_url)
   voxlive doctor                      # can each stage of the profile load here?
+  voxlive local                       # talk through this machine's microphone and speaker
+  voxlive local --list-devices        # sound devices for --input-device/--output-device
   voxlive bench latency --turns 5     # voice-to-voice latency over real WebRTC
   voxlive bench bargein               # barge-in latency and false interruptions
   voxlive bench vision                # what looking through the camera costs
@@ -47,6 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("doctor", parents=[common],
                         help="check that each stage of the profile loads, and time it")
+
+    local = commands.add_parser("local", parents=[common],
+                                help="talk through this machine's microphone and speaker")
+    local.add_argument("--input-device", help="microphone: index or part of its name "
+                       "(default: the system's default input; see --list-devices)")
+    local.add_argument("--output-device", help="speaker: index or part of its name "
+                       "(default: the system's default output)")
+    local.add_argument("--list-devices", action="store_true",
+                       help="list the sound devices and exit")
+    local.add_argument("--duration", type=float, metavar="SECONDS",
+                       help="stop after this many seconds (default: until Ctrl-C)")
+    local.add_argument("--half-duplex", action="store_true",
+                       help="do not listen while speaking (no barge-in): open speakers "
+                       "without echo cancellation")
+    local.add_argument("--audio-latency", type=float, metavar="SECONDS",
+                       help="PortAudio buffer (default: the device's low latency); "
+                       "raise it if the voice crackles")
 
     bench = commands.add_parser("bench", help="benchmarks that print figures (and JSON)")
     bench_kinds = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
@@ -92,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             return serve(config, args)
         if args.command == "doctor":
             return doctor(config, args.profile)
+        if args.command == "local":
+            from voxlive.local_cli import run_local
+
+            return run_local(config, args.profile, args)
         if args.command == "bench" and args.bench == "emotion":
             from voxlive.bench.emotion import run_emotion_bench
 
