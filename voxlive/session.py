@@ -112,6 +112,8 @@ class CallSession:
         self._timing: dict[int, TurnTiming] = {}
         self._closed = False
         self._barge_in: BargeInTiming | None = None
+        self._not_paused = asyncio.Event()
+        self._not_paused.set()
         self.camera = LatestFrame()
         self._look_policy = LookPolicy(config.look.min_interval_s)
         self._scenes = SceneCache(config.look.scene_change)
@@ -208,9 +210,11 @@ class CallSession:
             self.output.open(action.generation)
         elif isinstance(action, PauseReply):
             self.output.pause()
+            self._not_paused.clear()
             self._barge_in = BargeInTiming(onset=now(), decided=now(), turn=action.generation)
         elif isinstance(action, ResumeReply):
             self.output.resume()
+            self._not_paused.set()
             self._emit("resumed", turn=action.generation)
         elif isinstance(action, Respond):
             self._user_text[action.generation] = action.user_text
@@ -248,6 +252,7 @@ class CallSession:
         self.output.drop(generation)
         if action.barge_in:
             self.output.resume()  # the paused reply is gone; the next one may play
+            self._not_paused.set()
         self._timing.pop(generation, None)
         user_text = self._user_text.pop(generation, None)
         if action.barge_in and user_text is not None:
@@ -361,6 +366,9 @@ class CallSession:
         sentence = speakable(sentence)
         if not any(ch.isalnum() for ch in sentence):
             return
+        # While the reply is paused under the user's voice, the CPU goes to transcribing
+        # what they say (is it an interruption?), not to speech that may be dropped.
+        await self._not_paused.wait()
         if timing.first_sentence is None:
             timing.first_sentence = now()
         tts = self.models.tts
