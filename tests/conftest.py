@@ -68,8 +68,10 @@ def double_config(config: VoxliveConfig, vllm_double) -> VoxliveConfig:  # noqa:
 
 
 @pytest.fixture(scope="session")
-def double_models(double_config: VoxliveConfig) -> Models:
-    return load_models(double_config.profile("double"), progress=False)
+async def double_models(double_config: VoxliveConfig) -> AsyncIterator[Models]:
+    models = load_models(double_config.profile("double"), progress=False)
+    yield models
+    await models.aclose()  # its LLM client's HTTP session
 
 
 @pytest.fixture

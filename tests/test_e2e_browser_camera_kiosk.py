@@ -170,7 +170,8 @@ async () => {
 
 
 @pytest.fixture(scope="module")
-def vision_stack(config: VoxliveConfig, vllm_double: Any) -> tuple[VoxliveConfig, Models]:
+async def vision_stack(config: VoxliveConfig, vllm_double: Any
+                       ) -> AsyncIterator[tuple[VoxliveConfig, Models]]:
     """Real STT, VAD, espeak-ng TTS and OpenCV vision; the LLM is the vLLM double."""
     from tests.doubles.vllm_double import DEFAULT_MODEL
 
@@ -184,7 +185,9 @@ def vision_stack(config: VoxliveConfig, vllm_double: Any) -> tuple[VoxliveConfig
             "vision": {"backend": "opencv"},
         },
     )
-    return vision_config, load_models(vision_config.profile(PROFILE), progress=False)
+    models = load_models(vision_config.profile(PROFILE), progress=False)
+    yield vision_config, models
+    await models.aclose()  # its LLM client's HTTP session
 
 
 def astronaut() -> np.ndarray:

@@ -22,7 +22,8 @@ pytest.importorskip("cv2", reason="the vision extra installs opencv-python-headl
 
 
 @pytest.fixture(scope="module")
-def vision_setup(config: VoxliveConfig, vllm_double) -> tuple[VoxliveConfig, Models]:  # noqa: ANN001
+async def vision_setup(config: VoxliveConfig, vllm_double  # noqa: ANN001
+                       ) -> AsyncIterator[tuple[VoxliveConfig, Models]]:
     from tests.doubles.vllm_double import DEFAULT_MODEL
 
     vision_config = config_with_profile(config, "vision", {
@@ -31,7 +32,9 @@ def vision_setup(config: VoxliveConfig, vllm_double) -> tuple[VoxliveConfig, Mod
         "tts": {"backend": "espeak-ng"},
         "vision": {"backend": "opencv"},
     })
-    return vision_config, load_models(vision_config.profile("vision"), progress=False)
+    models = load_models(vision_config.profile("vision"), progress=False)
+    yield vision_config, models
+    await models.aclose()
 
 
 @pytest.fixture
@@ -100,7 +103,7 @@ async def test_the_llm_can_ask_to_look_with_a_tool_call(config: VoxliveConfig) -
             "vision": {"backend": "opencv"},
         })
         models = load_models(tool_config.profile("vision-tools"), progress=False)
-        daemon = Daemon(tool_config, "vision-tools", models, host="127.0.0.1")
+        daemon = Daemon(tool_config, "vision-tools", models, host="127.0.0.1", owns_models=True)
         async with running(daemon) as url:
             client = CallClient(url, camera=skimage_data.astronaut())
             await client.connect()
