@@ -28,6 +28,26 @@ def now() -> float:
 
 
 @dataclass
+class BargeInTiming:
+    """Barge-in latency: from the arrival of the user's first voiced audio to the end of
+    the last reply frame sent (DESIGN.md), and the frames sent after the decision."""
+
+    onset: float  # arrival of the window where the user's speech began
+    decided: float
+    turn: int
+    frames_after_decision: int = 0
+
+    def report(self, last_loud_frame_sent: float) -> dict[str, float]:
+        silent_from = max(last_loud_frame_sent + 0.02, self.decided)
+        return {
+            "turn": self.turn,
+            "onset_to_silence_ms": round((silent_from - self.onset) * 1000, 1),
+            "onset_to_decision_ms": round((self.decided - self.onset) * 1000, 1),
+            "frames_after_decision": self.frames_after_decision,
+        }
+
+
+@dataclass
 class TurnTiming:
     last_voiced: float
     transcribe_started: float  # at the speculative end of the turn

@@ -8,17 +8,16 @@ in worker threads; only bookkeeping runs on the event loop.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import av
 import numpy as np
 
+from voxlive.audio.clock import ArrivalClock
 from voxlive.audio.echo import EchoGuard
 from voxlive.audio.output import AudioOutput
 from voxlive.audio.recent import RecentAudio
@@ -28,7 +27,7 @@ from voxlive.backends.base import BackendError, ToolCall
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.style import TAG_GUIDE, prompt_tag, reply_style
-from voxlive.latency import TurnTiming, now
+from voxlive.latency import BargeInTiming, TurnTiming, now
 from voxlive.turn.chunker import SentenceChunker, speakable
 from voxlive.turn.conversation import Conversation
 from voxlive.turn.core import (
@@ -51,26 +50,12 @@ from voxlive.turn.core import (
     TurnCore,
     VadWindow,
 )
-from voxlive.turn.look import (
-    LOOK_TOOL,
-    LOOK_TOOL_NAME,
-    LookPolicy,
-    SceneCache,
-    asks_to_look,
-    look_tool_result,
-    scene_signature,
-)
-from voxlive.vision.frames import LatestFrame
+from voxlive.turn.look import LOOK_TOOL, LOOK_TOOL_NAME, asks_to_look, look_tool_result
+from voxlive.vision.camera import CallCamera
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class BargeInTiming:
-    onset: float  # arrival of the window where the user's speech began
-    decided: float
-    turn: int
-    frames_after_decision: int = 0
 
 EventSink = Callable[[dict[str, Any]], None]
 CALL_TASK = -1
@@ -105,7 +90,7 @@ class CallSession:
         self._audio = RecentAudio(MODEL_RATE, keep)
         self._windows = 0
         self._window_wall: deque[tuple[float, float]] = deque(maxlen=256)  # (t, arrival)
-        self._clock_offsets: deque[float] = deque(maxlen=500)  # 10 s of 20 ms frames
+        self._clock = ArrivalClock(MODEL_RATE)
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._user_text: dict[int, str] = {}
         self._reply_text: dict[int, str] = {}
@@ -114,10 +99,7 @@ class CallSession:
         self._barge_in: BargeInTiming | None = None
         self._not_paused = asyncio.Event()
         self._not_paused.set()
-        self.camera = LatestFrame()
-        self._look_policy = LookPolicy(config.look.min_interval_s)
-        self._scenes = SceneCache(config.look.scene_change)
-        self._last_scene: Any = None
+        self.camera = CallCamera(models.vision, config.look)
         self._last_loud_frame = 0.0
 
     # --- input ------------------------------------------------------------------------
@@ -130,7 +112,7 @@ class CallSession:
         """16 kHz mono float32 input audio, in stream order."""
         if self._closed:
             return
-        arrived = self._arrival_time(len(samples))
+        arrived = self._clock.arrival(self._audio.total, len(samples))
         self._audio.append(samples)
         loop = asyncio.get_running_loop()
         decisions = await loop.run_in_executor(None, self._analyse, samples, arrived)
@@ -139,19 +121,6 @@ class CallSession:
             t = self._windows * WINDOW_S
             self._window_wall.append((t, arrived))
             self._handle(VadWindow(t, probability, WINDOW_S, echo))
-
-    def _arrival_time(self, count: int) -> float:
-        """When the end of these samples really arrived.
-
-        Audio arrives in real time, but this loop may take it from the transport late
-        (when the CPU is busy). The smallest lag between the stream's clock and the wall
-        clock over the last seconds is the true one; timing the echo check or the
-        latency from the moment we got round to a frame would count that backlog as a
-        longer echo path or a shorter wait.
-        """
-        stream_time = self._audio.total / MODEL_RATE
-        self._clock_offsets.append(now() - stream_time)
-        return min(self._clock_offsets) + stream_time + count / MODEL_RATE
 
     def _analyse(self, samples: np.ndarray, arrived: float) -> list[tuple[float, bool]]:
         """VAD, and the echo check where the VAD hears a voice. Runs in a worker thread."""
@@ -350,8 +319,7 @@ class CallSession:
         return calls
 
     def _may_offer_look(self) -> bool:
-        return (self.config.look.on_llm_request and self.models.vision is not None
-                and self.camera.available
+        return (self.config.look.on_llm_request and self.camera.can_look
                 and getattr(self.models.llm, "supports_tools", False))
 
     async def _look_for_turn(self, reason: str, generation: int,
@@ -392,9 +360,9 @@ class CallSession:
 
     def on_camera_frame(self, frame: Any) -> None:
         """Called by the transport for every video frame: keeps a reference, no decoding."""
-        first = not self.camera.available
+        first = self.camera.frames == 0
         self.camera.update(frame)
-        if first and self.config.look.at_call_start and self.models.vision is not None:
+        if first and self.config.look.at_call_start and self.camera.can_look:
             task = asyncio.get_running_loop().create_task(self._look_at_start())
             self._tasks[CALL_TASK] = task  # cancelled with the call
 
@@ -406,41 +374,15 @@ class CallSession:
             self._emit("error", message=f"vision failed: {exc}", stage="vision")
 
     async def look(self, reason: str, turn: int) -> Any:
-        """Describe the latest frame: a fresh look, or the cached one if the scene is the
-        same or the last look was less than `look.min_interval_s` ago."""
-        vision = self.models.vision
-        if vision is None or not self.camera.available:
+        """Look through the camera (see CallCamera.look) and tell the page what was seen."""
+        seen = await self.camera.look(reason)
+        if seen is None:
             return None
-        fresh = self._look_policy.should_look(now(), reason) or self._last_scene is None
-        if not fresh:
-            scene, cached = self._last_scene, True  # looked a moment ago
-        else:
-            loop = asyncio.get_running_loop()
-            try:
-                scene, cached = await loop.run_in_executor(None, self._describe_latest)
-            except Exception as exc:
-                raise BackendError("vision", f"describing the camera frame failed: {exc}") from exc
-            self._last_scene = scene
+        scene, cached = seen
         self._emit("vision", turn=turn, reason=reason, cached=cached, caption=scene.caption,
                    labels=[[label, round(score, 3)] for label, score in scene.labels],
                    backend=scene.backend, thumbnail=scene.details.get("thumbnail"))
         return scene
-
-    def _describe_latest(self) -> tuple[Any, bool]:
-        """Decode, compare with the last scene, describe if it changed. Worker thread."""
-        from voxlive.vision.base import thumbnail_jpeg
-
-        image = self.camera.rgb()
-        assert image is not None
-        signature = scene_signature(image)
-        cached = self._scenes.get(signature)
-        if cached is not None:
-            return cached, True
-        scene = self.models.vision.describe(image)
-        jpeg = base64.b64encode(thumbnail_jpeg(image)).decode("ascii")
-        scene.details["thumbnail"] = f"data:image/jpeg;base64,{jpeg}"
-        self._scenes.put(signature, scene)
-        return scene, False
 
     # --- output callbacks (from the transport's frame clock) --------------------------
 
@@ -457,16 +399,7 @@ class CallSession:
             self._barge_in = None
 
     def _report_barge_in(self, timing: BargeInTiming) -> None:
-        """Barge-in latency: from the arrival of the user's first voiced audio to the end
-        of the last reply frame sent (DESIGN.md), and frames sent after the decision."""
-        silent_from = max(self._last_loud_frame + 0.02, timing.decided)
-        self._emit(
-            "barge_in",
-            turn=timing.turn,
-            onset_to_silence_ms=round((silent_from - timing.onset) * 1000, 1),
-            onset_to_decision_ms=round((timing.decided - timing.onset) * 1000, 1),
-            frames_after_decision=timing.frames_after_decision,
-        )
+        self._emit("barge_in", **timing.report(self._last_loud_frame))
 
     def _on_reply_started(self, generation: int) -> None:
         timing = self._timing.get(generation)

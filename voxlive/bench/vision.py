@@ -55,11 +55,11 @@ def look_latency(config: Any, models: Any, repeats: int) -> dict[str, Any]:
     for i in range(repeats):
         session.camera.update(frames[i % 2])  # alternate: every look is a new scene
         started = time.perf_counter()
-        _, was_cached = session._describe_latest()
+        _, was_cached = session.camera.describe_latest()
         fresh.append((time.perf_counter() - started) * 1000)
         assert not was_cached
         started = time.perf_counter()
-        _, was_cached = session._describe_latest()  # the same frame again
+        _, was_cached = session.camera.describe_latest()  # the same frame again
         cached.append((time.perf_counter() - started) * 1000)
         assert was_cached
     return {"new_scene_ms": percentiles(fresh), "same_scene_ms": percentiles(cached)}
