@@ -11,6 +11,17 @@ It is not vLLM and runs no model. It answers like `vllm serve` does on the wire:
   * An unknown model gets vLLM's 404: {"object": "error", "message": "The model `x` does
     not exist.", "type": "NotFoundError", "code": 404}.
   * GET /health answers 200 and GET /v1/models lists the one served model.
+  * POST /v1/audio/transcriptions (multipart/form-data: file, model, language,
+    response_format, temperature) transcribes FOR REAL, with the packaged faster-whisper
+    tiny.en of the embedded profile (or the STT object passed as `stt`), so a test can
+    speak a sentence and get its words back. It answers `json` ({"text": ...}),
+    `verbose_json` (task, language, duration, text, segments with avg_logprob, as vLLM
+    and OpenAI do) or `text`. With verbose_json=False it refuses verbose_json with a 400,
+    like vLLM versions that only did `json` and `text`. The model it serves there is
+    `stt_model`; another name gets the 404 above.
+  * Failures on demand: `fail_status` answers every transcription with that HTTP status
+    and a vLLM error body; `transcription_delay_s` waits before answering (a slow
+    server); stop(), or a port from unused_base_url(), is a server that is down.
 
 It listens on 127.0.0.1 only, on a port the OS picks. It records every request body in
 `requests`, counts streams that the client abandoned by disconnecting (`aborted`, and
@@ -18,22 +29,36 @@ It listens on 127.0.0.1 only, on a port the OS picks. It records every request b
 
     async with VllmDouble(reply="Hello there.", token_delay_s=0.01) as server:
         server.base_url  # 'http://127.0.0.1:PORT/v1'
+
+Run on its own, it stands in for `vllm serve MODEL --host H --port P` (what `voxlive
+serve --spawn-llm` starts): `python -m tests.doubles.vllm_double MODEL --port N ...`;
+see `main` for the options that simulate a slow start, an early exit and workers.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import json
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
+import wave
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 
 HOST = "127.0.0.1"
 DEFAULT_MODEL = "double/test-model"
+DEFAULT_STT_MODEL = "double/whisper-test"
 DEFAULT_REPLY = "Hello! I am a test double of vLLM, and this is my streamed reply."
 
 Reply = str | Callable[[list[dict[str, Any]]], str]
@@ -76,6 +101,12 @@ class VllmDouble:
         token_delay_s: float = 0.0,
         raw_stream: bytes | None = None,
         tool_call: str | None = None,
+        stt: Any = None,
+        stt_model: str = DEFAULT_STT_MODEL,
+        verbose_json: bool = True,
+        fail_status: int | None = None,
+        transcription_delay_s: float = 0.0,
+        host: str = HOST,
     ):
         self.reply = reply
         self.model = model
@@ -83,6 +114,13 @@ class VllmDouble:
         self.token_delay_s = token_delay_s
         self.raw_stream = raw_stream
         self.tool_call = tool_call
+        self.stt = stt  # anything with recognise(audio16k) -> Transcript; None: built on use
+        self.stt_model = stt_model
+        self.verbose_json = verbose_json
+        self.fail_status = fail_status
+        self.transcription_delay_s = transcription_delay_s
+        self.host = host
+        self.transcriptions: list[dict[str, str]] = []  # the form fields of each request
         self.requests: list[dict[str, Any]] = []
         self.aborted = 0
         self.completed = 0
@@ -96,18 +134,19 @@ class VllmDouble:
     def base_url(self) -> str:
         if self.port is None:
             raise RuntimeError("VllmDouble is not started")
-        return f"http://{HOST}:{self.port}/v1"
+        return f"http://{self.host}:{self.port}/v1"
 
     async def start(self) -> None:
         """Listen on 127.0.0.1; on the same port again after stop(), else on a new one."""
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_get("/health", self._health)
         # handler_cancellation: a client disconnect cancels the handler, as vLLM aborts.
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, HOST, self.port or 0)
+        site = web.TCPSite(runner, self.host, self.port or 0)
         try:
             await site.start()
         except BaseException:
@@ -252,9 +291,165 @@ class VllmDouble:
         self.aborted += 1
         self.abort_event.set()
 
+    async def _transcriptions(self, request: web.Request) -> web.Response:
+        try:
+            form = await request.post()
+        except ValueError as exc:
+            return _error(400, "BadRequestError", f"the request is not a multipart form: {exc}")
+        fields = {name: value for name, value in form.items() if isinstance(value, str)}
+        self.transcriptions.append(fields)
+        if self.transcription_delay_s:
+            await asyncio.sleep(self.transcription_delay_s)  # cancelled if the client leaves
+        if self.fail_status is not None:
+            return _error(self.fail_status, "InternalServerError",
+                          "the test double was told to fail this transcription")
+        model = fields.get("model")
+        if model != self.stt_model:
+            return _error(404, "NotFoundError", f"The model `{model}` does not exist.")
+        response_format = fields.get("response_format", "json")
+        allowed = ("json", "text", "verbose_json") if self.verbose_json else ("json", "text")
+        if response_format not in allowed:
+            formats = " or ".join(f"`{f}`" for f in allowed)
+            return _error(400, "BadRequestError",
+                          f"Currently only support response_format {formats}")
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            return _error(400, "BadRequestError", "the form has no audio `file`")
+        try:
+            audio = decode_wav(upload.file.read())
+        except (wave.Error, EOFError, ValueError) as exc:
+            return _error(400, "BadRequestError", f"cannot decode the audio file: {exc}")
+        stt = self.stt
+        transcript = await asyncio.to_thread(
+            lambda: (stt or embedded_stt()).recognise(audio))  # never on the loop
+        if response_format == "text":
+            return web.Response(text=transcript.text, content_type="text/plain")
+        if response_format == "json":
+            return web.json_response({"text": transcript.text})
+        duration = len(audio) / 16_000
+        segments = []
+        if transcript.text:
+            segments.append({
+                "id": 0, "seek": 0, "start": 0.0, "end": round(duration, 2),
+                "text": f" {transcript.text}", "tokens": [], "temperature": 0.0,
+                "avg_logprob": float(np.log(max(transcript.confidence, 1e-6))),
+                "compression_ratio": 1.0, "no_speech_prob": 0.0,
+            })
+        return web.json_response({
+            "task": "transcribe", "language": fields.get("language") or "en",
+            "duration": duration, "text": transcript.text, "segments": segments,
+        })
+
+
+def decode_wav(data: bytes) -> np.ndarray:
+    """16 kHz mono 16-bit WAV -> float32; anything else is refused (all RemoteSTT sends)."""
+    with wave.open(io.BytesIO(data)) as wav:
+        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (16_000, 1, 2):
+            raise ValueError(
+                f"the double takes 16 kHz mono 16-bit WAV, got {wav.getframerate()} Hz, "
+                f"{wav.getnchannels()} channel(s), {8 * wav.getsampwidth()} bit"
+            )
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    return pcm.astype(np.float32) / 32768.0
+
+
+_embedded_stt: Any = None
+_embedded_stt_lock = threading.Lock()
+
+
+def embedded_stt() -> Any:
+    """The embedded profile's real STT (faster-whisper tiny.en from a pip package), built
+    once per process, the way tests/conftest.py's embedded_models builds it."""
+    global _embedded_stt
+    with _embedded_stt_lock:
+        if _embedded_stt is None:
+            from pathlib import Path
+
+            from voxlive.backends.loader import load_stage
+            from voxlive.config import load_config
+
+            models_yaml = Path(__file__).resolve().parents[2] / "models.yaml"
+            profile = load_config(models_yaml).profile("embedded")
+            _embedded_stt, _seconds = load_stage("stt", profile)
+        return _embedded_stt
+
 
 def _error(status: int, kind: str, message: str) -> web.Response:
     return web.json_response(
         {"object": "error", "message": message, "type": kind, "param": None, "code": status},
         status=status,
     )
+
+
+# --- run on its own: a stand-in for `vllm serve MODEL --host H --port P` ------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve like `vllm serve`, logging vLLM-like lines to stdout. Options that vLLM does
+    not know simulate what a managed vLLM process does: a slow start (--startup-delay),
+    a crash while loading (--exit-after), an engine worker process (--worker) and a
+    process that ignores SIGTERM (--ignore-sigterm). Unknown options are logged and
+    ignored, as spawn_args meant for the real vLLM may reach the double."""
+    parser = argparse.ArgumentParser(prog="vllm_double", description=__doc__.split("\n")[0])
+    parser.add_argument("model", nargs="?", default=DEFAULT_MODEL)
+    parser.add_argument("--host", default=HOST)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--reply", default=DEFAULT_REPLY)
+    parser.add_argument("--token-delay", type=float, default=0.0)
+    parser.add_argument("--startup-delay", type=float, default=0.0,
+                        help="seconds before listening (vLLM loads weights first)")
+    parser.add_argument("--exit-after", type=float, default=None,
+                        help="log an error and exit with --exit-code after this many seconds")
+    parser.add_argument("--exit-code", type=int, default=1)
+    parser.add_argument("--worker", action="store_true",
+                        help="start a child process, as vLLM starts its engine core")
+    parser.add_argument("--ignore-sigterm", action="store_true")
+    parser.add_argument("--pid-file", help="write 'PID [WORKER_PID]' here once started")
+    args, unknown = parser.parse_known_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # the parent reads our log line by line
+
+    def log(message: str) -> None:
+        print(f"INFO {time.strftime('%H:%M:%S')} [vllm_double] {message}")
+
+    log(f"TEST DOUBLE of vLLM (no model runs): serving {args.model!r}")
+    if unknown:
+        log(f"ignoring vLLM options: {' '.join(unknown)}")
+    if args.ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited by the worker too
+    pids = [os.getpid()]
+    if args.worker:
+        worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+        pids.append(worker.pid)
+        log(f"engine worker pid {worker.pid}")
+    if args.pid_file:
+        with open(args.pid_file, "w") as file:
+            file.write(" ".join(map(str, pids)))
+    if args.exit_after is not None:
+        time.sleep(args.exit_after)
+        print("ERROR [vllm_double] simulated failure: CUDA out of memory while loading weights")
+        return args.exit_code
+    if args.startup_delay:
+        log(f"loading weights ({args.startup_delay:g} s)")
+        time.sleep(args.startup_delay)
+    asyncio.run(_serve(args))
+    return 0
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    double = VllmDouble(reply=args.reply, model=args.model, host=args.host,
+                        token_delay_s=args.token_delay)
+    double.port = args.port
+    await double.start()
+    print(f"INFO:     Uvicorn running on http://{args.host}:{args.port} (Press CTRL+C to quit)")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    if not args.ignore_sigterm:
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    print("INFO:     Shutting down")
+    await double.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
