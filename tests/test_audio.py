@@ -107,6 +107,47 @@ def test_output_is_silence_when_idle_and_plays_sentences_in_order() -> None:
     assert seen.played == [1]
 
 
+def test_a_streamed_sentence_waits_for_its_next_chunk_instead_of_ending() -> None:
+    output, seen = make_output()
+    output.push(2, tone(1, 300), "Streamed slowly.", complete=False)
+    output.push(2, tone(1, 900), "Never reached first.")  # behind the streamed one
+    output.open(2)
+    output.finish(2)
+    assert np.all(output.next_frame() == 300)
+    assert not output.next_frame().any()  # the TTS is behind: silence, not the next sentence
+    assert output.heard_text(2) == ""  # all that exists played, but the sentence goes on
+    output.extend(2, tone(1.5, 400))
+    assert np.all(output.next_frame() == 400)
+    output.extend(2, tone(0, 0), complete=True)
+    frame = output.next_frame()
+    assert np.all(frame[: FRAME_SAMPLES // 2] == 400) and np.all(frame[FRAME_SAMPLES // 2 :] == 900)
+    assert output.heard_text(2) == "Streamed slowly."
+    output.next_frame()
+    assert seen.played == [2]
+
+
+def test_a_streamed_sentence_that_ran_dry_ends_when_its_last_chunk_is_empty() -> None:
+    output, seen = make_output()
+    output.push(3, tone(1, 300), "Short.", complete=False)
+    output.open(3)
+    output.finish(3)
+    output.next_frame()
+    assert seen.played == []
+    output.extend(3, tone(0, 0), complete=True)
+    assert seen.played == [3] and output.idle
+
+
+def test_chunks_of_a_dropped_streamed_sentence_go_nowhere() -> None:
+    output, _ = make_output()
+    output.push(5, tone(1, 300), "Cut off mid sentence.", complete=False)
+    output.open(5)
+    output.drop(5)
+    output.extend(5, tone(3, 300))
+    assert output.idle and not output.next_frame().any()
+    with pytest.raises(ValueError):
+        output.extend(6, tone(1, 300))
+
+
 def test_a_reply_waits_until_its_turn_is_committed() -> None:
     output, seen = make_output()
     output.push(4, tone(1, 700), "Ready early.")

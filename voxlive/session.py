@@ -21,10 +21,11 @@ from voxlive.audio.clock import ArrivalClock
 from voxlive.audio.echo import EchoGuard
 from voxlive.audio.output import AudioOutput
 from voxlive.audio.recent import RecentAudio
-from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler, resample_once, to_int16
+from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler, to_int16
 from voxlive.audio.vad import WINDOW_S
 from voxlive.backends.base import BackendError, ToolCall
 from voxlive.backends.loader import Models
+from voxlive.backends.tts_stream import speech_chunks
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.style import TAG_GUIDE, prompt_tag, reply_style
 from voxlive.latency import BargeInTiming, TurnTiming, now
@@ -340,19 +341,26 @@ class CallSession:
         if timing.first_sentence is None:
             timing.first_sentence = now()
         tts = self.models.tts
-        loop = asyncio.get_running_loop()
+        resampler = Resampler(CALL_RATE)
+        pushed = False
+        tail = np.zeros(0, np.int16)
         try:
-            chunks = await loop.run_in_executor(
-                None, lambda: list(tts.synthesize(sentence, style)))
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise BackendError("tts", f"speech synthesis failed: {exc}") from exc
-        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-        samples = to_int16(resample_once(audio, tts.sample_rate, CALL_RATE))
-        if timing.first_audio_queued is None:
-            timing.first_audio_queued = now()
-        self.output.push(generation, samples, sentence)
+            async for chunk in speech_chunks(tts, sentence, style):
+                if not len(chunk):
+                    continue
+                samples = to_int16(resampler.process(chunk, tts.sample_rate))
+                if not pushed:
+                    timing.first_audio_queued = timing.first_audio_queued or now()
+                    self.output.push(generation, samples, sentence, complete=False)
+                    pushed = True
+                else:
+                    self.output.extend(generation, samples)
+            tail = to_int16(resampler.flush())
+        finally:
+            if pushed:  # also when cancelled: a streamed sentence must not stall the queue
+                self.output.extend(generation, tail, complete=True)
+        if not pushed:
+            return
         spoken.append(sentence)
         self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=False)
 

@@ -1,10 +1,12 @@
 """The assistant's outgoing audio: queued sentences, read out 20 ms at a time.
 
-The transport pulls one frame per 20 ms tick. A reply's audio may be queued before
-the user's turn is committed; it plays only once its generation is opened. `pause()`
-and `drop()` take effect at the very next frame, so a barge-in is silent within one
-frame. The buffer counts the samples played of each sentence, which is how the
-history learns what the user actually heard.
+The transport pulls one frame per 20 ms tick. A sentence is queued whole, or streamed
+in chunks as a TTS makes them (`push(..., complete=False)`, then `extend`); a streamed
+sentence that runs dry plays silence until its next chunk instead of ending early.
+A reply's audio may be queued before the user's turn is committed; it plays only once
+its generation is opened. `pause()` and `drop()` take effect at the very next frame, so
+a barge-in is silent within one frame. The buffer counts the samples played of each
+sentence, which is how the history learns what the user actually heard.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from voxlive.audio.resample import CALL_RATE
 
 FRAME_SAMPLES = CALL_RATE // 50
 """20 ms at 48 kHz."""
+SAMPLES_PER_WORD = int(0.4 * CALL_RATE)
+"""A slow speaking rate (150 words a minute): a sentence still being streamed is
+assumed at least this long, so a cut never counts words the user did not hear."""
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the queue holds the very objects
 class _Sentence:
     generation: int
     text: str
     samples: np.ndarray  # int16, mono, 48 kHz
     played: int = 0
+    complete: bool = True  # False while a streaming TTS is still producing it
 
 
 @dataclass
@@ -60,11 +66,30 @@ class AudioOutput:
     def _reply(self, generation: int) -> _Reply:
         return self._replies.setdefault(generation, _Reply([]))
 
-    def push(self, generation: int, samples: np.ndarray, text: str) -> None:
-        """Queue one sentence of int16 48 kHz mono audio."""
-        sentence = _Sentence(generation, text, samples.astype(np.int16, copy=False))
+    def push(self, generation: int, samples: np.ndarray, text: str,
+             complete: bool = True) -> None:
+        """Queue one sentence of int16 48 kHz mono audio; `complete=False`: its first
+        chunk, more follows through `extend`."""
+        sentence = _Sentence(generation, text, samples.astype(np.int16, copy=False),
+                             complete=complete)
         self._reply(generation).sentences.append(sentence)
         self._queue.append(sentence)
+
+    def extend(self, generation: int, samples: np.ndarray, complete: bool = False) -> None:
+        """Append a chunk to this reply's streaming sentence (the last one pushed)."""
+        reply = self._replies.get(generation)
+        if reply is None or not reply.sentences or reply.sentences[-1].complete:
+            raise ValueError(f"reply {generation} has no sentence being streamed")
+        sentence = reply.sentences[-1]
+        if not any(queued is sentence for queued in self._queue):
+            return  # dropped (barge-in): what is still synthesised goes nowhere
+        if len(samples):
+            sentence.samples = np.concatenate([sentence.samples,
+                                               samples.astype(np.int16, copy=False)])
+        sentence.complete = complete
+        if complete and sentence.played >= len(sentence.samples):
+            self._queue.remove(sentence)  # it ran dry just as the last (empty) chunk came
+            self._maybe_done(generation)
 
     def open(self, generation: int) -> None:
         """The turn is committed: this reply may play."""
@@ -100,10 +125,13 @@ class AudioOutput:
         words: list[str] = []
         for sentence in reply.sentences:
             sentence_words = sentence.text.split()
-            if sentence.played >= len(sentence.samples):
+            if sentence.complete and sentence.played >= len(sentence.samples):
                 words += sentence_words
             else:
-                share = sentence.played / max(1, len(sentence.samples))
+                total = len(sentence.samples)
+                if not sentence.complete:  # its length is not known yet: at least this
+                    total = max(total, len(sentence_words) * SAMPLES_PER_WORD)
+                share = sentence.played / max(1, total)
                 words += sentence_words[: int(len(sentence_words) * share)]
                 break
         return " ".join(words)
@@ -140,6 +168,8 @@ class AudioOutput:
             sentence.played += take
             filled += take
             if sentence.played >= len(sentence.samples):
+                if not sentence.complete:
+                    break  # the TTS is behind: silence until its next chunk
                 self._queue.popleft()
                 self._maybe_done(sentence.generation)
         return frame if filled else self._silence
