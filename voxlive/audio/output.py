@@ -76,11 +76,12 @@ class AudioOutput:
         self._queue.append(sentence)
 
     def extend(self, generation: int, samples: np.ndarray, complete: bool = False) -> None:
-        """Append a chunk to this reply's streaming sentence (the last one pushed)."""
+        """Append a chunk to this reply's sentence that is still being streamed."""
         reply = self._replies.get(generation)
-        if reply is None or not reply.sentences or reply.sentences[-1].complete:
+        streaming = [s for s in reply.sentences if not s.complete] if reply else []
+        if not streaming:
             raise ValueError(f"reply {generation} has no sentence being streamed")
-        sentence = reply.sentences[-1]
+        sentence = streaming[-1]
         if not any(queued is sentence for queued in self._queue):
             return  # dropped (barge-in): what is still synthesised goes nowhere
         if len(samples):
