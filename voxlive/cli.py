@@ -14,6 +14,7 @@ EPILOG = """\
 examples:
   voxlive serve                       # embedded profile on http://127.0.0.1:8080
   voxlive serve --profile gpu         # the GPU stack (vLLM server at the profile's base_url)
+  voxlive serve --profile gpu --spawn-llm   # ... and start/stop that vLLM server too
   voxlive doctor                      # can each stage of the profile load here?
   voxlive local                       # talk through this machine's microphone and speaker
   voxlive local --list-devices        # sound devices for --input-device/--output-device
@@ -46,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="TCP port (default from models.yaml: 8080)")
     serve.add_argument("--kiosk", action="store_true",
                        help="the page calls by itself and reconnects (unattended screens)")
+    serve.add_argument("--spawn-llm", action="store_true",
+                       help="start `vllm serve MODEL` for the profile's openai LLM at its "
+                       "base_url, wait until healthy, stop it on exit ($VOXLIVE_VLLM_COMMAND "
+                       "replaces `vllm serve`)")
 
     commands.add_parser("doctor", parents=[common],
                         help="check that each stage of the profile loads, and time it")
@@ -154,6 +159,20 @@ def load_or_explain(config, profile_name):  # noqa: ANN001, ANN201 - CLI glue
 
 
 def serve(config, args: argparse.Namespace) -> int:  # noqa: ANN001
+    """With --spawn-llm, the vLLM server runs (and is stopped) around the daemon."""
+    if not getattr(args, "spawn_llm", False):
+        return serve_daemon(config, args)
+    from voxlive.server.llm_process import SpawnError, spawned_llm
+
+    try:
+        with spawned_llm(config, args.profile):
+            return serve_daemon(config, args)
+    except SpawnError as exc:
+        print(f"voxlive: --spawn-llm: {exc}", file=sys.stderr)
+        return 1
+
+
+def serve_daemon(config, args: argparse.Namespace) -> int:  # noqa: ANN001
     from aiohttp import web
 
     from voxlive.server.app import Daemon, build_app
