@@ -291,3 +291,37 @@ async def test_a_tool_call_is_streamed_as_a_tool_call():
     assert (call.name, call.arguments, call.id) == ("look", "{}", "chatcmpl-tool-0")
     assert server.requests[0]["tools"] == [tool] and server.requests[0]["tool_choice"] == "auto"
     assert "".join(plain) == "unused"  # without tools on offer, it answers in words
+
+
+async def test_a_server_that_accepts_but_never_answers_times_out_after_one_retry():
+    """A hung server (it takes the connection and the request, and sends no headers) is
+    bounded by first_token_timeout_s too, not only one that is slow after its headers."""
+    connections = 0
+    release = asyncio.Event()
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")  # the request's headers arrive...
+        await release.wait()  # ...and nothing is ever answered
+        writer.close()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    llm = make_llm(f"http://127.0.0.1:{port}/v1", first_token_timeout_s=0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(BackendError) as caught:
+            await collect(llm)
+    finally:
+        await llm.aclose()
+        release.set()
+        server.close()
+        await server.wait_closed()
+    elapsed = time.monotonic() - started
+
+    assert caught.value.stage == "llm"
+    assert "no first token within 0.3 s" in caught.value.message
+    assert "(tried twice)" in caught.value.message
+    assert connections == 2
+    assert elapsed < 1.5
