@@ -269,6 +269,21 @@ async def read_until(process: subprocess.Popen[str], needle: str, timeout: float
     return "".join(seen)
 
 
+async def page_status(url: str, timeout: float) -> int:
+    """The page's HTTP status, once the daemon listens ("is listening" is printed just
+    before it binds its port)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(url) as response:
+                    return response.status
+            except aiohttp.ClientConnectorError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+
 @requires_espeak
 async def test_serve_spawn_llm_serves_and_ctrl_c_stops_the_server(
         tmp_path: Path, config: VoxliveConfig) -> None:
@@ -281,8 +296,7 @@ async def test_serve_spawn_llm_serves_and_ctrl_c_stops_the_server(
         assert LOG_PREFIX in output and "is healthy at" in output
         pids = pids_from(pid_file)
         assert all(alive(pid) for pid in pids)
-        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/") as r:
-            assert r.status == 200
+        assert await page_status(f"http://127.0.0.1:{port}/", timeout=20) == 200
 
         serve.send_signal(signal.SIGINT)  # Ctrl-C
         rest, _ = await asyncio.to_thread(serve.communicate, timeout=30)
