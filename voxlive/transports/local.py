@@ -4,14 +4,21 @@ The session sees the same thing as on a WebRTC call: 16 kHz mono input fed in st
 order, and one 20 ms output frame pulled per 20 ms. Only the clock differs: here the
 sound card's callbacks set the pace, not a timer.
 
-Threads: PortAudio calls the stream callbacks from its own thread. They never touch
-asyncio objects or the session: the input callback hands a copy of its block to the
-event loop with `loop.call_soon_threadsafe`, and the output callback only pops samples
-from a lock-protected FIFO (and wakes the loop the same way). Everything that calls
-into the session runs on the event loop.
+Threads: PortAudio calls the stream callbacks from its own threads. They never touch
+asyncio objects or the session: the input callback resamples its block to 16 kHz and
+hands it to the event loop with `loop.call_soon_threadsafe`, and the output callback
+only pops samples from a lock-protected FIFO (and wakes the loop the same way).
+Everything that calls into the session runs on the event loop.
 
-sounddevice is imported on first use, so that voxlive runs without it (the `local`
-extra) and without PortAudio (the libportaudio2 Debian package).
+Echo cancellation (voxlive.audio.aec, with `echo_cancellation=True`) runs in those
+callbacks too: the output callback gives the canceller each block at the moment it
+hands it to PortAudio (the reverse stream), and the input callback passes each
+microphone block through it before the loop sees it, so the VAD, the echo guard and
+STT all get the cancelled signal. Why there and not on the loop or a worker: it costs
+tens of microseconds per 10 ms frame, the callbacks know best when a block is played
+and heard, and a worker would add a queue and a thread hop to both paths for nothing.
+
+Device discovery lives in local_devices, the FIFO and counters in local_buffers.
 """
 
 from __future__ import annotations
@@ -19,18 +26,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from voxlive.audio.aec import AecUnavailable, EchoCanceller
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler
 from voxlive.session import CallSession
+from voxlive.transports.local_buffers import (
+    LocalAudioStats,
+    SampleFifo,
+    prioritise_this_thread,
+)
+from voxlive.transports.local_devices import (
+    AudioUnavailable,
+    DeviceLost,
+    SessionFailed,
+    find_device,
+    list_devices,
+    reinitialize_portaudio,
+    sounddevice,
+    stream_format,
+)
+
+__all__ = ["AudioUnavailable", "DeviceLost", "LocalAudio", "LocalAudioStats", "SampleFifo",
+           "SessionFailed", "find_device", "list_devices", "reinitialize_portaudio",
+           "sounddevice"]
 
 log = logging.getLogger(__name__)
 
@@ -54,210 +78,16 @@ STARTUP_S = 3.0
 CLOSE_TIMEOUT_S = 3.0
 
 
-class AudioUnavailable(RuntimeError):
-    """Local audio cannot work here as configured: no sounddevice or PortAudio, no such
-    device. The message says what to do; retrying does not help."""
-
-
-class DeviceLost(RuntimeError):
-    """A stream could not be opened, or stopped or stalled while running: worth reopening."""
-
-
-class SessionFailed(RuntimeError):
-    """Feeding the microphone into the session raised; the session is in doubt."""
-
-
-def sounddevice() -> Any:
-    """The sounddevice module, or AudioUnavailable saying what to install."""
-    try:
-        import sounddevice as sd
-    except ModuleNotFoundError:
-        raise AudioUnavailable(
-            "the local mode needs the sounddevice package: pip install 'voxlive[local]'"
-        ) from None
-    except OSError as exc:  # sounddevice loads libportaudio when imported
-        raise AudioUnavailable(
-            f"PortAudio is missing ({exc}): install the libportaudio2 package "
-            "(scripts/install-audio-deps.sh does)"
-        ) from None
-    return sd
-
-
-def reinitialize_portaudio() -> None:
-    """Let PortAudio enumerate the devices afresh (a replugged USB headset gets a new
-    index). Only call it while no stream is open."""
-    sd = sounddevice()
-    with contextlib.suppress(Exception):
-        sd._terminate()
-    sd._initialize()
-
-
-def list_devices() -> str:
-    """The audio devices PortAudio sees, marked `>` default input, `<` default output."""
-    sd = sounddevice()
-    devices = sd.query_devices()
-    if not len(devices):
-        return ("no audio devices: PortAudio found no sound card (is PulseAudio/PipeWire "
-                "running for this user, or are you in a container without /dev/snd?)")
-    default_in, default_out = _default_devices(sd)
-    apis = sd.query_hostapis()
-    lines = ["audio devices (pick one with --input-device/--output-device INDEX or NAME):"]
-    for index, device in enumerate(devices):
-        mark = (">" if index == default_in else " ") + ("<" if index == default_out else " ")
-        api = apis[device["hostapi"]]["name"]
-        lines.append(
-            f"{mark}{index:3d} {device['name']} ({api}; {device['max_input_channels']} in, "
-            f"{device['max_output_channels']} out; {device['default_samplerate']:.0f} Hz)"
-        )
-    lines.append("> default input, < default output")
-    return "\n".join(lines)
-
-
-def _default_devices(sd: Any) -> tuple[int, int]:
-    default_in, default_out = sd.default.device
-    return int(default_in), int(default_out)
-
-
-def find_device(spec: str | int | None, kind: str) -> int:
-    """A device index for `kind` ("input" or "output"): the default for None, else an
-    index or a case-insensitive name substring (an exact name wins over substrings)."""
-    sd = sounddevice()
-    devices = sd.query_devices()
-    channels = f"max_{kind}_channels"
-    if spec is None or spec == "":
-        default = _default_devices(sd)[0 if kind == "input" else 1]
-        if default < 0 or default >= len(devices):
-            raise AudioUnavailable(f"there is no default {kind} device; "
-                                   f"`voxlive local --list-devices` shows the devices")
-        return default
-    if isinstance(spec, int) or str(spec).strip().isdigit():
-        index = int(spec)
-        if not 0 <= index < len(devices):
-            raise AudioUnavailable(f"no audio device #{index} (there are {len(devices)}); "
-                                   "`voxlive local --list-devices` shows them")
-        if devices[index][channels] < 1:
-            raise AudioUnavailable(f"device #{index} ({devices[index]['name']}) has no {kind}")
-        return index
-    wanted = str(spec).lower()
-    usable = [(i, d["name"]) for i, d in enumerate(devices) if d[channels] > 0]
-    exact = [i for i, name in usable if name.lower() == wanted]
-    if exact:
-        return exact[0]
-    matches = [(i, name) for i, name in usable if wanted in name.lower()]
-    if len(matches) == 1:
-        return matches[0][0]
-    if not matches:
-        names = ", ".join(f"#{i} {name}" for i, name in usable) or "none"
-        raise AudioUnavailable(f"no {kind} device matches {spec!r}; {kind} devices: {names}")
-    names = ", ".join(f"#{i} {name}" for i, name in matches)
-    raise AudioUnavailable(f"{spec!r} matches several {kind} devices ({names}): "
-                           "give more of the name, or the index")
-
-
-def _stream_format(sd: Any, device: int, kind: str, preferred: int) -> tuple[int, int]:
-    """(rate, channels) the device accepts: `preferred` if it can, else its default rate;
-    mono if it can, else the fewest channels it has (mixed down or duplicated here)."""
-    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
-    info = sd.query_devices(device)
-    rates = [preferred, int(info["default_samplerate"])]
-    for channels in (1, min(2, int(info[f"max_{kind}_channels"]))):
-        for rate in rates:
-            try:
-                check(device=device, samplerate=rate, channels=channels, dtype="float32")
-            except Exception:
-                continue
-            return rate, channels
-    raise DeviceLost(f"{kind} device {info['name']!r} accepts neither {preferred} Hz "
-                     f"nor {rates[1]} Hz float32 audio")
-
-
-class SampleFifo:
-    """Float32 samples handed from the event loop to PortAudio's thread."""
-
-    def __init__(self) -> None:
-        self._chunks: deque[np.ndarray] = deque()
-        self._offset = 0  # samples of _chunks[0] already read
-        self._count = 0
-        self._lock = threading.Lock()
-
-    @property
-    def available(self) -> int:
-        return self._count
-
-    def write(self, samples: np.ndarray) -> None:
-        if len(samples):
-            with self._lock:
-                self._chunks.append(samples)
-                self._count += len(samples)
-
-    def read_into(self, out: np.ndarray) -> int:
-        """Fill `out` (1-D) from the front; returns how many samples there were."""
-        wanted = len(out)
-        filled = 0
-        with self._lock:
-            while filled < wanted and self._chunks:
-                chunk = self._chunks[0]
-                take = min(wanted - filled, len(chunk) - self._offset)
-                out[filled : filled + take] = chunk[self._offset : self._offset + take]
-                filled += take
-                self._offset += take
-                if self._offset >= len(chunk):
-                    self._chunks.popleft()
-                    self._offset = 0
-            self._count -= filled
-        out[filled:] = 0.0
-        return filled
-
-    def clear(self) -> None:
-        with self._lock:
-            self._chunks.clear()
-            self._offset = 0
-            self._count = 0
-
-
-@dataclass
-class LocalAudioStats:
-    input_blocks: int = 0
-    dropped_input: int = 0  # blocks dropped because the session fell 2 s behind
-    input_overflows: int = 0  # PortAudio reported lost input
-    output_blocks: int = 0
-    underruns: int = 0  # output blocks the jitter queue could not fill (silence played)
-    jitter_frames: int = 0  # the jitter queue's target now, in 20 ms frames
-    most_jitter_frames: int = 0  # its largest target so far
-    output_underflows: int = 0  # PortAudio reported an output gap
-    frames_pulled: int = 0  # session.output.next_frame() calls
-    flushed_on_pause: int = 0  # barge-in pauses that emptied the jitter queue
-    max_callback_gap_ms: float = 0.0  # longest wait between two output callbacks
-    max_loop_lag_ms: float = 0.0  # longest wait for the loop to refill after a callback
-    realtime_input: bool = False  # PortAudio's threads got real-time scheduling
-    realtime_output: bool = False
-
-
-REALTIME_PRIORITY = 10
-
-
-def _prioritise_this_thread() -> bool:
-    """Real-time (round-robin) scheduling for the calling PortAudio thread, where allowed
-    (root, or an RLIMIT_RTPRIO such as the audio group's). On a small CPU busy with the
-    models, a normal thread can wait longer than PortAudio's buffer lasts; a real-time
-    one runs as soon as it wakes. It sleeps most of the time and does little when it
-    runs (copy 20 ms), so it cannot starve the machine."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
-    except (AttributeError, OSError):
-        return False
-    return True
-
 
 class LocalAudio:
     """Connects one CallSession to a microphone and a speaker.
 
-    Input: 20 ms blocks at the device's rate, mixed to mono, go through a bounded
-    asyncio queue (2 s; more is dropped and counted, never blocks PortAudio) to a task
-    that resamples them to 16 kHz and awaits `session.feed`, one block at a time, like
-    WebRTC frames. Not merged when they pile up behind a busy loop: the echo guard
-    judges each feed by its last 200 ms, so one long chunk of echo ending in silence
-    would pass for the user's voice.
+    Input: 20 ms blocks at the device's rate, mixed to mono, resampled to 16 kHz (and
+    echo-cancelled) in the callback, go through a bounded asyncio queue (2 s; more is
+    dropped and counted, never blocks PortAudio) to a task that awaits `session.feed`,
+    one block at a time, like WebRTC frames. Not merged when they pile up behind a busy
+    loop: the echo guard judges each feed by its last 200 ms, so one long chunk of echo
+    ending in silence would pass for the user's voice.
 
     Output: a small jitter queue between the session and the sound card. The output
     callback takes 20 ms from a FIFO and wakes a task on the loop, which keeps the FIFO
@@ -285,8 +115,11 @@ class LocalAudio:
                  output_device: str | int | None = None, *, jitter_frames: int = JITTER_FRAMES,
                  max_jitter_frames: int = MAX_JITTER_FRAMES, latency: str | float = "low",
                  preferred_rate: int = PREFERRED_RATE, max_input_blocks: int = MAX_INPUT_BLOCKS,
-                 stall_s: float = STALL_S):
+                 stall_s: float = STALL_S, echo_cancellation: bool = False):
         self.session = session
+        self.echo_cancellation = echo_cancellation
+        self.echo_canceller: EchoCanceller | None = None  # made in start(), per stream pair
+        self._reverse_resampler: Resampler | None = None
         self.input_spec = input_device
         self.output_spec = output_device
         self.stats = LocalAudioStats()
@@ -331,15 +164,21 @@ class LocalAudio:
         self._failure = self._loop.create_future()
         input_index = find_device(self.input_spec, "input")
         output_index = find_device(self.output_spec, "output")
-        self.input_rate, self._input_channels = _stream_format(
+        self.input_rate, self._input_channels = stream_format(
             sd, input_index, "input", self.preferred_rate)
-        self.output_rate, self._output_channels = _stream_format(
+        self.output_rate, self._output_channels = stream_format(
             sd, output_index, "output", self.preferred_rate)
         self.input_name = sd.query_devices(input_index)["name"]
         self.output_name = sd.query_devices(output_index)["name"]
         self._input_resampler = Resampler(MODEL_RATE)
         self._output_resampler = (None if self.output_rate == CALL_RATE
                                   else Resampler(self.output_rate))
+        if self.echo_cancellation:
+            try:
+                self.echo_canceller = EchoCanceller(MODEL_RATE)
+            except AecUnavailable as exc:
+                raise AudioUnavailable(str(exc)) from None
+            self._reverse_resampler = Resampler(MODEL_RATE)
         try:
             self._streams["input"] = sd.InputStream(
                 device=input_index, samplerate=self.input_rate,
@@ -359,6 +198,11 @@ class LocalAudio:
             await self._close_streams()
             raise DeviceLost(f"could not open the audio device: {exc}") from exc
         self._fill_output()  # the first callback finds the jitter queue full
+        if self.echo_canceller is not None:
+            # From handing a block to PortAudio until its echo comes back from the input
+            # callback: both streams' buffers (the jitter queue is before the hand-over).
+            self.echo_canceller.set_delay_ms(
+                (self._streams["input"].latency + self._streams["output"].latency) * 1000)
         # PulseAudio can take a second or two to start a stream: the watchdog waits.
         later = time.monotonic() + STARTUP_S
         self._last_callback = {"input": later, "output": later}
@@ -400,19 +244,28 @@ class LocalAudio:
                         status: Any) -> None:
         if "input" not in self._prioritised:
             self._prioritised.add("input")
-            self.stats.realtime_input = _prioritise_this_thread()
+            self.stats.realtime_input = prioritise_this_thread()
         self._last_callback["input"] = time.monotonic()
         if status.input_overflow:
             self.stats.input_overflows += 1
         block = indata[:, 0].copy() if indata.shape[1] == 1 else indata.mean(axis=1)
-        self._from_portaudio(self._queue_input, block)
+        assert self._input_resampler is not None
+        samples = self._input_resampler.process(block, self.input_rate)
+        canceller = self.echo_canceller
+        if canceller is not None:
+            try:
+                samples = canceller.captured(samples)
+            except Exception as exc:  # reported and reopened, never a silent hang
+                self._from_portaudio(self._fail, DeviceLost(f"echo cancellation failed: {exc}"))
+                return
+        self._from_portaudio(self._queue_input, samples)
 
     def _output_callback(self, outdata: np.ndarray, frames: int, time_info: Any,
                          status: Any) -> None:
         now = time.monotonic()
         if "output" not in self._prioritised:
             self._prioritised.add("output")
-            self.stats.realtime_output = _prioritise_this_thread()
+            self.stats.realtime_output = prioritise_this_thread()
         if self.stats.output_blocks > 10:  # not the bursts while the stream starts
             gap = (now - self._last_callback["output"]) * 1000
             self.stats.max_callback_gap_ms = max(self.stats.max_callback_gap_ms, gap)
@@ -425,7 +278,19 @@ class LocalAudio:
             self.stats.underruns += 1
         if outdata.shape[1] > 1:
             outdata[:, 1:] = mono[:, None]
+        if self.echo_canceller is not None:
+            self._played(mono)
         self._from_portaudio(self._woken, now)
+
+    def _played(self, block: np.ndarray) -> None:
+        """The block just handed to PortAudio, as the echo canceller's reverse stream."""
+        assert self.echo_canceller is not None and self._reverse_resampler is not None
+        try:
+            far = (block.copy() if self.output_rate == MODEL_RATE
+                   else self._reverse_resampler.process(block, self.output_rate))
+            self.echo_canceller.played(far)
+        except Exception as exc:
+            self._from_portaudio(self._fail, DeviceLost(f"echo cancellation failed: {exc}"))
 
     # --- the event loop -----------------------------------------------------------------
 
@@ -463,10 +328,11 @@ class LocalAudio:
             self._fail(DeviceLost(f"{type(exc).__name__}: {exc}"))
 
     async def _pump_input(self) -> None:
-        assert self._input_queue is not None and self._input_resampler is not None
+        assert self._input_queue is not None
         while True:
-            block = await self._input_queue.get()
-            samples = self._input_resampler.process(block, self.input_rate)
+            samples = await self._input_queue.get()
+            if not len(samples):
+                continue  # the resampler or the canceller is still filling a frame
             try:
                 await self.session.feed(samples)
             except Exception as exc:
