@@ -339,6 +339,48 @@ async def echo_then_interrupt(pulse: PulseServer, speech: dict[str, str],
     return None
 
 
+async def test_with_echo_cancellation_its_echo_does_not_interrupt_but_the_user_does(
+        pulse: PulseServer, speech: dict[str, str], config: VoxliveConfig,
+        embedded_models: Models) -> None:
+    """The same open-speaker situation with the echo canceller doing the work alone (the
+    correlation guard off): the echo never reaches the VAD as speech, the user does."""
+    pytest.importorskip("livekit.rtc", reason="the local extra (livekit) is not installed")
+    unguarded = config.model_copy(update={"turn": config.turn.model_copy(
+        update={"echo_guard": False})})
+    async with Running(embedded_models, unguarded, echo_cancellation=True) as running:
+        audio = running.audios[-1]
+        assert audio.echo_canceller is not None
+        events = running.events
+        loopback = pulse.loopback("vox_out.monitor", "vox_in", latency_ms=60, gain=0.5)
+        mic = pulse.record("vox_in.monitor")
+        try:
+            asked = time.monotonic()
+            await pulse.play(speech["story"])
+            speaking_at, _ = await events.wait_for(is_state("speaking"), 60, asked)
+            before = copy.copy(audio.stats)
+            await asyncio.sleep(3.0)  # three seconds of the reply, echoed into the mic
+            kinds = [e["type"] for e in events.since(speaking_at)]
+            if "speech_started" in kinds or "interrupted" in kinds:
+                timeline = [(round(t - speaking_at, 2), e["type"]) for t, e in events.items
+                            if t >= speaking_at]
+                raise AssertionError(f"the echo passed for speech: {timeline}; "
+                                     f"starved: {starved(before, audio.stats)}; {audio.stats}")
+            echo = mic.samples()[-2 * 16_000:]
+            assert np.sqrt(np.mean(echo**2)) > 0.01, "the echo did not reach the microphone"
+            said_at = time.monotonic()
+            await pulse.play(speech["interruption"])
+            _, interrupted = await events.wait_for(
+                lambda e: e["type"] == "interrupted", 30, said_at)
+            assert interrupted["heard_text"]
+        finally:
+            mic.stop()
+            pulse.unload(loopback)
+        canceller = audio.echo_canceller
+    assert canceller.frames_played > 100 and canceller.frames_captured > 100
+    print(f"\nAEC: {canceller.frames_played} frames played, {canceller.frames_captured} "
+          f"captured, delay hint {canceller.delay_ms} ms; {audio.stats}")
+
+
 async def test_a_lost_device_is_reported_and_reopened(
         pulse: PulseServer, config: VoxliveConfig, embedded_models: Models) -> None:
     async with Running(embedded_models, config) as running:

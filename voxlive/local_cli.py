@@ -1,7 +1,15 @@
 """`voxlive local`: talk to the assistant through this machine's microphone and speaker.
 
 The same turn core, models and events as a WebRTC call (voxlive.session), with
-voxlive.transports.local as the audio shell, and a live transcript on stdout. It runs
+voxlive.transports.local as the audio shell (and voxlive.transports.local_camera as the
+camera when the profile can see), and a live transcript on stdout.
+
+Echo: open speakers are heard by the microphone, and no browser cancels that here.
+With livekit installed (the `local` extra) the transport cancels the echo of what it
+plays (voxlive.audio.aec), so the user can talk over the reply; without it
+`voxlive local` falls back to half duplex (it stops listening while it speaks) and says
+so. `--no-echo-cancellation` is for headsets (full duplex, nothing to cancel),
+`--half-duplex` forces the fallback. It runs
 until Ctrl-C (or SIGTERM, or `--duration` seconds). A lost sound device is reported
 and reopened with backoff; a failing model is reported (in red on a terminal) by the
 session's error events, and the next turn tries it again.
@@ -19,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from voxlive.audio.aec import AecUnavailable, aec_description
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
 from voxlive.session import CallSession
@@ -31,6 +40,7 @@ from voxlive.transports.local import (
     reinitialize_portaudio,
     sounddevice,
 )
+from voxlive.transports.local_camera import CameraFrame, LocalCamera
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +156,11 @@ class LocalCall:
     on_audio: Callable[[LocalAudio], None] | None = None  # each (re)opened LocalAudio
     retry_delays: Sequence[float] = RETRY_DELAYS_S
     audio_options: dict[str, Any] = field(default_factory=dict)
+    echo_cancellation: bool = False  # cancel the speaker's echo in the transport (AEC)
+    camera: int | str | None = None  # a camera index or video source; None: no camera
+    camera_options: dict[str, Any] = field(default_factory=dict)
     session: CallSession | None = None
+    local_camera: LocalCamera | None = None
 
     def _event(self, event: dict[str, Any]) -> None:
         self.printer(event)
@@ -157,6 +171,40 @@ class LocalCall:
         self.session = CallSession(self.models, self.config, self.vad_threshold, self._event,
                                    call_id="local")
         return self.session
+
+    def _start_camera(self) -> None:
+        """Open the camera in its thread, when there is one to open and a vision stage
+        to look with. Its frames go to whichever session is current."""
+        if self.camera is None or self.models.vision is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def opened(frame: CameraFrame) -> None:  # camera thread
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._camera_opened, frame)
+
+        def problem(text: str) -> None:  # camera thread
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.printer.error, f"camera problem: {text}")
+
+        self.local_camera = LocalCamera(self.camera, on_open=opened, on_problem=problem,
+                                        **self.camera_options)
+        try:
+            self.local_camera.start()
+        except ImportError as exc:
+            self.printer.error(f"no camera: OpenCV is missing ({exc}); "
+                               "pip install 'voxlive[vision]'")
+            self.local_camera = None
+
+    def _camera_opened(self, frame: CameraFrame) -> None:
+        camera = self.local_camera
+        if camera is None or self.session is None:
+            return
+        if camera.opened > 1:
+            self.printer.notice(f"camera back: {camera.name}")
+        else:
+            self.printer.notice(f"looking through {camera.name}")
+        self.session.on_camera_frame(frame)
 
     async def run(self, stop: asyncio.Event | None = None,
                   duration: float | None = None) -> int:
@@ -169,10 +217,11 @@ class LocalCall:
         failures = 0
         opened_before = False
         opened_at: float | None = None
+        self._start_camera()
         try:
             while True:
-                audio = LocalAudio(session, self.input_device, self.output_device,
-                                   **self.audio_options)
+                options = {"echo_cancellation": self.echo_cancellation, **self.audio_options}
+                audio = LocalAudio(session, self.input_device, self.output_device, **options)
                 try:
                     await audio.start()
                     opened_at = loop.time()
@@ -201,6 +250,8 @@ class LocalCall:
                     self.printer.error(f"the conversation failed ({problem}); starting afresh")
                     await session.close()
                     session = self._new_session()
+                    if self.local_camera is not None and self.local_camera.is_open:
+                        session.on_camera_frame(self.local_camera.frame)
                 else:
                     self.printer.error(f"audio device problem: {problem}")
                 if failures >= len(self.retry_delays):
@@ -216,6 +267,9 @@ class LocalCall:
                 with contextlib.suppress(Exception):
                     reinitialize_portaudio()  # see devices plugged in meanwhile
         finally:
+            if self.local_camera is not None:
+                camera, self.local_camera = self.local_camera, None
+                await loop.run_in_executor(None, camera.stop)
             await session.close()
 
     async def _until(self, stop: asyncio.Event, deadline: float | None, work: Any) -> bool:
@@ -262,10 +316,45 @@ def half_duplex(config: VoxliveConfig) -> VoxliveConfig:
     return config.model_copy(update={"turn": config.turn.model_copy(update={"barge_in": False})})
 
 
+@dataclass(frozen=True)
+class EchoHandling:
+    """How `voxlive local` keeps its own voice from interrupting it."""
+
+    config: VoxliveConfig  # half duplex where nothing cancels the echo
+    cancel: bool  # the transport cancels the echo (AEC)
+    description: str  # for the start-up line and `voxlive doctor`
+
+
+def describe_echo_handling() -> str:
+    """What `voxlive local` would do about echo here (for `voxlive doctor`)."""
+    try:
+        return f"echo cancellation: {aec_description()}"
+    except AecUnavailable as exc:
+        return f"half duplex: no echo canceller ({exc})"
+
+
+def echo_handling(config: VoxliveConfig, *, half: bool = False,
+                  cancel: bool = True) -> EchoHandling:
+    """AEC when asked for and available; half duplex when asked for, or as the fallback
+    where livekit is missing (logged, and said on the start-up line); neither with
+    `cancel=False` (a headset: full duplex, nothing to cancel)."""
+    if half:
+        return EchoHandling(half_duplex(config), False, "half duplex (--half-duplex)")
+    if not cancel:
+        return EchoHandling(config, False, "no echo cancellation (--no-echo-cancellation)")
+    try:
+        return EchoHandling(config, True, f"echo cancellation: {aec_description()}")
+    except AecUnavailable as exc:
+        log.warning("falling back to half duplex: %s", exc)
+        return EchoHandling(half_duplex(config), False,
+                            f"half duplex: no echo canceller ({exc})")
+
+
 def run_local(config: VoxliveConfig, profile_name: str | None, args: Any) -> int:
     """The `voxlive local` command. `args`: input_device, output_device, list_devices,
     duration (seconds or None), half_duplex, and optionally audio_latency (PortAudio's
-    buffer in seconds; default "low"). Returns the exit status."""
+    buffer in seconds; default "low"), no_echo_cancellation, camera (index or video
+    source; default 0), no_camera. Returns the exit status."""
     try:
         return _run_local(config, profile_name, args)
     except KeyboardInterrupt:  # Ctrl-C while the models load
@@ -286,18 +375,25 @@ def _run_local(config: VoxliveConfig, profile_name: str | None, args: Any) -> in
     from voxlive.cli import load_or_explain
 
     name, models = load_or_explain(config, profile_name)
-    if getattr(args, "half_duplex", False):
-        config = half_duplex(config)
+    echo = echo_handling(config, half=getattr(args, "half_duplex", False),
+                         cancel=not getattr(args, "no_echo_cancellation", False))
+    config = echo.config
     latency = getattr(args, "audio_latency", None)
+    camera: int | str | None = None  # looks only where the profile has a vision stage
+    if models.vision is not None and not getattr(args, "no_camera", False):
+        wanted = getattr(args, "camera", None)
+        camera = 0 if wanted is None else int(wanted) if str(wanted).isdigit() else wanted
     call = LocalCall(
         models, config, config.profile(name).vad.threshold,
         input_device=getattr(args, "input_device", None),
         output_device=getattr(args, "output_device", None),
         printer=printer,
         audio_options={} if latency is None else {"latency": float(latency)},
+        echo_cancellation=echo.cancel,
+        camera=camera,
     )
     mode = "half duplex" if not config.turn.barge_in else "talk over it to interrupt"
-    printer.notice(f"voxlive ({name} profile, {mode})")
+    printer.notice(f"voxlive ({name} profile, {mode}; {echo.description})")
     return asyncio.run(_main(call, getattr(args, "duration", None)))
 
 
