@@ -1,4 +1,5 @@
-"""A private PulseAudio server with virtual devices, for testing `voxlive local` for real.
+"""A private PulseAudio server with virtual devices, for testing and benchmarking
+`voxlive local` for real (tests/test_local.py, `voxlive bench local`).
 
     vox_in   a null sink: the test plays speech into it (paplay -d vox_in); its monitor,
              vox_in.monitor, is the default source: the "microphone"

@@ -1,0 +1,6 @@
+"""The private PulseAudio server the local tests use: it lives in voxlive.bench.local_pulse,
+shared with `voxlive bench local`."""
+
+from voxlive.bench.local_pulse import PulseServer, PulseUnavailable, Recording, missing_packages
+
+__all__ = ["PulseServer", "PulseUnavailable", "Recording", "missing_packages"]
