@@ -22,6 +22,7 @@ examples:
   voxlive bench bargein               # barge-in latency and false interruptions
   voxlive bench vision                # what looking through the camera costs
   voxlive bench emotion               # what the emotion stage costs
+  voxlive bench local                 # voxlive local: latency, barge-in, echo reduction
 """
 
 
@@ -71,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--audio-latency", type=float, metavar="SECONDS",
                        help="PortAudio buffer (default: the device's low latency); "
                        "raise it if the voice crackles")
+    local.add_argument("--no-echo-cancellation", action="store_true",
+                       help="headset: full duplex without cancelling the speaker's echo")
+    local.add_argument("--camera", metavar="INDEX",
+                       help="camera index (or video source) when the profile can see "
+                       "(default 0)")
+    local.add_argument("--no-camera", action="store_true", help="do not open the camera")
 
     bench = commands.add_parser("bench", help="benchmarks that print figures (and JSON)")
     bench_kinds = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
@@ -95,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="cost of the emotion stage per second of audio, against STT's")
     emotion.add_argument("--repeats", type=int, default=5, help="runs per sentence (default 5)")
     emotion.add_argument("--json", action="store_true", help="print JSON only")
+    local_bench = bench_kinds.add_parser(
+        "local", parents=[common],
+        help="voxlive local over PulseAudio virtual devices: voice-to-voice and barge-in "
+        "latency, and echo reduction (ERLE)")
+    local_bench.add_argument("--turns", type=int, default=3, help="questions (default 3)")
+    local_bench.add_argument("--trials", type=int, default=3,
+                             help="barge-in trials (default 3)")
+    local_bench.add_argument("--json", action="store_true", help="print JSON only")
     return parser
 
 
@@ -120,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             from voxlive.local_cli import run_local
 
             return run_local(config, args.profile, args)
+        if args.command == "bench" and args.bench == "local":
+            from voxlive.bench.local import run_local_bench
+
+            return run_local_bench(config, args.profile, args.turns, args.trials, args.json)
         if args.command == "bench" and args.bench == "emotion":
             from voxlive.bench.emotion import run_emotion_bench
 
@@ -217,5 +236,8 @@ def doctor(config, profile_name: str | None) -> int:  # noqa: ANN001
         except BackendError as exc:
             ok = False
             print(f"{line}  FAILED after {time.perf_counter() - started:.2f} s: {exc.message}")
+    from voxlive.local_cli import describe_echo_handling
+
+    print(f"  voxlive local: {describe_echo_handling()}")
     print("ok" if ok else "not ready: fix the problems above")
     return 0 if ok else 1
