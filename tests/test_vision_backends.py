@@ -175,7 +175,7 @@ def tiny_siglip_folder(tmp_path_factory) -> str:
             pad_token_id=0,
             bos_token_id=None,
             eos_token_id=1,
-        ),
+        ).to_dict(),  # dicts: transformers 4.46 (the gpu extra's pin) takes no config objects
         vision_config=transformers.SiglipVisionConfig(
             image_size=32,
             patch_size=8,
@@ -183,7 +183,7 @@ def tiny_siglip_folder(tmp_path_factory) -> str:
             intermediate_size=64,
             num_hidden_layers=2,
             num_attention_heads=2,
-        ),
+        ).to_dict(),
     )
     transformers.SiglipModel(config).eval().save_pretrained(folder)
 

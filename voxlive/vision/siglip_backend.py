@@ -51,7 +51,9 @@ class SiglipVisionBackend:
         # A hub id is downloaded by transformers on first use; a folder is read as it is.
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.image_processor = AutoImageProcessor.from_pretrained(model)
-        self.model = SiglipModel.from_pretrained(model, dtype=self.dtype).to(self.device).eval()
+        # Cast after loading: `dtype=` is transformers >= 4.56, `torch_dtype=` is deprecated
+        # there, and the gpu extra pins 4.46.1 (Parler-TTS).
+        self.model = SiglipModel.from_pretrained(model).to(self.device, self.dtype).eval()
         # SigLIP was trained on text padded to its full length: pad every prompt to it.
         self.max_length = int(self.model.config.text_config.max_position_embeddings)
         self.text_encodes = 0  # how often the text tower ran: once, at construction

@@ -1,0 +1,218 @@
+"""Parler-TTS (the Expresso fine-tune): a voice described in words, streamed in chunks.
+
+Why it is built the way it is (DESIGN.md, "What the GPU stack costs"): in plain eager
+PyTorch a Parler-mini-sized decoder is barely real-time even on an H200, so
+
+- the description ("Thomas speaks in a happy tone ...") is encoded once per speaker
+  and style and the encoder output cached: a reply pays only for its own words;
+- audio streams out every `chunk_s` seconds of codec frames (ParlerTTSStreamer), so
+  the first audio does not wait for the sentence;
+- on CUDA the decoder runs with a static KV cache under torch.compile, with prompts
+  padded to a few fixed lengths so that compiled graphs are reused, and a warm-up at
+  load so the first caller does not pay for compilation;
+- a cancelled reply stops generation at the next decoding step (a StoppingCriteria
+  reads a flag), so the GPU is free for the next turn within a chunk.
+
+One generation runs at a time: the static cache belongs to the model, so calls take
+turns sentence by sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from voxlive.backends.base import BackendError
+from voxlive.config import ParlerTts, resolve_model
+
+log = logging.getLogger(__name__)
+
+EXPRESSO_STYLES = ("default", "happy", "sad", "confused", "laughing", "whisper", "enunciated")
+"""The speaking styles the Expresso fine-tune was trained on."""
+
+STYLE_BY_REPLY_STYLE = {"default": "default", "cheerful": "happy", "calm": "enunciated"}
+"""voxlive's reply styles (voxlive/emotion/style.py) in Expresso's terms. "calm" is
+enunciated: slow and clear, which is how one answers someone upset; Expresso has
+no plain calm style."""
+
+PROMPT_BUCKETS = (32, 64, 128, 256)
+"""Prompt lengths in tokens that compiled graphs are made for; longer text is cut into
+sentences upstream, and anything longer still runs eagerly-padded to its own length."""
+
+
+def describe(speaker: str, style: str) -> str:
+    """The description prompt, in the phrasing of Expresso's training annotations."""
+    if style == "whisper":
+        return f"{speaker} whispers in a quiet tone with very clear audio."
+    if style == "enunciated":
+        return f"{speaker} speaks slowly and clearly in an enunciated tone with very clear audio."
+    return f"{speaker} speaks in a {style} tone with very clear audio."
+
+
+class ParlerTTS:
+    def __init__(self, config: ParlerTts):
+        import torch
+        from parler_tts import ParlerTTSForConditionalGeneration
+        from transformers import AutoTokenizer
+
+        self.config = config
+        self._torch = torch
+        path = resolve_model(config.model)
+        if config.device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError("tts", f"device {config.device!r} asked for, but torch sees no "
+                               "CUDA GPU; set tts.device: cpu in models.yaml")
+        self.device = torch.device(config.device)
+        dtype = getattr(torch, config.dtype)
+        if self.device.type == "cpu" and dtype != torch.float32:
+            log.info("parler: %s on the CPU is slow or unsupported; using float32", config.dtype)
+            dtype = torch.float32
+        self.model = ParlerTTSForConditionalGeneration.from_pretrained(
+            path, torch_dtype=dtype).to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        codec = self.model.audio_encoder.config
+        self.sample_rate: int = int(codec.sampling_rate)
+        self.frame_rate: int = int(codec.frame_rate)
+        codebooks = self.model.decoder.config.num_codebooks
+        # The delay pattern holds audio back by one frame per codebook: a chunk must be
+        # longer than that to carry any audio.
+        self.play_steps = max(codebooks + 2, round(config.chunk_s * self.frame_rate))
+        self._descriptions: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self.description_encodings = 0  # how often the text encoder ran (cache misses)
+        self._generate_lock = threading.Lock()
+        self.compiled = False
+        if config.compile and self.device.type == "cuda":
+            self._compile()
+        self.description = (f"Parler-TTS {path} ({config.speaker}, {self.device}, "
+                            f"{'compiled' if self.compiled else 'eager'})")
+
+    # --- the description cache ---------------------------------------------------------
+
+    def encoded_description(self, style: str) -> tuple[Any, Any]:
+        """The text encoder's output for this speaker and style, computed once."""
+        key = (self.config.speaker, style)
+        cached = self._descriptions.get(key)
+        if cached is not None:
+            return cached
+        torch = self._torch
+        tokens = self.tokenizer(describe(*key), return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            hidden = self.model.text_encoder(
+                input_ids=tokens.input_ids, attention_mask=tokens.attention_mask,
+            ).last_hidden_state
+            # As ParlerTTSForConditionalGeneration.generate prepares it: projected to the
+            # decoder's width where they differ, padding zeroed.
+            if (self.model.text_encoder.config.hidden_size != self.model.decoder.config.hidden_size
+                    and self.model.decoder.config.cross_attention_hidden_size is None):
+                hidden = self.model.enc_to_dec_proj(hidden)
+            hidden = hidden * tokens.attention_mask[..., None]
+        self.description_encodings += 1
+        self._descriptions[key] = (hidden, tokens.attention_mask)
+        return hidden, tokens.attention_mask
+
+    # --- synthesis ---------------------------------------------------------------------
+
+    def synthesize(self, text: str, style: str = "default") -> Iterator[np.ndarray]:
+        """Yield float32 chunks of about `chunk_s` at `sample_rate`; closing the
+        iterator stops generation at its next step."""
+        from parler_tts import ParlerTTSStreamer
+
+        expresso = STYLE_BY_REPLY_STYLE.get(style, style if style in EXPRESSO_STYLES
+                                            else "default")
+        encoded, mask = self.encoded_description(expresso)
+        streamer = ParlerTTSStreamer(self.model, device=self.device, play_steps=self.play_steps)
+        cancelled = threading.Event()
+        failure: list[BaseException] = []
+        worker = threading.Thread(
+            target=self._generate, name="parler",
+            args=(text, encoded, mask, streamer, cancelled, failure), daemon=True)
+        worker.start()
+        try:
+            for chunk in streamer:
+                if len(chunk):
+                    yield chunk.astype(np.float32, copy=False)
+        finally:
+            cancelled.set()
+            worker.join()
+        if failure:
+            raise BackendError("tts", f"Parler-TTS failed: {failure[0]}") from failure[0]
+
+    def _generate(self, text: str, encoded: Any, mask: Any, streamer: Any,
+                  cancelled: threading.Event, failure: list[BaseException]) -> None:
+        """Runs in its own thread; always ends the stream, so the reader never hangs."""
+        torch = self._torch
+        ended = False
+        try:
+            prompt = self._prompt_tokens(text)
+            with self._generate_lock, torch.inference_mode():
+                if cancelled.is_set():
+                    return  # cancelled while another call's sentence was being made
+                self.model.generate(
+                    encoder_outputs=_encoder_output(encoded),
+                    attention_mask=mask,
+                    prompt_input_ids=prompt.input_ids,
+                    prompt_attention_mask=prompt.attention_mask,
+                    streamer=streamer,
+                    stopping_criteria=[stop_when_set(cancelled)],
+                    max_new_tokens=self.config.max_new_tokens,
+                )
+                ended = True  # generate() called streamer.end()
+        except BaseException as exc:  # noqa: B036 - reported by synthesize()
+            failure.append(exc)
+        finally:
+            if not ended:
+                streamer.on_finalized_audio(np.zeros(0, np.float32), stream_end=True)
+
+    def _prompt_tokens(self, text: str) -> Any:
+        """The words to say; padded to a bucket length when compiled (fewer graphs)."""
+        if not self.compiled:
+            return self.tokenizer(text, return_tensors="pt").to(self.device)
+        length = len(self.tokenizer(text).input_ids)
+        bucket = next((b for b in PROMPT_BUCKETS if b >= length), length)
+        return self.tokenizer(text, return_tensors="pt", padding="max_length",
+                              max_length=bucket).to(self.device)
+
+    # --- speed ---------------------------------------------------------------------------
+
+    def _compile(self) -> None:
+        """Static KV cache + torch.compile of the forward pass, then one generation per
+        prompt bucket so that the graphs exist before the first caller."""
+        torch = self._torch
+        self.model.generation_config.cache_implementation = "static"
+        self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead")
+        self.compiled = True
+        warm_text = "Hello there, this warms up the speech model."
+        for bucket in PROMPT_BUCKETS[:2]:
+            tokens = self.tokenizer(warm_text, return_tensors="pt", padding="max_length",
+                                    max_length=bucket).to(self.device)
+            encoded, mask = self.encoded_description("default")
+            for _ in range(2):  # reduce-overhead records its CUDA graphs on the second run
+                with torch.inference_mode():
+                    self.model.generate(
+                        encoder_outputs=_encoder_output(encoded), attention_mask=mask,
+                        prompt_input_ids=tokens.input_ids,
+                        prompt_attention_mask=tokens.attention_mask,
+                        max_new_tokens=math.ceil(0.5 * self.frame_rate))
+
+
+def _encoder_output(hidden: Any) -> Any:
+    from transformers.modeling_outputs import BaseModelOutput
+
+    return BaseModelOutput(last_hidden_state=hidden)
+
+
+def stop_when_set(flag: threading.Event) -> Any:
+    """A transformers StoppingCriteria that ends generation once `flag` is set."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopWhenSet(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), flag.is_set(), dtype=torch.bool,
+                              device=input_ids.device)
+
+    return StopWhenSet()
