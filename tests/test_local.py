@@ -35,7 +35,13 @@ from voxlive.backends.base import BackendError
 from voxlive.backends.loader import Models
 from voxlive.bench.speech import espeak, write_wav
 from voxlive.config import VoxliveConfig
-from voxlive.local_cli import LocalCall, TranscriptPrinter, half_duplex, run_local
+from voxlive.local_cli import (
+    LocalCall,
+    TranscriptPrinter,
+    echo_handling,
+    half_duplex,
+    run_local,
+)
 from voxlive.transports.local import AudioUnavailable, LocalAudio, LocalAudioStats
 
 pytestmark = requires_espeak
@@ -173,6 +179,21 @@ def test_half_duplex_turns_barge_in_off_in_a_copy(config: VoxliveConfig) -> None
     quiet = half_duplex(config)
     assert quiet.turn.barge_in is False and config.turn.barge_in is True
     assert quiet.turn.end_of_turn_silence_ms == config.turn.end_of_turn_silence_ms
+
+
+def test_echo_handling_is_aec_or_half_duplex_where_livekit_is_missing(
+        config: VoxliveConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("livekit.rtc", reason="the local extra (livekit) is not installed")
+    with_aec = echo_handling(config)
+    assert with_aec.cancel and with_aec.config.turn.barge_in
+    assert "WebRTC AEC3 (livekit" in with_aec.description
+    headset = echo_handling(config, cancel=False)
+    assert not headset.cancel and headset.config.turn.barge_in
+    monkeypatch.setitem(sys.modules, "livekit", None)  # as if it were not installed
+    fallback = echo_handling(config)
+    assert not fallback.cancel and fallback.config.turn.barge_in is False
+    assert fallback.description.startswith("half duplex: no echo canceller")
+    assert "pip install 'voxlive[local]'" in fallback.description
 
 
 def test_the_transcript_shows_committed_turns_and_interruptions() -> None:
