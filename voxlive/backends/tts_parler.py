@@ -20,7 +20,6 @@ turns sentence by sentence.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -41,8 +40,12 @@ enunciated: slow and clear, which is how one answers someone upset; Expresso has
 no plain calm style."""
 
 PROMPT_BUCKETS = (32, 64, 128, 256)
-"""Prompt lengths in tokens that compiled graphs are made for; longer text is cut into
-sentences upstream, and anything longer still runs eagerly-padded to its own length."""
+"""Prompt lengths in tokens that compiled graphs are made for (the chunker sends one
+sentence at a time; a longer one gets a graph of its own length)."""
+DESCRIPTION_TOKENS = 48
+"""Compiled: every description is padded to this length, so that all styles share one
+cross-attention cache shape (a new shape means a new static cache and new graphs)."""
+WARM_UP_FRAMES = 24
 
 
 def describe(speaker: str, style: str) -> str:
@@ -99,7 +102,9 @@ class ParlerTTS:
         if cached is not None:
             return cached
         torch = self._torch
-        tokens = self.tokenizer(describe(*key), return_tensors="pt").to(self.device)
+        padding = {"padding": "max_length", "max_length": DESCRIPTION_TOKENS} if self.compiled \
+            else {}
+        tokens = self.tokenizer(describe(*key), return_tensors="pt", **padding).to(self.device)
         with torch.inference_mode():
             hidden = self.model.text_encoder(
                 input_ids=tokens.input_ids, attention_mask=tokens.attention_mask,
@@ -179,24 +184,32 @@ class ParlerTTS:
     # --- speed ---------------------------------------------------------------------------
 
     def _compile(self) -> None:
-        """Static KV cache + torch.compile of the forward pass, then one generation per
-        prompt bucket so that the graphs exist before the first caller."""
+        """Static KV cache + torch.compile of the forward pass, then generations that
+        make the graphs before the first caller: per prompt bucket, with the cache at
+        its full size (max_new_tokens), stopped after a few frames."""
         torch = self._torch
+        from transformers import StaticCache
+
+        if not hasattr(StaticCache, "max_batch_size"):
+            # parler-tts 0.2.3 reuses its static cache by reading `max_batch_size`, which
+            # its own pinned transformers (4.46.1) renamed `batch_size`.
+            StaticCache.max_batch_size = property(lambda cache: cache.batch_size)
         self.model.generation_config.cache_implementation = "static"
         self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead")
         self.compiled = True
-        warm_text = "Hello there, this warms up the speech model."
+        encoded, mask = self.encoded_description("default")
         for bucket in PROMPT_BUCKETS[:2]:
-            tokens = self.tokenizer(warm_text, return_tensors="pt", padding="max_length",
+            tokens = self.tokenizer("Hello there, this warms up the speech model.",
+                                    return_tensors="pt", padding="max_length",
                                     max_length=bucket).to(self.device)
-            encoded, mask = self.encoded_description("default")
             for _ in range(2):  # reduce-overhead records its CUDA graphs on the second run
                 with torch.inference_mode():
                     self.model.generate(
                         encoder_outputs=_encoder_output(encoded), attention_mask=mask,
                         prompt_input_ids=tokens.input_ids,
                         prompt_attention_mask=tokens.attention_mask,
-                        max_new_tokens=math.ceil(0.5 * self.frame_rate))
+                        stopping_criteria=[stop_after(WARM_UP_FRAMES)],
+                        max_new_tokens=self.config.max_new_tokens)
 
 
 def _encoder_output(hidden: Any) -> Any:
@@ -216,3 +229,20 @@ def stop_when_set(flag: threading.Event) -> Any:
                               device=input_ids.device)
 
     return StopWhenSet()
+
+
+def stop_after(steps: int) -> Any:
+    """A transformers StoppingCriteria that ends generation after `steps` new frames."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopAfter(StoppingCriteria):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return torch.full((input_ids.shape[0],), self.calls >= steps, dtype=torch.bool,
+                              device=input_ids.device)
+
+    return StopAfter()

@@ -1,0 +1,202 @@
+"""GPU check: the gpu profile's TTS and STT, random weights of the real architectures.
+
+    python -m voxlive.bench.gpu_check [--out results.json] [--seconds 3]
+
+Run in one go on a machine with an NVIDIA GPU (no weights needed, none downloaded). It
+prints one JSON line per measurement and a summary:
+- Parler-TTS (mini-sized: flan-t5-large encoder, 24x1024 decoder, 9-codebook DAC),
+  loaded through voxlive's ParlerTTS backend, eager and compiled (static cache +
+  torch.compile): time to the first audio chunk and the real-time factor of a streamed
+  sentence, and the decoder's time per codec frame without streaming;
+- Whisper large-v3-turbo (random weights, transformers, float16): the time to turn a
+  3 s utterance into 20 tokens (encoder on the 30 s window, then greedy decoding).
+  faster-whisper (CTranslate2) runs the same model with its own kernels; this is the
+  PyTorch figure for the same work.
+Targets (issue 4, H100-class GPU): Parler real-time factor <= 0.3, first audio <= 150 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+SENTENCE = "Sure, I can help with that. The weather today looks sunny and warm."
+
+
+def emit(results: dict[str, Any], key: str, value: Any, out: Path | None) -> None:
+    results[key] = value
+    print(json.dumps({key: value}), flush=True)
+    if out is not None:
+        out.write_text(json.dumps(results, indent=2))
+
+
+def cuda_seconds(function: Any) -> float:
+    import torch
+
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    function()
+    torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def measure_streaming(tts: Any, runs: int) -> dict[str, float]:
+    """First-chunk latency and real-time factor of a streamed sentence, median of runs."""
+    import torch
+
+    firsts, factors, audio_s = [], [], []
+    for _ in range(runs):
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        first = None
+        samples = 0
+        for chunk in tts.synthesize(SENTENCE):
+            if first is None:
+                first = time.perf_counter() - started
+            samples += len(chunk)
+        total = time.perf_counter() - started
+        seconds = samples / tts.sample_rate
+        firsts.append(first or total)
+        factors.append(total / max(seconds, 1e-9))
+        audio_s.append(seconds)
+    return {"first_audio_ms": round(1000 * statistics.median(firsts), 1),
+            "real_time_factor": round(statistics.median(factors), 3),
+            "audio_s": round(statistics.median(audio_s), 2),
+            "first_audio_ms_all": [round(1000 * f, 1) for f in firsts]}
+
+
+def decoder_frame_ms(tts: Any, frames: int) -> float:
+    """Generation without the streamer's codec decodes: the decoder's own pace."""
+    import torch
+
+    from voxlive.backends.tts_parler import _encoder_output, stop_after
+
+    encoded, mask = tts.encoded_description("default")
+    prompt = tts._prompt_tokens(SENTENCE)
+
+    def run() -> None:
+        with torch.inference_mode():
+            tts.model.generate(encoder_outputs=_encoder_output(encoded), attention_mask=mask,
+                               prompt_input_ids=prompt.input_ids,
+                               prompt_attention_mask=prompt.attention_mask,
+                               stopping_criteria=[stop_after(frames)],
+                               max_new_tokens=tts.config.max_new_tokens)
+
+    run()
+    return round(1000 * cuda_seconds(run) / frames, 2)
+
+
+def check_parler(folder: Path, frames: int, compiled: bool, dtype: str,
+                 runs: int) -> dict[str, Any]:
+    from voxlive.backends.tts_parler import ParlerTTS
+    from voxlive.config import ParlerTts
+
+    config = ParlerTts(backend="parler", model=str(folder), device="cuda", dtype=dtype,
+                       compile=compiled, chunk_s=0.2, max_new_tokens=frames)
+    started = time.perf_counter()
+    tts = ParlerTTS(config)
+    load_s = time.perf_counter() - started
+    result = {"load_s": round(load_s, 1), "description": tts.description,
+              "play_steps": tts.play_steps}
+    result.update(measure_streaming(tts, runs))
+    result["decoder_ms_per_frame"] = decoder_frame_ms(tts, min(frames, 172))
+    del tts
+    import torch
+
+    torch.cuda.empty_cache()
+    return result
+
+
+def check_whisper(seconds: float, runs: int) -> dict[str, Any]:
+    """Whisper large-v3-turbo's shape: 32 encoder layers, 4 decoder layers, 1280 wide."""
+    import numpy as np
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    config = WhisperConfig(vocab_size=51866, num_mel_bins=128, d_model=1280,
+                           encoder_layers=32, encoder_attention_heads=20,
+                           decoder_layers=4, decoder_attention_heads=20,
+                           encoder_ffn_dim=5120, decoder_ffn_dim=5120,
+                           max_source_positions=1500, max_target_positions=448)
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(config).to("cuda", torch.float16).eval()
+    extractor = WhisperFeatureExtractor(feature_size=128)
+    audio = (0.1 * np.random.default_rng(0).standard_normal(int(16_000 * seconds)))
+    start_tokens = torch.tensor([[50258, 50259, 50360, 50364]], device="cuda")
+
+    def transcribe() -> None:
+        features = extractor(audio.astype(np.float32), sampling_rate=16_000,
+                             return_tensors="pt").input_features
+        features = features.to("cuda", torch.float16)
+        with torch.inference_mode():
+            encoded = model.model.encoder(features).last_hidden_state
+            ids, past = start_tokens, None
+            for _ in range(20):
+                out = model(encoder_outputs=(encoded,), past_key_values=past, use_cache=True,
+                            decoder_input_ids=ids if past is None else ids[:, -1:])
+                past = out.past_key_values
+                ids = torch.cat([ids, out.logits[:, -1].argmax(-1, keepdim=True)], dim=-1)
+
+    transcribe()
+    times = [cuda_seconds(transcribe) for _ in range(runs)]
+    return {"utterance_s": seconds, "tokens": 20,
+            "ms": round(1000 * statistics.median(times), 1),
+            "ms_all": [round(1000 * t, 1) for t in times]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="also write the results here (JSON)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="audio per sentence")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["eager", "compiled", "whisper"], help="parts to leave out")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print("gpu_check needs a CUDA GPU; torch sees none", file=sys.stderr)
+        return 2
+    results: dict[str, Any] = {}
+    emit(results, "device", {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__},
+         args.out)
+    from voxlive.bench.random_models import build_parler
+
+    frame_rate = 86
+    frames = round(args.seconds * frame_rate) + 9  # + the delay pattern's frames
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        folder = build_parler(Path(tmp) / "parler-mini", "mini", frames=frames)
+        emit(results, "parler_build_s", round(time.perf_counter() - started, 1), args.out)
+        # The compiled run last: compilation is the part most likely to fail or run long.
+        for part in ("eager", "whisper", "compiled"):
+            if part in args.skip:
+                continue
+            try:
+                if part == "whisper":
+                    key, value = "whisper_large_v3_turbo", check_whisper(args.seconds,
+                                                                         max(args.runs, 5))
+                else:
+                    key = f"parler_{part}"
+                    value = check_parler(folder, frames, part == "compiled", args.dtype,
+                                         args.runs)
+            except Exception as exc:  # report it and go on with the other parts
+                traceback.print_exc()
+                key = "whisper_large_v3_turbo" if part == "whisper" else f"parler_{part}"
+                value = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+            emit(results, key, value, args.out)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
