@@ -13,8 +13,9 @@ PyTorch a Parler-mini-sized decoder is barely real-time even on an H200, so
 - a cancelled reply stops generation at the next decoding step (a StoppingCriteria
   reads a flag), so the GPU is free for the next turn within a chunk.
 
-One generation runs at a time: the static cache belongs to the model, so calls take
-turns sentence by sentence.
+Every generation runs on one long-lived thread: the static cache belongs to the model,
+so calls take turns sentence by sentence, and torch.compile's CUDA graphs are recorded
+per thread (a thread per sentence would record them again for every sentence).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -86,7 +88,7 @@ class ParlerTTS:
         self.play_steps = max(codebooks + 2, round(config.chunk_s * self.frame_rate))
         self._descriptions: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.description_encodings = 0  # how often the text encoder ran (cache misses)
-        self._generate_lock = threading.Lock()
+        self._generator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parler")
         self.compiled = False
         if config.compile and self.device.type == "cuda":
             self._compile()
@@ -132,28 +134,28 @@ class ParlerTTS:
         streamer = ParlerTTSStreamer(self.model, device=self.device, play_steps=self.play_steps)
         cancelled = threading.Event()
         failure: list[BaseException] = []
-        worker = threading.Thread(
-            target=self._generate, name="parler",
-            args=(text, encoded, mask, streamer, cancelled, failure), daemon=True)
-        worker.start()
+        job = self._generator.submit(self._generate, text, encoded, mask, streamer,
+                                     cancelled, failure)
         try:
             for chunk in streamer:
                 if len(chunk):
                     yield chunk.astype(np.float32, copy=False)
         finally:
             cancelled.set()
-            worker.join()
+            if not job.cancel():  # running: it stops at its next step
+                wait([job])
         if failure:
             raise BackendError("tts", f"Parler-TTS failed: {failure[0]}") from failure[0]
 
     def _generate(self, text: str, encoded: Any, mask: Any, streamer: Any,
                   cancelled: threading.Event, failure: list[BaseException]) -> None:
-        """Runs in its own thread; always ends the stream, so the reader never hangs."""
+        """Runs on the generation thread; always ends the stream, so the reader never
+        hangs."""
         torch = self._torch
         ended = False
         try:
             prompt = self._prompt_tokens(text)
-            with self._generate_lock, torch.inference_mode():
+            with torch.inference_mode():
                 if cancelled.is_set():
                     return  # cancelled while another call's sentence was being made
                 self.model.generate(
@@ -197,6 +199,10 @@ class ParlerTTS:
         self.model.generation_config.cache_implementation = "static"
         self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead")
         self.compiled = True
+        self._generator.submit(self._warm_up).result()
+
+    def _warm_up(self) -> None:
+        torch = self._torch
         encoded, mask = self.encoded_description("default")
         for bucket in PROMPT_BUCKETS[:2]:
             tokens = self.tokenizer("Hello there, this warms up the speech model.",
