@@ -144,8 +144,6 @@ class SpeechBrainEmotion(Strict):
     device: str = "cpu"
 
 
-EXPRESSO_SPEAKERS = ("Thomas", "Talia", "Elisabeth", "Jerry")
-
 
 class ParlerTts(Strict):
     """Parler-TTS (Expresso fine-tune): a voice described in words, the style per reply."""

@@ -244,6 +244,8 @@ class CallSession:
                 None, self.models.emotion.analyse, audio, self._speaker)
         try:
             transcript = await loop.run_in_executor(None, self.models.stt.recognise, audio)
+        except BackendError:
+            raise  # already says what failed (remote STT: server down, HTTP status ...)
         except Exception as exc:
             raise BackendError("stt", f"transcription failed: {exc}") from exc
         text = transcript.text
