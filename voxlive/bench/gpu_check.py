@@ -13,6 +13,9 @@ prints one JSON line per measurement and a summary:
   faster-whisper (CTranslate2) runs the same model with its own kernels; this is the
   PyTorch figure for the same work.
 Targets (issue 4, H100-class GPU): Parler real-time factor <= 0.3, first audio <= 150 ms.
+
+`--device cpu --size tiny` runs the same script on tiny models without a GPU: that is how
+the tests keep it working between the sessions that have a GPU to run it on.
 """
 
 from __future__ import annotations
@@ -37,23 +40,27 @@ def emit(results: dict[str, Any], key: str, value: Any, out: Path | None) -> Non
         out.write_text(json.dumps(results, indent=2))
 
 
-def cuda_seconds(function: Any) -> float:
+def synchronize() -> None:
+    """Wait for queued GPU work, so wall-clock timings include it (a no-op on the CPU)."""
     import torch
 
-    torch.cuda.synchronize()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(function: Any) -> float:
+    synchronize()
     started = time.perf_counter()
     function()
-    torch.cuda.synchronize()
+    synchronize()
     return time.perf_counter() - started
 
 
 def measure_streaming(tts: Any, runs: int) -> dict[str, float]:
     """First-chunk latency and real-time factor of a streamed sentence, median of runs."""
-    import torch
-
     firsts, factors, audio_s = [], [], []
     for _ in range(runs):
-        torch.cuda.synchronize()
+        synchronize()
         started = time.perf_counter()
         first = None
         samples = 0
@@ -90,15 +97,15 @@ def decoder_frame_ms(tts: Any, frames: int) -> float:
                                max_new_tokens=tts.config.max_new_tokens)
 
     run()
-    return round(1000 * cuda_seconds(run) / frames, 2)
+    return round(1000 * timed(run) / frames, 2)
 
 
-def check_parler(folder: Path, frames: int, compiled: bool, dtype: str,
-                 runs: int) -> dict[str, Any]:
+def check_parler(folder: Path, frames: int, compiled: bool, dtype: str, runs: int,
+                 device: str) -> dict[str, Any]:
     from voxlive.backends.tts_parler import ParlerTTS
     from voxlive.config import ParlerTts
 
-    config = ParlerTts(backend="parler", model=str(folder), device="cuda", dtype=dtype,
+    config = ParlerTts(backend="parler", model=str(folder), device=device, dtype=dtype,
                        compile=compiled, chunk_s=0.2, max_new_tokens=frames)
     started = time.perf_counter()
     tts = ParlerTTS(config)
@@ -110,31 +117,40 @@ def check_parler(folder: Path, frames: int, compiled: bool, dtype: str,
     del tts
     import torch
 
-    torch.cuda.empty_cache()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     return result
 
 
-def check_whisper(seconds: float, runs: int) -> dict[str, Any]:
+WHISPER_SIZES = {
+    "mini": dict(d_model=1280, layers=32, heads=20, ffn=5120),  # large-v3-turbo
+    "tiny": dict(d_model=64, layers=2, heads=2, ffn=128),
+}
+
+
+def check_whisper(seconds: float, runs: int, device: str, size: str) -> dict[str, Any]:
     """Whisper large-v3-turbo's shape: 32 encoder layers, 4 decoder layers, 1280 wide."""
     import numpy as np
     import torch
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
-    config = WhisperConfig(vocab_size=51866, num_mel_bins=128, d_model=1280,
-                           encoder_layers=32, encoder_attention_heads=20,
-                           decoder_layers=4, decoder_attention_heads=20,
-                           encoder_ffn_dim=5120, decoder_ffn_dim=5120,
+    w = WHISPER_SIZES[size]
+    config = WhisperConfig(vocab_size=51866, num_mel_bins=128, d_model=w["d_model"],
+                           encoder_layers=w["layers"], encoder_attention_heads=w["heads"],
+                           decoder_layers=4, decoder_attention_heads=w["heads"],
+                           encoder_ffn_dim=w["ffn"], decoder_ffn_dim=w["ffn"],
                            max_source_positions=1500, max_target_positions=448)
+    dtype = torch.float16 if device.startswith("cuda") else torch.float32
     torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(config).to("cuda", torch.float16).eval()
+    model = WhisperForConditionalGeneration(config).to(device, dtype).eval()
     extractor = WhisperFeatureExtractor(feature_size=128)
     audio = (0.1 * np.random.default_rng(0).standard_normal(int(16_000 * seconds)))
-    start_tokens = torch.tensor([[50258, 50259, 50360, 50364]], device="cuda")
+    start_tokens = torch.tensor([[50258, 50259, 50360, 50364]], device=device)
 
     def transcribe() -> None:
         features = extractor(audio.astype(np.float32), sampling_rate=16_000,
                              return_tensors="pt").input_features
-        features = features.to("cuda", torch.float16)
+        features = features.to(device, dtype)
         with torch.inference_mode():
             encoded = model.model.encoder(features).last_hidden_state
             ids, past = start_tokens, None
@@ -145,7 +161,7 @@ def check_whisper(seconds: float, runs: int) -> dict[str, Any]:
                 ids = torch.cat([ids, out.logits[:, -1].argmax(-1, keepdim=True)], dim=-1)
 
     transcribe()
-    times = [cuda_seconds(transcribe) for _ in range(runs)]
+    times = [timed(transcribe) for _ in range(runs)]
     return {"utterance_s": seconds, "tokens": 20,
             "ms": round(1000 * statistics.median(times), 1),
             "ms_all": [round(1000 * t, 1) for t in times]}
@@ -155,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="also write the results here (JSON)")
     parser.add_argument("--seconds", type=float, default=3.0, help="audio per sentence")
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
+    parser.add_argument("--dtype", default="bfloat16",
+                        choices=["bfloat16", "float16", "float32"])
+    parser.add_argument("--device", default="cuda", help="cuda (default), or cpu")
+    parser.add_argument("--size", default="mini", choices=["mini", "tiny"],
+                        help="mini: the real models' sizes; tiny: a quick run of the script")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["eager", "compiled", "whisper"], help="parts to leave out")
@@ -163,11 +183,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    if not torch.cuda.is_available():
-        print("gpu_check needs a CUDA GPU; torch sees none", file=sys.stderr)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("gpu_check needs a CUDA GPU; torch sees none (--device cpu --size tiny runs "
+              "the script without one)", file=sys.stderr)
         return 2
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     results: dict[str, Any] = {}
-    emit(results, "device", {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__},
+    emit(results, "device", {"device": name, "size": args.size, "torch": torch.__version__},
          args.out)
     from voxlive.bench.random_models import build_parler
 
@@ -175,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = round(args.seconds * frame_rate) + 9  # + the delay pattern's frames
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        folder = build_parler(Path(tmp) / "parler-mini", "mini", frames=frames)
+        folder = build_parler(Path(tmp) / f"parler-{args.size}", args.size, frames=frames)
         emit(results, "parler_build_s", round(time.perf_counter() - started, 1), args.out)
         # The compiled run last: compilation is the part most likely to fail or run long.
         for part in ("eager", "whisper", "compiled"):
@@ -183,12 +205,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:
                 if part == "whisper":
-                    key, value = "whisper_large_v3_turbo", check_whisper(args.seconds,
-                                                                         max(args.runs, 5))
+                    key = "whisper_large_v3_turbo"
+                    value = check_whisper(args.seconds, max(args.runs, 5), args.device,
+                                          args.size)
                 else:
                     key = f"parler_{part}"
                     value = check_parler(folder, frames, part == "compiled", args.dtype,
-                                         args.runs)
+                                         args.runs, args.device)
             except Exception as exc:  # report it and go on with the other parts
                 traceback.print_exc()
                 key = "whisper_large_v3_turbo" if part == "whisper" else f"parler_{part}"
