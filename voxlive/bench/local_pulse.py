@@ -42,6 +42,18 @@ set-default-source vox_in.monitor
 """
 
 
+
+def end_process(process: subprocess.Popen) -> None:
+    """Terminate a helper program, killing it if it does not go within 5 s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
 class PulseUnavailable(RuntimeError):
     """The audio server cannot run here; the message says why."""
 
@@ -129,13 +141,8 @@ class PulseServer:
             else:
                 os.environ[name] = value
         self._saved.clear()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process is not None:
+            end_process(self.process)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- control --------------------------------------------------------------------
@@ -208,11 +215,5 @@ class Recording:
         return np.zeros(0, dtype=np.float32)
 
     def stop(self) -> np.ndarray:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        end_process(self.process)
         return self.samples()
