@@ -21,11 +21,11 @@ from voxlive.audio.clock import ArrivalClock
 from voxlive.audio.echo import EchoGuard
 from voxlive.audio.output import AudioOutput
 from voxlive.audio.recent import RecentAudio
-from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler, to_int16
+from voxlive.audio.resample import MODEL_RATE, Resampler
 from voxlive.audio.vad import WINDOW_S
 from voxlive.backends.base import BackendError, ToolCall
 from voxlive.backends.loader import Models
-from voxlive.backends.tts_stream import speech_chunks
+from voxlive.backends.tts_stream import speak_into
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.style import TAG_GUIDE, prompt_tag, reply_style
 from voxlive.latency import BargeInTiming, TurnTiming, now
@@ -342,26 +342,12 @@ class CallSession:
         await self._not_paused.wait()
         if timing.first_sentence is None:
             timing.first_sentence = now()
-        tts = self.models.tts
-        resampler = Resampler(CALL_RATE)
-        pushed = False
-        tail = np.zeros(0, np.int16)
-        try:
-            async for chunk in speech_chunks(tts, sentence, style):
-                if not len(chunk):
-                    continue
-                samples = to_int16(resampler.process(chunk, tts.sample_rate))
-                if not pushed:
-                    timing.first_audio_queued = timing.first_audio_queued or now()
-                    self.output.push(generation, samples, sentence, complete=False)
-                    pushed = True
-                else:
-                    self.output.extend(generation, samples)
-            tail = to_int16(resampler.flush())
-        finally:
-            if pushed:  # also when cancelled: a streamed sentence must not stall the queue
-                self.output.extend(generation, tail, complete=True)
-        if not pushed:
+
+        def first_audio() -> None:
+            timing.first_audio_queued = timing.first_audio_queued or now()
+
+        if not await speak_into(self.output, self.models.tts, generation, sentence, style,
+                                first_audio):
             return
         spoken.append(sentence)
         self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=False)

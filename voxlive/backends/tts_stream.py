@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
 
+from voxlive.audio.output import AudioOutput
+from voxlive.audio.resample import CALL_RATE, Resampler, to_int16
 from voxlive.backends.base import BackendError, TextToSpeech
 
 _END = object()
@@ -58,3 +60,33 @@ async def speech_chunks(tts: TextToSpeech, text: str,
             yield item
     finally:
         stop.set()
+
+
+async def speak_into(output: AudioOutput, tts: TextToSpeech, generation: int, sentence: str,
+                     style: str = "default",
+                     on_first_audio: Callable[[], None] | None = None) -> bool:
+    """Synthesise one sentence into the call's output as it is made: the first chunk
+    starts the sentence, later ones extend it. Returns whether any audio came.
+
+    Cancelled midway (a barge-in), the sentence is closed with what it has, so the
+    output never waits for a chunk that will not come."""
+    resampler = Resampler(CALL_RATE)
+    pushed = False
+    tail = np.zeros(0, np.int16)
+    try:
+        async for chunk in speech_chunks(tts, sentence, style):
+            if not len(chunk):
+                continue
+            samples = to_int16(resampler.process(chunk, tts.sample_rate))
+            if pushed:
+                output.extend(generation, samples)
+                continue
+            if on_first_audio is not None:
+                on_first_audio()
+            output.push(generation, samples, sentence, complete=False)
+            pushed = True
+        tail = to_int16(resampler.flush())
+    finally:
+        if pushed:
+            output.extend(generation, tail, complete=True)
+    return pushed
