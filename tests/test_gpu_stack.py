@@ -17,6 +17,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO
+from tests.gpu_stack import REQUIRED
 
 GPU_STACK = REPO / ".venv" / "gpu-stack"
 SIGLIP_TESTS = [
@@ -31,7 +32,8 @@ def test_gpu_stack_plumbing_in_its_own_environment():
     if not (GPU_STACK / ".installed").exists():
         pytest.skip("the gpu stack's test environment is not built here: "
                     "`make setup-test` installs it into .venv/gpu-stack")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(GPU_STACK), str(REPO)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(GPU_STACK), str(REPO)]),
+           REQUIRED: "1"}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
          "tests/gpu_stack", *SIGLIP_TESTS],

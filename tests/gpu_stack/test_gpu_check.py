@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from tests.gpu_stack import GPU_STACK_REASON
+from tests.gpu_stack import require
 
-pytest.importorskip("parler_tts", reason=GPU_STACK_REASON)
+require("parler_tts")
 
 
 def test_the_gpu_check_runs_and_reports_every_part(tmp_path, capsys):

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import config_with_profile, requires_espeak
-from tests.gpu_stack import GPU_STACK_REASON
+from tests.gpu_stack import require
 from voxlive.backends.loader import load_models
 from voxlive.bench.client import CallClient
 from voxlive.bench.speech import espeak
 from voxlive.server.app import Daemon, running
 
-pytest.importorskip("parler_tts", reason=GPU_STACK_REASON)
+require("parler_tts")
 pytestmark = requires_espeak
 
 FRAMES = 48

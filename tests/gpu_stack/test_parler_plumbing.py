@@ -14,12 +14,12 @@ import time
 import numpy as np
 import pytest
 
-from tests.gpu_stack import GPU_STACK_REASON
+from tests.gpu_stack import require
 from voxlive.backends.base import BackendError
 from voxlive.backends.tts_stream import speech_chunks
 from voxlive.config import ParlerTts, Profile
 
-pytest.importorskip("parler_tts", reason=GPU_STACK_REASON)
+require("parler_tts")
 
 FRAMES = 48
 """Codec frames per sentence (the random model's fixed length): about 0.56 s of audio."""

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tests.gpu_stack import GPU_STACK_REASON
+from tests.gpu_stack import require
 from voxlive.bench.speech import silence
 from voxlive.emotion.base import UNKNOWN
 
@@ -66,7 +66,7 @@ class CustomEncoderWav2vec2Classifier(Pretrained):
 
 
 def test_speechbrain_plumbing_on_a_tiny_random_model(tmp_path):
-    pytest.importorskip("speechbrain", reason=GPU_STACK_REASON)
+    require("speechbrain")
     import torch
     from speechbrain.dataio.encoder import CategoricalEncoder
     from speechbrain.nnet.linear import Linear
