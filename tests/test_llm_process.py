@@ -168,7 +168,7 @@ async def test_timeout_is_reported_and_the_server_stopped(tmp_path: Path) -> Non
     assert f"did not become healthy at {spawn_target(config).health_url}" in message
     assert "within 1 s (llm.spawn_timeout_s)" in message
     assert "loading weights (60 s)" in message
-    assert 1.0 <= elapsed < 5.0
+    assert 1.0 <= elapsed < 30.0  # gave up at the timeout, long before the 60 s start
     assert await wait_gone(pids_from(pid_file)) == []
 
 
