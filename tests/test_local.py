@@ -37,12 +37,12 @@ from voxlive.bench.speech import espeak, write_wav
 from voxlive.config import VoxliveConfig
 from voxlive.local_cli import (
     LocalCall,
-    TranscriptPrinter,
     echo_handling,
     half_duplex,
     run_local,
 )
 from voxlive.transports.local import AudioUnavailable, LocalAudio, LocalAudioStats
+from voxlive.transports.terminal import TranscriptPrinter
 
 pytestmark = requires_espeak
 

@@ -16,8 +16,9 @@ import pytest
 
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
-from voxlive.local_cli import LocalCall, TranscriptPrinter
+from voxlive.local_cli import LocalCall
 from voxlive.transports.local_camera import CameraUnavailable, LocalCamera
+from voxlive.transports.terminal import TranscriptPrinter
 
 cv2 = pytest.importorskip("cv2")
 

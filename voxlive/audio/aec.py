@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from voxlive.audio.resample import MODEL_RATE, FrameSplitter
+from voxlive.audio.resample import MODEL_RATE, FrameSplitter, to_int16
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def aec_description() -> str:
 
 
 def _to_int16_bytes(samples: np.ndarray) -> bytearray:
-    return bytearray((np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16).tobytes())
+    return bytearray(to_int16(samples).tobytes())
 
 
 class EchoCanceller:

@@ -39,7 +39,8 @@ class _Call:
     """A LocalCall on the virtual devices, with its events timestamped."""
 
     def __init__(self, models: Any, config: Any, profile_name: str):
-        from voxlive.local_cli import LocalCall, TranscriptPrinter
+        from voxlive.local_cli import LocalCall
+        from voxlive.transports.terminal import TranscriptPrinter
 
         self.events: list[tuple[float, dict[str, Any]]] = []
         self.audio: Any = None
