@@ -2,7 +2,9 @@
 
 Transports (WebRTC, later the local sound card) push input audio in and pull
 output frames out; the session owns everything in between. Model inference runs
-in worker threads; only bookkeeping runs on the event loop.
+in worker threads; only bookkeeping runs on the event loop. The parts with a job of
+their own have their own modules: the input audio and VAD (audio/input.py), the emotion
+stage (emotion/call_emotion.py), the looks through the camera (vision/call_looks.py).
 """
 
 from __future__ import annotations
@@ -10,24 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import av
 import numpy as np
 
-from voxlive.audio.clock import ArrivalClock
 from voxlive.audio.echo import EchoGuard
+from voxlive.audio.input import AudioInput
 from voxlive.audio.output import AudioOutput
-from voxlive.audio.recent import RecentAudio
-from voxlive.audio.resample import MODEL_RATE, Resampler
 from voxlive.audio.vad import WINDOW_S
 from voxlive.backends.base import BackendError, ToolCall
 from voxlive.backends.loader import Models
 from voxlive.backends.tts_stream import speak_into
 from voxlive.config import VoxliveConfig
-from voxlive.emotion.style import TAG_GUIDE, prompt_tag, reply_style
+from voxlive.emotion.call_emotion import CallEmotion
 from voxlive.latency import BargeInTiming, TurnTiming, now
 from voxlive.turn.chunker import SentenceChunker, speakable
 from voxlive.turn.conversation import Conversation
@@ -51,12 +50,11 @@ from voxlive.turn.core import (
     TurnCore,
     VadWindow,
 )
-from voxlive.turn.look import LOOK_TOOL, LOOK_TOOL_NAME, asks_to_look, look_tool_result
+from voxlive.turn.look import LOOK_TOOL, LOOK_TOOL_NAME, look_tool_result
+from voxlive.vision.call_looks import CallLooks
 from voxlive.vision.camera import CallCamera
 
 log = logging.getLogger(__name__)
-
-
 
 EventSink = Callable[[dict[str, Any]], None]
 CALL_TASK = -1
@@ -71,12 +69,9 @@ class CallSession:
         self.call_id = call_id
         self.send_event = send_event
         self.core = TurnCore(config.turn, vad_threshold)
-        system_prompt = config.assistant.system_prompt
-        if models.emotion is not None:
-            system_prompt = f"{system_prompt}\n{TAG_GUIDE}"
-        self.conversation = Conversation(system_prompt, config.assistant.max_history_messages)
-        self._speaker = models.emotion.new_speaker() if models.emotion is not None else None
-        self._emotion: dict[int, Any] = {}
+        self.emotion = CallEmotion(models.emotion, self._emit)
+        self.conversation = Conversation(self.emotion.system_prompt(
+            config.assistant.system_prompt), config.assistant.max_history_messages)
         turn = config.turn
         self.echo = EchoGuard(turn.echo_correlation) if turn.echo_guard else None
         self.output = AudioOutput(
@@ -84,14 +79,9 @@ class CallSession:
             on_played=self._on_reply_played,
             on_frame=self._on_frame_sent,
         )
-        self._vad = models.vad.stream()
-        self._vad_threshold = vad_threshold
-        self._resampler = Resampler(MODEL_RATE)
         keep = config.turn.max_utterance_s + config.turn.pre_roll_ms / 1000 + 5
-        self._audio = RecentAudio(MODEL_RATE, keep)
-        self._windows = 0
-        self._window_wall: deque[tuple[float, float]] = deque(maxlen=256)  # (t, arrival)
-        self._clock = ArrivalClock(MODEL_RATE)
+        self.input = AudioInput(models.vad.stream(), vad_threshold, self.echo, keep,
+                                on_window=self._on_vad_window)
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._user_text: dict[int, str] = {}
         self._reply_text: dict[int, str] = {}
@@ -101,37 +91,23 @@ class CallSession:
         self._not_paused = asyncio.Event()
         self._not_paused.set()
         self.camera = CallCamera(models.vision, config.look)
+        self.looks = CallLooks(self.camera, config.look, self._emit)
         self._last_loud_frame = 0.0
 
     # --- input ------------------------------------------------------------------------
 
     async def feed_frame(self, frame: av.AudioFrame) -> None:
         """One frame from the transport, any rate or layout."""
-        await self.feed(self._resampler.process_frame(frame))
+        await self.feed(self.input.resample(frame))
 
     async def feed(self, samples: np.ndarray) -> None:
         """16 kHz mono float32 input audio, in stream order."""
         if self._closed:
             return
-        arrived = self._clock.arrival(self._audio.total, len(samples))
-        self._audio.append(samples)
-        loop = asyncio.get_running_loop()
-        decisions = await loop.run_in_executor(None, self._analyse, samples, arrived)
-        for probability, echo in decisions:
-            self._windows += 1
-            t = self._windows * WINDOW_S
-            self._window_wall.append((t, arrived))
-            self._handle(VadWindow(t, probability, WINDOW_S, echo))
+        await self.input.feed(samples)
 
-    def _analyse(self, samples: np.ndarray, arrived: float) -> list[tuple[float, bool]]:
-        """VAD, and the echo check where the VAD hears a voice. Runs in a worker thread."""
-        probabilities = self._vad.process(samples)
-        if self.echo is None:
-            return [(p, False) for p in probabilities]
-        self.echo.heard(samples)
-        voiced = any(p >= self._vad_threshold for p in probabilities)
-        echo = voiced and self.echo.is_echo(arrived)
-        return [(p, echo) for p in probabilities]
+    def _on_vad_window(self, t: float, probability: float, echo: bool) -> None:
+        self._handle(VadWindow(t, probability, WINDOW_S, echo))
 
     def handle_client_message(self, message: str) -> None:
         """A message from the page on the events channel."""
@@ -161,7 +137,7 @@ class CallSession:
             self._emit("speech_started", t=round(action.t, 3))
             if self._barge_in is not None:  # the speech that just paused or cut the reply
                 # arrival of the first voiced window's end, less that window's length
-                self._barge_in.onset = self._wall_time(action.t + WINDOW_S) - WINDOW_S
+                self._barge_in.onset = self.input.arrival(action.t + WINDOW_S) - WINDOW_S
         elif isinstance(action, SpeechStopped):
             self._emit("speech_stopped", t=round(action.t, 3))
         elif isinstance(action, Transcribe):
@@ -169,7 +145,7 @@ class CallSession:
             for old in [g for g in self._timing if g < action.generation - 4]:
                 del self._timing[old]
             self._timing[action.generation] = TurnTiming(
-                last_voiced=self._wall_time(action.last_voiced), transcribe_started=now()
+                last_voiced=self.input.arrival(action.last_voiced), transcribe_started=now()
             )
             self._start(action.generation, self._transcribe(action))
         elif isinstance(action, TurnCommitted):
@@ -234,14 +210,11 @@ class CallSession:
     # --- the stages -----------------------------------------------------------------
 
     async def _transcribe(self, action: Transcribe) -> None:
-        audio = self._audio.slice(action.start, action.end)
+        audio = self.input.audio.slice(action.start, action.end)
         loop = asyncio.get_running_loop()
         timing = self._timing[action.generation]
         # How it was said is heard beside what was said, so it adds no time to the turn.
-        emotion_job = None
-        if self.models.emotion is not None:
-            emotion_job = loop.run_in_executor(
-                None, self.models.emotion.analyse, audio, self._speaker)
+        emotion_job = self.emotion.start(audio)
         try:
             transcript = await loop.run_in_executor(None, self.models.stt.recognise, audio)
         except BackendError:
@@ -250,48 +223,30 @@ class CallSession:
             raise BackendError("stt", f"transcription failed: {exc}") from exc
         text = transcript.text
         timing.transcribed = now()
-        emotion = await self._emotion_result(emotion_job)
+        emotion = await self.emotion.result(emotion_job)
         timing.emotion_wait_s = now() - timing.transcribed
         if text.strip() and action.generation == self.core.generation:
-            if emotion is not None:
-                self._emotion[action.generation] = emotion
-                self._emit("user_emotion", turn=action.generation, label=emotion.label,
-                           confidence=round(emotion.confidence, 3), backend=emotion.backend,
-                           arousal=emotion.arousal,
-                           scores={k: round(v, 3) for k, v in emotion.scores.items()})
+            self.emotion.keep(action.generation, emotion)
             self._emit("user_transcript", turn=action.generation, text=text.strip())
         self._handle(Transcribed(action.generation, text, transcript.confidence))
 
-    async def _emotion_result(self, job: Any) -> Any:
-        """The emotion estimate, or None; a failing emotion stage never fails the turn."""
-        if job is None:
-            return None
-        try:
-            return await job
-        except Exception as exc:
-            log.warning("emotion stage failed: %s", exc)
-            self._emit("error", message=f"emotion recognition failed: {exc}", stage="emotion")
-            return None
-
     async def _reply(self, generation: int, user_text: str) -> None:
         timing = self._timing[generation]
-        emotion = self._emotion.pop(generation, None)
-        style = "default"
-        if emotion is not None:
-            style = reply_style(emotion.label, emotion.confidence)
-            user_text = prompt_tag(emotion.label, emotion.confidence) + user_text
-            self._user_text[generation] = user_text  # the history keeps the tag too
+        style, tagged = self.emotion.for_reply(generation, user_text)
+        if tagged != user_text:
+            user_text = self._user_text[generation] = tagged  # the history keeps the tag too
         camera = None
-        if self.config.look.on_intent and asks_to_look(user_text):
-            camera = await self._look_for_turn("intent", generation, timing)
+        if self.looks.asked_by(user_text):
+            camera = await self.looks.for_turn("intent", generation, timing)
         messages = self.conversation.messages_for(user_text, camera)
         spoken: list[str] = []
-        tools = [LOOK_TOOL] if camera is None and self._may_offer_look() else None
+        tools = ([LOOK_TOOL] if camera is None and self.looks.may_offer_tool(self.models.llm)
+                 else None)
         calls = await self._stream_reply(generation, messages, tools, spoken, timing, style)
         if any(call.name == LOOK_TOOL_NAME for call in calls) and not spoken:
             # The model asked to look: answer its call with the camera's description and
             # let it reply (LLM tool calling, e.g. vLLM with --enable-auto-tool-choice).
-            caption = await self._look_for_turn("tool", generation, timing)
+            caption = await self.looks.for_turn("tool", generation, timing)
             messages = [*messages, *look_tool_result(calls[0], caption)]
             await self._stream_reply(generation, messages, None, spoken, timing, style)
         self._reply_text[generation] = " ".join(spoken)
@@ -321,17 +276,6 @@ class CallSession:
             await self._speak(generation, sentence, spoken, timing, style)
         return calls
 
-    def _may_offer_look(self) -> bool:
-        return (self.config.look.on_llm_request and self.camera.can_look
-                and getattr(self.models.llm, "supports_tools", False))
-
-    async def _look_for_turn(self, reason: str, generation: int,
-                             timing: TurnTiming) -> str | None:
-        started = now()
-        scene = await self.look(reason, generation)
-        timing.vision_s += now() - started
-        return scene.caption if scene is not None else None
-
     async def _speak(self, generation: int, sentence: str, spoken: list[str],
                      timing: TurnTiming, style: str = "default") -> None:
         sentence = speakable(sentence)
@@ -356,29 +300,9 @@ class CallSession:
 
     def on_camera_frame(self, frame: Any) -> None:
         """Called by the transport for every video frame: keeps a reference, no decoding."""
-        first = self.camera.frames == 0
-        self.camera.update(frame)
-        if first and self.config.look.at_call_start and self.camera.can_look:
-            task = asyncio.get_running_loop().create_task(self._look_at_start())
+        if self.looks.on_frame(frame):  # the first frame, and the call looks at its start
+            task = asyncio.get_running_loop().create_task(self.looks.look_at_start())
             self._tasks[CALL_TASK] = task  # cancelled with the call
-
-    async def _look_at_start(self) -> None:
-        try:
-            await self.look("call_start", turn=0)
-        except Exception as exc:  # a failing camera stage must not end the call
-            log.warning("looking at call start failed: %s", exc)
-            self._emit("error", message=f"vision failed: {exc}", stage="vision")
-
-    async def look(self, reason: str, turn: int) -> Any:
-        """Look through the camera (see CallCamera.look) and tell the page what was seen."""
-        seen = await self.camera.look(reason)
-        if seen is None:
-            return None
-        scene, cached = seen
-        self._emit("vision", turn=turn, reason=reason, cached=cached, caption=scene.caption,
-                   labels=[[label, round(score, 3)] for label, score in scene.labels],
-                   backend=scene.backend, thumbnail=scene.details.get("thumbnail"))
-        return scene
 
     # --- output callbacks (from the transport's frame clock) --------------------------
 
@@ -413,13 +337,6 @@ class CallSession:
         self._handle(ReplyPlayed(generation))
 
     # --- helpers ----------------------------------------------------------------------
-
-    def _wall_time(self, t: float) -> float:
-        """When the VAD window ending at stream time `t` arrived."""
-        for window_t, arrived in reversed(self._window_wall):
-            if window_t <= t + 1e-6:
-                return arrived
-        return now()
 
     def _emit(self, kind: str, **fields: Any) -> None:
         self.send_event({"type": kind, **fields})

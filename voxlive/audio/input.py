@@ -1,0 +1,76 @@
+"""The caller's incoming audio: resampled, kept, and cut into VAD windows with their arrival.
+
+The counterpart of AudioOutput, kept out of CallSession so that the session stays about
+turns. Every 16 kHz block is kept (RecentAudio: what STT transcribes), timed by the
+stream's own clock (ArrivalClock: when it really arrived), and analysed in a worker
+thread: the VAD, and the echo check where the VAD hears a voice. Each window then goes
+to `on_window`, in stream order; `arrival(t)` later maps a window's stream time back to
+the wall clock, which is where the latency measurements start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import av
+import numpy as np
+
+from voxlive.audio.clock import ArrivalClock
+from voxlive.audio.echo import EchoGuard
+from voxlive.audio.recent import RecentAudio
+from voxlive.audio.resample import MODEL_RATE, Resampler
+from voxlive.audio.vad import WINDOW_S
+from voxlive.latency import now
+
+OnWindow = Callable[[float, float, bool], None]
+"""(t, speech probability, echo) of one VAD window; t is the window's end in stream time."""
+
+
+class AudioInput:
+    def __init__(self, vad: Any, vad_threshold: float, echo: EchoGuard | None,
+                 keep_seconds: float, on_window: OnWindow):
+        self.echo = echo
+        self.audio = RecentAudio(MODEL_RATE, keep_seconds)
+        self._vad = vad  # a streaming VAD: process(samples) -> one probability a window
+        self._vad_threshold = vad_threshold
+        self._on_window = on_window
+        self._resampler = Resampler(MODEL_RATE)
+        self._windows = 0
+        self._window_wall: deque[tuple[float, float]] = deque(maxlen=256)  # (t, arrival)
+        self._clock = ArrivalClock(MODEL_RATE)
+
+    def resample(self, frame: av.AudioFrame) -> np.ndarray:
+        """One transport frame, any rate or layout, as 16 kHz mono float32."""
+        return self._resampler.process_frame(frame)
+
+    async def feed(self, samples: np.ndarray) -> None:
+        """16 kHz mono float32 input audio, in stream order."""
+        arrived = self._clock.arrival(self.audio.total, len(samples))
+        self.audio.append(samples)
+        loop = asyncio.get_running_loop()
+        decisions = await loop.run_in_executor(None, self._analyse, samples, arrived)
+        for probability, echo in decisions:
+            self._windows += 1
+            t = self._windows * WINDOW_S
+            self._window_wall.append((t, arrived))
+            self._on_window(t, probability, echo)
+
+    def _analyse(self, samples: np.ndarray, arrived: float) -> list[tuple[float, bool]]:
+        """VAD, and the echo check where the VAD hears a voice. Runs in a worker thread."""
+        probabilities = self._vad.process(samples)
+        if self.echo is None:
+            return [(p, False) for p in probabilities]
+        self.echo.heard(samples)
+        voiced = any(p >= self._vad_threshold for p in probabilities)
+        echo = voiced and self.echo.is_echo(arrived)
+        return [(p, echo) for p in probabilities]
+
+    def arrival(self, t: float) -> float:
+        """When the VAD window ending at stream time `t` arrived."""
+        for window_t, arrived in reversed(self._window_wall):
+            if window_t <= t + 1e-6:
+                return arrived
+        return now()
