@@ -18,7 +18,8 @@ STT all get the cancelled signal. Why there and not on the loop or a worker: it 
 tens of microseconds per 10 ms frame, the callbacks know best when a block is played
 and heard, and a worker would add a queue and a thread hop to both paths for nothing.
 
-Device discovery lives in local_devices, the FIFO and counters in local_buffers.
+Device discovery lives in local_devices, the FIFO and counters in local_buffers, the
+microphone's queue in local_input, the speaker's jitter queue in local_output.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from voxlive.audio.aec import AecUnavailable, EchoCanceller
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler
 from voxlive.session import CallSession
 from voxlive.transports.local_buffers import (
+    BLOCK_S,
     LocalAudioStats,
     SampleFifo,
     prioritise_this_thread,
@@ -51,6 +53,8 @@ from voxlive.transports.local_devices import (
     sounddevice,
     stream_format,
 )
+from voxlive.transports.local_input import MAX_INPUT_BLOCKS, MicrophoneQueue
+from voxlive.transports.local_output import JITTER_FRAMES, MAX_JITTER_FRAMES, JitterQueue
 
 __all__ = ["AudioUnavailable", "DeviceLost", "LocalAudio", "LocalAudioStats", "SampleFifo",
            "SessionFailed", "find_device", "list_devices", "reinitialize_portaudio",
@@ -58,19 +62,11 @@ __all__ = ["AudioUnavailable", "DeviceLost", "LocalAudio", "LocalAudioStats", "S
 
 log = logging.getLogger(__name__)
 
-BLOCK_S = 0.02
-"""PortAudio block: 20 ms, the same as a WebRTC frame and AudioOutput's frame."""
 PREFERRED_RATE = CALL_RATE
 """Tried first: no resampling on the way out. Otherwise the device's default rate."""
-JITTER_FRAMES = 3
-MAX_JITTER_FRAMES = 6
-JITTER_RELAX_S = 20.0
-"""The jitter queue shrinks by a frame after this long without an underrun."""
 SETTLE_BLOCKS = 10
 """Output blocks while a stream starts (PortAudio primes its buffer in a burst): their
 underruns are silence before anything plays, and are not counted."""
-MAX_INPUT_BLOCKS = 100
-"""2 s of input may wait for the session; beyond that blocks are dropped (and counted)."""
 STALL_S = 2.0
 """A stream whose callback has not run for this long is treated as lost."""
 STARTUP_S = 3.0
@@ -78,33 +74,18 @@ STARTUP_S = 3.0
 CLOSE_TIMEOUT_S = 3.0
 
 
-
 class LocalAudio:
     """Connects one CallSession to a microphone and a speaker.
 
     Input: 20 ms blocks at the device's rate, mixed to mono, resampled to 16 kHz (and
-    echo-cancelled) in the callback, go through a bounded asyncio queue (2 s; more is
-    dropped and counted, never blocks PortAudio) to a task that awaits `session.feed`,
-    one block at a time, like WebRTC frames. Not merged when they pile up behind a busy
-    loop: the echo guard judges each feed by its last 200 ms, so one long chunk of echo
-    ending in silence would pass for the user's voice.
+    echo-cancelled) in the callback, go through a bounded queue (MicrophoneQueue) to a
+    task that awaits `session.feed`, one block at a time, like WebRTC frames.
 
-    Output: a small jitter queue between the session and the sound card. The output
-    callback takes 20 ms from a FIFO and wakes a task on the loop, which keeps the FIFO
-    at the jitter target by calling `session.output.next_frame()` and resampling to the
-    device rate. So `next_frame()` runs on the loop, once per 20 ms on average, paced by
-    the device's clock (as OutputAudioTrack paces it by the wall clock for WebRTC).
-
-    The buffer: the target starts at `jitter_frames` (3 = 60 ms) and grows by a frame
-    after each underrun (the callback found the FIFO short and played silence), up to
-    `max_jitter_frames` (6 = 120 ms), and shrinks back a frame per 20 s without one.
-    Why: the loop shares a few CPUs with whisper, llama.cpp and piper, and answers the
-    callback's wake-up late while they run (tens of ms on 2 cores; `stats` keeps the
-    worst lag). 60 ms covers that on most machines; a busy one pays a little more delay
-    rather than crackling. Every frame here delays the reply and the moment a barge-in
-    silences it, so the target stays as small as the machine allows; and when the
-    session pauses the reply for a barge-in the FIFO is emptied at once, leaving only
-    PortAudio's own buffer (`latency="low"`: 10-40 ms with ALSA) to play out.
+    Output: a small jitter queue between the session and the sound card (JitterQueue,
+    which says how it grows and shrinks). The output callback takes 20 ms from it and
+    wakes a task on the loop, which tops it up from `session.output.next_frame()`. When
+    a barge-in pauses the reply the queue is emptied at once, leaving only PortAudio's
+    own buffer (`latency="low"`: 10-40 ms with ALSA) to play out.
 
     A stream that stops by itself (PortAudio error, device unplugged, sound server
     gone) or whose callback stalls for `stall_s` makes `wait_failed()` raise
@@ -123,12 +104,8 @@ class LocalAudio:
         self.input_spec = input_device
         self.output_spec = output_device
         self.stats = LocalAudioStats()
-        self.jitter_frames = max(1, jitter_frames)
-        self.max_jitter_frames = max(self.jitter_frames, max_jitter_frames)
-        self._jitter = self.jitter_frames
-        self._underruns_seen = 0
-        self._calm_since = time.monotonic()
-        self.stats.jitter_frames = self.stats.most_jitter_frames = self._jitter
+        self.microphone = MicrophoneQueue(self.stats, max_input_blocks)
+        self.jitter_queue = JitterQueue(self.stats, jitter_frames, max_jitter_frames)
         self.latency = latency
         self.preferred_rate = preferred_rate
         self.stall_s = stall_s
@@ -136,21 +113,14 @@ class LocalAudio:
         self.output_rate = 0
         self.input_name = ""
         self.output_name = ""
-        self._max_input_blocks = max_input_blocks
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._input_queue: asyncio.Queue[np.ndarray] | None = None
-        self._fifo = SampleFifo()
-        self._wake = asyncio.Event()
         self._streams: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: asyncio.Future[None] | None = None
         self._stopping = False
         self._last_callback: dict[str, float] = {}
-        self._input_resampler: Resampler | None = None
-        self._output_resampler: Resampler | None = None
         self._output_channels = 1
         self._input_channels = 1
-        self._was_paused = False
         self._prioritised: set[str] = set()  # streams whose PortAudio thread was raised
 
     # --- opening ----------------------------------------------------------------------
@@ -160,7 +130,6 @@ class LocalAudio:
         DeviceLost: the device refused to open (busy, gone)."""
         sd = sounddevice()
         self._loop = asyncio.get_running_loop()
-        self._input_queue = asyncio.Queue(self._max_input_blocks)
         self._failure = self._loop.create_future()
         input_index = find_device(self.input_spec, "input")
         output_index = find_device(self.output_spec, "output")
@@ -170,9 +139,8 @@ class LocalAudio:
             sd, output_index, "output", self.preferred_rate)
         self.input_name = sd.query_devices(input_index)["name"]
         self.output_name = sd.query_devices(output_index)["name"]
-        self._input_resampler = Resampler(MODEL_RATE)
-        self._output_resampler = (None if self.output_rate == CALL_RATE
-                                  else Resampler(self.output_rate))
+        self.microphone.start(self.input_rate)
+        self.jitter_queue.start(self.output_rate)
         if self.echo_cancellation:
             try:
                 self.echo_canceller = EchoCanceller(MODEL_RATE)
@@ -197,7 +165,7 @@ class LocalAudio:
         except Exception as exc:
             await self._close_streams()
             raise DeviceLost(f"could not open the audio device: {exc}") from exc
-        self._fill_output()  # the first callback finds the jitter queue full
+        self.jitter_queue.fill(self.session.output)  # the first callback finds the queue full
         if self.echo_canceller is not None:
             # From handing a block to PortAudio until its echo comes back from the input
             # callback: both streams' buffers (the jitter queue is before the hand-over).
@@ -212,8 +180,9 @@ class LocalAudio:
         except Exception as exc:
             await self._close_streams()
             raise DeviceLost(f"could not start the audio device: {exc}") from exc
-        self._tasks = [self._loop.create_task(self._guarded(work)) for work in
-                       (self._pump_input(), self._keep_output_filled(), self._watch())]
+        self._tasks = [self._loop.create_task(self._guarded(work)) for work in (
+            self.microphone.pump(self.session), self.jitter_queue.keep_filled(self.session.output),
+            self._watch())]
         log.debug("local audio: in %s (%d Hz), out %s (%d Hz), latency %.0f/%.0f ms",
                  self.input_name, self.input_rate, self.output_name, self.output_rate,
                  self.input_latency * 1000, self.output_latency * 1000)
@@ -228,7 +197,7 @@ class LocalAudio:
         """PortAudio's output buffer plus the jitter queue, in seconds."""
         stream = self._streams.get("output")
         device = float(stream.latency) if stream is not None else 0.0
-        return device + self._jitter * BLOCK_S
+        return device + self.jitter_queue.latency_s
 
     # --- PortAudio's thread -------------------------------------------------------------
 
@@ -248,9 +217,7 @@ class LocalAudio:
         self._last_callback["input"] = time.monotonic()
         if status.input_overflow:
             self.stats.input_overflows += 1
-        block = indata[:, 0].copy() if indata.shape[1] == 1 else indata.mean(axis=1)
-        assert self._input_resampler is not None
-        samples = self._input_resampler.process(block, self.input_rate)
+        samples = self.microphone.resample(indata)
         canceller = self.echo_canceller
         if canceller is not None:
             try:
@@ -258,7 +225,7 @@ class LocalAudio:
             except Exception as exc:  # reported and reopened, never a silent hang
                 self._from_portaudio(self._fail, DeviceLost(f"echo cancellation failed: {exc}"))
                 return
-        self._from_portaudio(self._queue_input, samples)
+        self._from_portaudio(self.microphone.put, samples)
 
     def _output_callback(self, outdata: np.ndarray, frames: int, time_info: Any,
                          status: Any) -> None:
@@ -274,13 +241,13 @@ class LocalAudio:
         if status.output_underflow:
             self.stats.output_underflows += 1
         mono = outdata[:, 0]
-        if self._fifo.read_into(mono) < frames and self.stats.output_blocks > SETTLE_BLOCKS:
+        if self.jitter_queue.read_into(mono) < frames and self.stats.output_blocks > SETTLE_BLOCKS:
             self.stats.underruns += 1
         if outdata.shape[1] > 1:
             outdata[:, 1:] = mono[:, None]
         if self.echo_canceller is not None:
             self._played(mono)
-        self._from_portaudio(self._woken, now)
+        self._from_portaudio(self.jitter_queue.woken, now)
 
     def _played(self, block: np.ndarray) -> None:
         """The block just handed to PortAudio, as the echo canceller's reverse stream."""
@@ -293,20 +260,6 @@ class LocalAudio:
             self._from_portaudio(self._fail, DeviceLost(f"echo cancellation failed: {exc}"))
 
     # --- the event loop -----------------------------------------------------------------
-
-    def _queue_input(self, block: np.ndarray) -> None:
-        self.stats.input_blocks += 1
-        assert self._input_queue is not None
-        try:
-            self._input_queue.put_nowait(block)
-        except asyncio.QueueFull:
-            self.stats.dropped_input += 1
-
-    def _woken(self, at: float) -> None:
-        if self.stats.output_blocks > 10:
-            lag = (time.monotonic() - at) * 1000
-            self.stats.max_loop_lag_ms = max(self.stats.max_loop_lag_ms, lag)
-        self._wake.set()
 
     def _finished(self, name: str) -> None:
         if not self._stopping:
@@ -326,55 +279,6 @@ class LocalAudio:
         except Exception as exc:
             log.exception("local audio task failed")
             self._fail(DeviceLost(f"{type(exc).__name__}: {exc}"))
-
-    async def _pump_input(self) -> None:
-        assert self._input_queue is not None
-        while True:
-            samples = await self._input_queue.get()
-            if not len(samples):
-                continue  # the resampler or the canceller is still filling a frame
-            try:
-                await self.session.feed(samples)
-            except Exception as exc:
-                log.exception("the session failed on microphone input")
-                raise SessionFailed(f"{type(exc).__name__}: {exc}") from exc
-
-    def _fill_output(self) -> None:
-        output = self.session.output
-        if output.paused and not self._was_paused:
-            # A barge-in paused the reply: what is queued here would still play.
-            self._fifo.clear()
-            self.stats.flushed_on_pause += 1
-        self._was_paused = output.paused
-        self._adapt_jitter()
-        block = round(self.output_rate * BLOCK_S)
-        target = self._jitter * block
-        while self._fifo.available < target:
-            frame = output.next_frame()
-            self.stats.frames_pulled += 1
-            if self._output_resampler is None:
-                samples = frame.astype(np.float32) / 32768.0
-            else:
-                samples = self._output_resampler.process(frame, CALL_RATE)
-            self._fifo.write(samples)
-
-    def _adapt_jitter(self) -> None:
-        now = time.monotonic()
-        if self.stats.underruns != self._underruns_seen:
-            self._underruns_seen = self.stats.underruns
-            self._jitter = min(self.max_jitter_frames, self._jitter + 1)
-            self._calm_since = now
-        elif self._jitter > self.jitter_frames and now - self._calm_since >= JITTER_RELAX_S:
-            self._jitter -= 1  # the FIFO drains by one frame: nothing is skipped
-            self._calm_since = now
-        self.stats.jitter_frames = self._jitter
-        self.stats.most_jitter_frames = max(self.stats.most_jitter_frames, self._jitter)
-
-    async def _keep_output_filled(self) -> None:
-        while True:
-            self._fill_output()
-            self._wake.clear()
-            await self._wake.wait()
 
     async def _watch(self) -> None:
         while True:
@@ -403,7 +307,7 @@ class LocalAudio:
                 await task
         self._tasks = []
         await self._close_streams()
-        self._fifo.clear()
+        self.jitter_queue.clear()
         if self._failure is not None and not self._failure.done():
             self._failure.cancel()
         elif self._failure is not None and not self._failure.cancelled():

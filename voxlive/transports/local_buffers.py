@@ -1,7 +1,7 @@
 """What crosses between PortAudio's callback threads and the event loop.
 
-A FIFO of samples for the speaker, the counters both sides keep, and the real-time
-priority the callback threads ask for. No PortAudio and no asyncio in here.
+The block size, a FIFO of samples for the speaker, the counters both sides keep, and the
+real-time priority the callback threads ask for. No PortAudio and no asyncio in here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+
+BLOCK_S = 0.02
+"""PortAudio block: 20 ms, the same as a WebRTC frame and AudioOutput's frame."""
 
 
 class SampleFifo:
