@@ -1,25 +1,15 @@
-"""models.yaml: profiles of model backends, turn-taking thresholds, server settings.
+"""The shape of models.yaml, as pydantic models: every key, its default, what it accepts.
 
-Validation happens in two steps. `load_config` checks the file's shape (unknown
-backend, wrong type, unknown key) and needs nothing installed. `check_profile`
-then checks the machine: the backend's Python package and the model files.
-Both report every problem at once, each naming its key and what to do.
+Only the shape, so that it reads as the reference of the file: reading it and turning
+pydantic's errors into the user's words is loading.py, whether this machine can run a
+profile is checks.py. Code imports all of it from voxlive.config.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from voxlive.backends.packaged import ModelNotFound, is_packaged, resolve_packaged
-
-CONFIG_ENV = "VOXLIVE_CONFIG"
-REPO_CONFIG = Path(__file__).resolve().parent.parent / "models.yaml"
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ConfigError(ValueError):
@@ -262,141 +252,3 @@ class VoxliveConfig(Strict):
             known = ", ".join(sorted(self.profiles))
             raise ConfigError("profile", [f"no profile named '{name}' (known: {known})"])
         return self.profiles[name]
-
-
-# --- loading ----------------------------------------------------------------------------
-
-
-def find_config_file(explicit: str | os.PathLike | None = None) -> Path:
-    """--config, then $VOXLIVE_CONFIG, then ./models.yaml, then the repository's models.yaml."""
-    for candidate in (explicit, os.environ.get(CONFIG_ENV)):
-        if candidate:
-            path = Path(candidate)
-            if not path.is_file():
-                raise ConfigError(str(path), ["no such file"])
-            return path
-    for path in (Path.cwd() / "models.yaml", REPO_CONFIG):
-        if path.is_file():
-            return path
-    raise ConfigError("models.yaml", ["not found; pass --config PATH or set VOXLIVE_CONFIG"])
-
-
-def load_config(path: str | os.PathLike | None = None) -> VoxliveConfig:
-    file = find_config_file(path)
-    try:
-        data = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(file), [f"not valid YAML: {exc}"]) from None
-    return parse_config(data, source=str(file))
-
-
-def parse_config(data: Any, source: str = "models.yaml") -> VoxliveConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(source, ["the file must hold a mapping (key: value) at the top"])
-    try:
-        return VoxliveConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(source, [_describe(err) for err in exc.errors()]) from None
-
-
-def _describe(err: dict[str, Any]) -> str:
-    # pydantic puts the union tag in the location of union members; drop it for the user.
-    loc = [str(p) for p in err["loc"] if not _is_union_tag(p)]
-    key = ".".join(loc) or "(top level)"
-    kind = err["type"]
-    if kind == "union_tag_invalid":
-        ctx = err.get("ctx", {})
-        return (
-            f"{key}.backend: unknown backend {ctx.get('tag')!r}; "
-            f"choose one of: {ctx.get('expected_tags')}"
-        )
-    if kind == "union_tag_not_found":
-        return f"{key}: missing 'backend' key; say which backend runs this stage"
-    if kind == "extra_forbidden":
-        return f"{key}: unknown key (check its spelling against README's models.yaml section)"
-    if kind == "missing":
-        return f"{key}: required key is missing"
-    return f"{key}: {err['msg']} (got {err.get('input')!r})"
-
-
-def _is_union_tag(part: Any) -> bool:
-    return part in BACKEND_PACKAGES
-
-
-# --- checking the machine ---------------------------------------------------------------
-
-# backend name -> (python module it imports, how to install it)
-BACKEND_PACKAGES: dict[str, tuple[str, str]] = {
-    "silero": ("onnxruntime", "pip install onnxruntime"),
-    "faster-whisper": ("faster_whisper", "pip install faster-whisper"),
-    "llama-cpp": ("llama_cpp", "pip install 'voxlive[embedded]'  (builds llama-cpp-python)"),
-    "remote": ("", ""),  # plain HTTP from the standard library
-    "openai": ("aiohttp", "pip install aiohttp"),
-    "piper": ("piper", "pip install 'voxlive[piper]'  (piper-tts is GPL-3.0)"),
-    "espeak-ng": ("", "apt-get install espeak-ng"),
-    "parler": ("parler_tts", "pip install 'voxlive[gpu]'  (parler-tts, transformers 4.46.1)"),
-    "opencv": ("cv2", "pip install 'voxlive[vision]'  (opencv-python-headless)"),
-    "siglip": ("transformers", "pip install 'voxlive[siglip]'  (torch and transformers)"),
-    "prosody": ("numpy", "pip install numpy"),
-    "speechbrain": ("speechbrain", "pip install 'voxlive[emotion]'  (speechbrain, torchaudio)"),
-}
-
-MODEL_FIELDS = {"vad": "model", "stt": "model", "llm": "model", "tts": "voice",
-                "vision": "model", "emotion": "model"}
-STAGES = ("vad", "stt", "llm", "tts", "vision", "emotion")
-
-
-def check_profile(config: VoxliveConfig, profile_name: str | None = None) -> list[str]:
-    """Problems that stop this profile from loading here: missing packages or model files."""
-    name = profile_name or config.default_profile
-    profile = config.profile(name)
-    problems: list[str] = []
-    for stage in STAGES:
-        stage_config = getattr(profile, stage)
-        if stage_config is None:
-            continue  # an optional stage that this profile does not use
-        key = f"profiles.{name}.{stage}"
-        module, install = BACKEND_PACKAGES[stage_config.backend]
-        if module and importlib.util.find_spec(module) is None:
-            problems.append(
-                f"{key}.backend: '{stage_config.backend}' needs the Python package "
-                f"'{module}', which is not installed; install it with: {install}"
-            )
-        if stage_config.backend == "espeak-ng" and not _which("espeak-ng"):
-            problems.append(f"{key}.backend: the espeak-ng program is missing; {install}")
-        field = MODEL_FIELDS[stage]
-        reference = getattr(stage_config, field, None) or getattr(stage_config, "model", None)
-        if reference:
-            problem = model_problem(reference)
-            if problem:
-                problems.append(f"{key}.{field}: {problem}")
-    return problems
-
-
-def model_problem(reference: str) -> str | None:
-    """None if the model can be loaded from here, else what is wrong and what to do."""
-    if is_packaged(reference):
-        try:
-            resolve_packaged(reference)
-        except ModelNotFound as exc:
-            return str(exc)
-        return None
-    looks_like_path = reference.startswith(("/", "./", "../", "~")) or reference.endswith(
-        (".gguf", ".onnx", ".bin")
-    )
-    if looks_like_path and not Path(reference).expanduser().exists():
-        return f"model file '{reference}' does not exist"
-    return None
-
-
-def resolve_model(reference: str) -> str:
-    """The path or hub name a backend hands to its library."""
-    if is_packaged(reference):
-        return str(resolve_packaged(reference))
-    return str(Path(reference).expanduser()) if reference.startswith("~") else reference
-
-
-def _which(program: str) -> bool:
-    import shutil
-
-    return shutil.which(program) is not None
