@@ -23,6 +23,7 @@ examples:
   voxlive bench vision                # what looking through the camera costs
   voxlive bench emotion               # what the emotion stage costs
   voxlive bench local                 # voxlive local: latency, barge-in, echo reduction
+  voxlive bench codec                 # Parler-TTS streaming: the codec's cost per chunk
 """
 
 
@@ -110,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     local_bench.add_argument("--trials", type=int, default=3,
                              help="barge-in trials (default 3)")
     local_bench.add_argument("--json", action="store_true", help="print JSON only")
+    codec = bench_kinds.add_parser(
+        "codec", help="Parler-TTS streaming: what decoding audio chunk by chunk costs, "
+        "parler-tts's streamer against voxlive's (needs the gpu extra)")
+    codec.add_argument("--seconds", type=float, nargs="+", default=[2.0, 5.0],
+                       help="sentence lengths (default 2 5)")
+    codec.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    codec.add_argument("--json", action="store_true", help="print JSON only")
     return parser
 
 
@@ -120,11 +128,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("aioice", "aiortc", "aiohttp.access", "faster_whisper"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "bench" and args.bench == "codec":  # models of its own: no config
+        from voxlive.bench.codec import run_codec_bench
+
+        return run_codec_bench(args.seconds, args.device, args.json)
     try:
         config = load_config(args.config)
         if args.command == "serve":

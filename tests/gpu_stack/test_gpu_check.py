@@ -17,7 +17,8 @@ def test_the_gpu_check_runs_and_reports_every_part(tmp_path, capsys):
 
     out = tmp_path / "gpu_check.json"
     assert main(["--device", "cpu", "--size", "tiny", "--dtype", "float32", "--seconds", "0.3",
-                 "--runs", "1", "--skip", "compiled", "--out", str(out)]) == 0
+                 "--runs", "1", "--skip", "compiled", "--codec-seconds", "0.4",
+                 "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     assert results["device"]["device"] == "cpu"
     parler = results["parler_eager"]
@@ -25,6 +26,10 @@ def test_the_gpu_check_runs_and_reports_every_part(tmp_path, capsys):
     assert parler["first_audio_ms"] > 0 and parler["real_time_factor"] > 0
     assert parler["audio_s"] == pytest.approx(0.3, abs=0.15)
     assert parler["decoder_ms_per_frame"] > 0
+    codec = parler["codec_streaming"]["0.4s"]
+    for streamer in ("parler_tts_streamer", "voxlive_codec_stream"):
+        assert codec[streamer]["codec_s"] > 0 and codec[streamer]["samples_vs_whole"] == 0
+    assert codec["voxlive_codec_stream"]["snr_db_vs_whole"] > 45
     whisper = results["whisper_large_v3_turbo"]
     assert "error" not in whisper, whisper
     assert whisper["ms"] > 0 and whisper["tokens"] == 20
@@ -41,3 +46,17 @@ def test_without_a_gpu_the_default_run_says_how_to_run_it(capsys):
         pytest.skip("this machine has a GPU")
     assert main([]) == 2
     assert "--device cpu --size tiny" in capsys.readouterr().err
+
+
+def test_the_codec_bench_compares_both_streamers_on_the_real_codec(capsys):
+    """`voxlive bench codec`: the 44.1 kHz DAC of Parler mini, behind a tiny decoder."""
+    from voxlive.cli import main
+
+    assert main(["bench", "codec", "--seconds", "0.6", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    bench = results["0.6s"]
+    assert bench["audio_s"] == pytest.approx(0.6, abs=0.02)
+    ours, theirs = bench["voxlive_codec_stream"], bench["parler_tts_streamer"]
+    assert ours["samples_vs_whole"] == 0 == theirs["samples_vs_whole"]
+    assert ours["snr_db_vs_whole"] > 45
+    assert ours["chunks"] >= 3 and ours["first_audio_step"] < 30

@@ -5,8 +5,9 @@ PyTorch a Parler-mini-sized decoder is barely real-time even on an H200, so
 
 - the description ("Thomas speaks in a happy tone ...") is encoded once per speaker
   and style and the encoder output cached: a reply pays only for its own words;
-- audio streams out every `chunk_s` seconds of codec frames (ParlerTTSStreamer), so
-  the first audio does not wait for the sentence;
+- audio streams out every `chunk_s` seconds of codec frames, so the first audio does
+  not wait for the sentence; the codec decodes only the new frames of each chunk (plus
+  a little context, voxlive/backends/parler_stream.py), not the whole sentence again;
 - on CUDA the decoder runs with a static KV cache under torch.compile, with prompts
   padded to a few fixed lengths so that compiled graphs are reused, and a warm-up at
   load so the first caller does not pay for compilation;
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from voxlive.backends.base import BackendError
+from voxlive.backends.parler_stream import CodecStream
 from voxlive.config import ParlerTts, resolve_model
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,9 @@ def describe(speaker: str, style: str) -> str:
 
 class ParlerTTS:
     def __init__(self, config: ParlerTts):
+        # parler-tts logs three whole model configs at every load, and that flash
+        # attention is missing (it is optional): noise in the daemon's log.
+        logging.getLogger("parler_tts").setLevel(logging.ERROR)
         import torch
         from parler_tts import ParlerTTSForConditionalGeneration
         from transformers import AutoTokenizer
@@ -82,10 +87,7 @@ class ParlerTTS:
         codec = self.model.audio_encoder.config
         self.sample_rate: int = int(codec.sampling_rate)
         self.frame_rate: int = int(codec.frame_rate)
-        codebooks = self.model.decoder.config.num_codebooks
-        # The delay pattern holds audio back by one frame per codebook: a chunk must be
-        # longer than that to carry any audio.
-        self.play_steps = max(codebooks + 2, round(config.chunk_s * self.frame_rate))
+        self.chunk_frames = max(2, round(config.chunk_s * self.frame_rate))
         self._descriptions: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.description_encodings = 0  # how often the text encoder ran (cache misses)
         self._generator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parler")
@@ -123,16 +125,16 @@ class ParlerTTS:
 
     # --- synthesis ---------------------------------------------------------------------
 
-    def synthesize(self, text: str, style: str = "default") -> Iterator[np.ndarray]:
-        """Yield float32 chunks of about `chunk_s` at `sample_rate`; closing the
-        iterator stops generation at its next step."""
-        from parler_tts import ParlerTTSStreamer
-
+    def synthesize(self, text: str, style: str = "default",
+                   stop: threading.Event | None = None) -> Iterator[np.ndarray]:
+        """Yield float32 chunks of about `chunk_s` at `sample_rate`. Setting `stop`, or
+        closing the iterator, stops generation at its next step, and the codec decodes
+        nothing more."""
         expresso = STYLE_BY_REPLY_STYLE.get(style, style if style in EXPRESSO_STYLES
                                             else "default")
         encoded, mask = self.encoded_description(expresso)
-        streamer = ParlerTTSStreamer(self.model, device=self.device, play_steps=self.play_steps)
-        cancelled = threading.Event()
+        cancelled = stop if stop is not None else threading.Event()
+        streamer = CodecStream(self.model, self.chunk_frames, stop=cancelled)
         failure: list[BaseException] = []
         job = self._generator.submit(self._generate, text, encoded, mask, streamer,
                                      cancelled, failure)
@@ -172,7 +174,7 @@ class ParlerTTS:
             failure.append(exc)
         finally:
             if not ended:
-                streamer.on_finalized_audio(np.zeros(0, np.float32), stream_end=True)
+                streamer.abort()
 
     def _prompt_tokens(self, text: str) -> Any:
         """The words to say; padded to a bucket length when compiled (fewer graphs)."""

@@ -2,12 +2,16 @@
 
     python -m voxlive.bench.gpu_check [--out results.json] [--seconds 3]
 
-Run in one go on a machine with an NVIDIA GPU (no weights needed, none downloaded). It
-prints one JSON line per measurement and a summary:
+Run in one go on a machine with an NVIDIA GPU (no weights needed, none downloaded). On
+a machine with torch but neither the gpu stack nor a network, `bash
+scripts/gpu-check-bundle.sh` collects the wheels here and `bash scripts/gpu-check-device.sh`
+installs them there and runs this. It prints one JSON line per measurement and a summary:
 - Parler-TTS (mini-sized: flan-t5-large encoder, 24x1024 decoder, 9-codebook DAC),
   loaded through voxlive's ParlerTTS backend, eager and compiled (static cache +
   torch.compile): time to the first audio chunk and the real-time factor of a streamed
   sentence, and the decoder's time per codec frame without streaming;
+- the codec's cost of streaming, parler-tts's ParlerTTSStreamer against voxlive's
+  CodecStream, on 2, 5 and 10 s sentences (voxlive/bench/codec.py);
 - Whisper large-v3-turbo (random weights, transformers, float16): the time to turn a
   3 s utterance into 20 tokens (encoder on the 30 s window, then greedy decoding).
   faster-whisper (CTranslate2) runs the same model with its own kernels; this is the
@@ -101,7 +105,7 @@ def decoder_frame_ms(tts: Any, frames: int) -> float:
 
 
 def check_parler(folder: Path, frames: int, compiled: bool, dtype: str, runs: int,
-                 device: str) -> dict[str, Any]:
+                 device: str, codec_seconds: list[float]) -> dict[str, Any]:
     from voxlive.backends.tts_parler import ParlerTTS
     from voxlive.config import ParlerTts
 
@@ -111,9 +115,13 @@ def check_parler(folder: Path, frames: int, compiled: bool, dtype: str, runs: in
     tts = ParlerTTS(config)
     load_s = time.perf_counter() - started
     result = {"load_s": round(load_s, 1), "description": tts.description,
-              "play_steps": tts.play_steps}
+              "chunk_frames": tts.chunk_frames}
     result.update(measure_streaming(tts, runs))
     result["decoder_ms_per_frame"] = decoder_frame_ms(tts, min(frames, 172))
+    if codec_seconds:  # the codec does not change with compilation: measured once
+        from voxlive.bench.codec import compare
+
+        result["codec_streaming"] = {f"{s:g}s": compare(tts.model, s) for s in codec_seconds}
     del tts
     import torch
 
@@ -177,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="mini", choices=["mini", "tiny"],
                         help="mini: the real models' sizes; tiny: a quick run of the script")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--codec-seconds", type=float, nargs="*", default=[2.0, 5.0, 10.0],
+                        help="sentence lengths for the codec streaming comparison "
+                        "(voxlive bench codec), on the eager model")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["eager", "compiled", "whisper"], help="parts to leave out")
     args = parser.parse_args(argv)
@@ -211,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     key = f"parler_{part}"
                     value = check_parler(folder, frames, part == "compiled", args.dtype,
-                                         args.runs, args.device)
+                                         args.runs, args.device,
+                                         args.codec_seconds if part == "eager" else [])
             except Exception as exc:  # report it and go on with the other parts
                 traceback.print_exc()
                 key = "whisper_large_v3_turbo" if part == "whisper" else f"parler_{part}"

@@ -28,6 +28,10 @@ SIZES = {
     # over the 9 codebooks of the 44.1 kHz DAC codec.
     "mini": dict(t5_width=1024, t5_layers=24, t5_heads=16, width=1024, layers=24, heads=16,
                  ffn=4096, codebooks=9, codebook_size=1024, latent=1024),
+    # Mini's codec (the 44.1 kHz DAC, 9 codebooks of 1024) behind a tiny decoder:
+    # `voxlive bench codec`, which measures the codec alone.
+    "codec": dict(t5_width=32, t5_layers=2, t5_heads=2, width=32, layers=2, heads=2,
+                  ffn=64, codebooks=9, codebook_size=1024, latent=1024),
 }
 
 
@@ -49,7 +53,7 @@ def save_tokenizer(folder: Path) -> int:
     return len(fast)
 
 
-def build_parler(folder: Path, size: Literal["tiny", "mini"] = "tiny", seed: int = 0,
+def build_parler(folder: Path, size: Literal["tiny", "mini", "codec"] = "tiny", seed: int = 0,
                  frames: int | None = None) -> Path:
     """A random Parler-TTS model (T5 text encoder, Parler decoder, DAC codec) in `folder`.
 
