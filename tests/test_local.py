@@ -478,7 +478,7 @@ class Mute:  # the test is about the audio and the exit, not about the models
     description = "mute"
     sample_rate = 16000
     def transcribe(self, audio): return ""
-    def synthesize(self, text, style="default"): yield np.zeros(160, np.float32)
+    def synthesize(self, text, style="default", stop=None): yield np.zeros(160, np.float32)
     async def stream(self, messages):
         yield "ok"
     async def aclose(self): return None

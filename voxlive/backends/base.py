@@ -8,6 +8,7 @@ network stream (vLLM) and cancelling a reply means closing that stream.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -70,9 +71,13 @@ class TextToSpeech(Protocol):
     description: str
     sample_rate: int
 
-    def synthesize(self, text: str, style: str = "default") -> Iterator[np.ndarray]:
+    def synthesize(self, text: str, style: str = "default",
+                   stop: threading.Event | None = None) -> Iterator[np.ndarray]:
         """Yield float32 mono chunks at `sample_rate`. Blocking; stop iterating to cancel.
 
         `style` is one of voxlive.emotion.style.ReplyStyle: "default", "cheerful", "calm".
+        `stop`, set from another thread, asks the synthesis to stop as soon as it can, even
+        while the reader waits for a chunk (a barge-in frees a GPU at once, not a chunk
+        later); a backend that makes a sentence in one call checks it between calls.
         """
         ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import threading
 import wave
 from collections.abc import Iterator
 
@@ -23,7 +24,9 @@ class EspeakTTS:
         self.config = config
         self.description = f"espeak-ng voice {config.voice}"
 
-    def synthesize(self, text: str, style: str = "default") -> Iterator[np.ndarray]:
+    def synthesize(self, text: str, style: str = "default",
+                   stop: threading.Event | None = None) -> Iterator[np.ndarray]:
+        """One espeak-ng run per sentence (milliseconds): `stop` has nothing to cut."""
         rate, pitch = STYLE_RATE_PITCH.get(style, (1.0, 0))
         command = [
             "espeak-ng", "--stdout",

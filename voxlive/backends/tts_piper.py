@@ -28,11 +28,14 @@ class PiperTTS:
         self.description = f"piper {path.rsplit('/', 1)[-1]} ({self.sample_rate} Hz)"
         self._lock = threading.Lock()
 
-    def synthesize(self, text: str, style: str = "default") -> Iterator[np.ndarray]:
+    def synthesize(self, text: str, style: str = "default",
+                   stop: threading.Event | None = None) -> Iterator[np.ndarray]:
         # Piper yields one chunk per sentence; the runtime already hands it one
         # sentence at a time, so a cancelled reply stops at the next sentence.
         synthesis = self._styles.get(style, self._styles["default"])
         with self._lock:
             chunks = list(self.voice.synthesize(text, syn_config=synthesis))
         for chunk in chunks:
+            if stop is not None and stop.is_set():
+                return
             yield chunk.audio_float_array.astype(np.float32, copy=False)

@@ -3,9 +3,10 @@
 TTS backends are plain generators (voxlive/backends/base.py) and cancel when the
 consumer stops iterating. A generator can only be closed from the thread that runs
 it, so the whole iteration lives in one worker thread, which hands each chunk to the
-event loop and checks a stop flag between chunks: a cancelled reply stops the
-synthesis at its next chunk (Parler: the next fraction of a second), not at the end
-of the sentence.
+event loop. A cancelled reply sets a stop flag that the backend itself reads (Parler:
+at its next decoding step, even while this thread waits for a chunk) and that this
+thread checks between chunks: the synthesis stops within a step or a chunk, not at the
+end of the sentence.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ async def speech_chunks(tts: TextToSpeech, text: str,
 
     def produce() -> None:
         try:
-            for chunk in tts.synthesize(text, style):  # leaving the loop closes it
+            for chunk in tts.synthesize(text, style, stop):  # leaving the loop closes it
                 if stop.is_set():
                     break
                 hand_over(chunk)
