@@ -52,8 +52,8 @@ async def test_a_reply_is_streamed_by_parler_into_the_call(parler_call, monkeypa
     made: list[int] = []
     synthesize = tts.synthesize
 
-    def counted(text: str, style: str = "default"):
-        for chunk in synthesize(text, style):
+    def counted(text: str, style: str = "default", stop=None):
+        for chunk in synthesize(text, style, stop):
             made.append(len(chunk))
             yield chunk
 
