@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
-.PHONY: setup setup-test system-deps run test lint bench clean
+.PHONY: setup setup-test system-deps run test check lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -55,8 +55,21 @@ run: setup
 test: setup-test
 	$(PY) -m pytest -ra
 
-lint: setup-test
+# The fast loop (about a minute here): lint, types, and the unit tier, which needs no model,
+# no llama.cpp build, no torch and no browser. .ci/run runs it before the full suite.
+check: $(VENV)/.installed-check
 	$(VENV)/bin/ruff check voxlive tests
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -m unit -q -p no:cacheprovider
+
+$(VENV)/.installed-check: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[vision,local,test]'
+	@bash scripts/install-system-deps.sh
+	touch $@
+
+lint: check
 
 bench: setup-test
 	$(VENV)/bin/voxlive bench latency --turns 6

@@ -19,6 +19,32 @@ REPO = Path(__file__).resolve().parent.parent
 # runs them in their own environment (see tests/gpu_stack/__init__.py).
 collect_ignore = [] if importlib.util.find_spec("parler_tts") else ["gpu_stack"]
 
+# Test tiers (pyproject.toml lists them): `make check` runs the unit tier alone, in under a
+# minute. A test's tier follows from what it needs, so a new test is placed without a marker:
+# a real model loaded by a shared fixture makes it `models`, a whole call `e2e`, Chromium
+# `browser`. A test that loads a model some other way says so with @pytest.mark.models.
+MODEL_FIXTURES = {"embedded_models", "double_models", "whisper_stt", "tiny_siglip"}
+CALL_FIXTURES = {"embedded_server", "double_server", "vision_url", "pulse"}
+TIERS = ("unit", "models", "e2e", "browser")
+
+
+def tier_of(item: pytest.Item) -> str:
+    marked = {m.name for m in item.iter_markers()} & set(TIERS)
+    for tier in reversed(TIERS):  # the heaviest tier a test is marked with wins
+        if tier in marked:
+            return tier
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if item.path.name.startswith("test_e2e") or fixtures & CALL_FIXTURES:
+        return "e2e"
+    if fixtures & MODEL_FIXTURES or item.path.parent.name == "gpu_stack":
+        return "models"
+    return "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(tier_of(item))
+
 requires_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None,
     reason="espeak-ng (Debian package) makes the test speech; .ci/run installs it",

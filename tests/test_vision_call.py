@@ -91,6 +91,7 @@ async def test_an_audio_only_call_never_looks(vision_url: str) -> None:
         await client.close()
 
 
+@pytest.mark.e2e
 async def test_the_llm_can_ask_to_look_with_a_tool_call(config: VoxliveConfig) -> None:
     """The vLLM double answers like vLLM with --enable-auto-tool-choice: a `look` call."""
     from tests.doubles.vllm_double import DEFAULT_MODEL, VllmDouble

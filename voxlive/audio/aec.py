@@ -34,6 +34,7 @@ livekit is imported on first use: voxlive runs without it (the `local` extra), a
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from importlib import metadata
 from typing import Any
@@ -154,4 +155,4 @@ def erle_db(mic: np.ndarray, cancelled: np.ndarray) -> float:
     n = min(len(mic), len(cancelled))
     before = float(np.sum(np.asarray(mic[:n], np.float64) ** 2))
     after = float(np.sum(np.asarray(cancelled[:n], np.float64) ** 2))
-    return 10.0 * np.log10(max(before, 1e-12) / max(after, 1e-12))
+    return 10.0 * math.log10(max(before, 1e-12) / max(after, 1e-12))

@@ -51,11 +51,13 @@ def resample_once(samples: np.ndarray, rate: int, out_rate: int) -> np.ndarray:
     if rate == out_rate:
         return samples.astype(np.float32, copy=False)
     resampler = Resampler(out_rate)
-    return np.concatenate([resampler.process(samples, rate), resampler.flush()])
+    out: np.ndarray = np.concatenate([resampler.process(samples, rate), resampler.flush()])
+    return out
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
+    scaled: np.ndarray = np.clip(samples, -1.0, 1.0) * 32767.0
+    return scaled.astype(np.int16)
 
 
 class FrameSplitter:

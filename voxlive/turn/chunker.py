@@ -34,7 +34,7 @@ class SentenceChunker:
 
     def push(self, piece: str) -> list[str]:
         self._buffer += piece
-        sentences = []
+        sentences: list[str] = []
         while True:
             cut = self._find_cut()
             if cut is None:
