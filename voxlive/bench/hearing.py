@@ -178,7 +178,8 @@ def _denoiser(level: str):  # noqa: ANN202
     return run
 
 
-def measure(models: list[str], clips: list[Clip], snr_db: float) -> list[dict]:
+def measure(models: list[str], clips: list[Clip], snr_db: float, beam_size: int = 1,
+            details: list[dict] | None = None) -> list[dict]:
     from voxlive.backends.stt_whisper import FasterWhisperSTT
     from voxlive.config import FasterWhisperStt
 
@@ -187,7 +188,8 @@ def measure(models: list[str], clips: list[Clip], snr_db: float) -> list[dict]:
     rows = []
     for reference in models:
         started = time.perf_counter()
-        stt = FasterWhisperSTT(FasterWhisperStt(backend="faster-whisper", model=reference))
+        stt = FasterWhisperSTT(FasterWhisperStt(backend="faster-whisper", model=reference,
+                                                beam_size=beam_size))
         load_s = time.perf_counter() - started
         stt.transcribe(np.zeros(RATE, np.float32))  # warm up, as the daemon does
         totals: dict[tuple[str, str], list[float]] = {}
@@ -197,6 +199,9 @@ def measure(models: list[str], clips: list[Clip], snr_db: float) -> list[dict]:
                 heard = stt.transcribe(samples)
                 spent = time.perf_counter() - t0
                 errors, words = word_errors(clip.text, heard)
+                if details is not None and errors:
+                    details.append({"model": reference, "condition": condition,
+                                    "said": clip.text, "heard": heard, "errors": errors})
                 acc = totals.setdefault((clip.set, condition), [0, 0, 0.0, 0.0, 0])
                 acc[0] += errors
                 acc[1] += words
@@ -218,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="an unpacked asterisk-core-sounds-en (+ -g722/-wav) folder")
     parser.add_argument("--real", type=int, default=48, help="real-speech clips (0: none)")
     parser.add_argument("--snr", type=float, default=14.0, help="pink noise level, dB SNR")
+    parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--details", action="store_true", help="also list every misheard clip")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     clips = synthetic_clips()
@@ -225,10 +232,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.real:
             root = args.sounds or fetch_core_sounds(Path(temp))
             clips += real_clips(root, args.real)
-    rows = measure(args.models, clips, args.snr)
+    details: list[dict] | None = [] if args.details else None
+    rows = measure(args.models, clips, args.snr, args.beam_size, details)
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"rows": rows, "misheard": details} if details is not None else rows,
+                         indent=1))
         return 0
+    for d in details or []:
+        print(f"{d['model']} [{d['condition']}] {d['errors']} errors: "
+              f"{d['said']!r} -> {d['heard']!r}")
     print(f"{'model':28} {'set':10} {'condition':18} {'clips':>5} {'WER':>6} "
           f"{'ms/clip':>7} {'RTF':>6}")
     for r in rows:
