@@ -74,6 +74,8 @@ class Answer:
     in_language: bool
     first_token_s: float
     tokens_per_s: float
+    first_token_cpu_s: float
+    cpu_ms_per_token: float
 
 
 @dataclass
@@ -95,6 +97,10 @@ class ModelResult:
             "rss_mb": round(self.rss_mb),
             "first_token_s": round(statistics.median(warm), 3) if warm else None,
             "tokens_per_s": round(statistics.median(a.tokens_per_s for a in self.answers), 1),
+            "first_token_cpu_s": round(statistics.median(a.first_token_cpu_s
+                                                         for a in self.answers[1:]), 3),
+            "cpu_ms_per_token": round(statistics.median(a.cpu_ms_per_token
+                                                        for a in self.answers), 1),
         }
 
 
@@ -107,9 +113,13 @@ def _rss_mb() -> float:
 
 
 def _ask(llama, messages: list[dict], max_tokens: int, temperature: float  # noqa: ANN001
-         ) -> tuple[str, float, float]:
-    started = time.perf_counter()
-    first = None
+         ) -> tuple[str, float, float, float, float]:
+    """(reply, first token s, tokens/s, CPU s to the first token, CPU ms per token).
+
+    The CPU times (this process's, all threads) hardly change when other programs load
+    the machine, unlike wall-clock times: on a shared machine compare those."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    first = cpu_first = None
     pieces: list[str] = []
     tokens = 0
     for chunk in llama.create_chat_completion(messages=messages, stream=True,
@@ -117,12 +127,16 @@ def _ask(llama, messages: list[dict], max_tokens: int, temperature: float  # noq
         piece = chunk["choices"][0]["delta"].get("content")
         if piece:
             tokens += 1
-            first = first or time.perf_counter()
+            if first is None:
+                first, cpu_first = time.perf_counter(), time.process_time()
             pieces.append(piece)
-    ended = time.perf_counter()
-    first = first or ended
+    ended, cpu_ended = time.perf_counter(), time.process_time()
+    if first is None or cpu_first is None:
+        first, cpu_first = ended, cpu_ended
     rate = (tokens - 1) / (ended - first) if tokens > 1 and ended > first else 0.0
-    return "".join(pieces).strip(), first - started, rate
+    cpu_per_token = 1000 * (cpu_ended - cpu_first) / (tokens - 1) if tokens > 1 else 0.0
+    return ("".join(pieces).strip(), first - started, rate, cpu_first - cpu_started,
+            cpu_per_token)
 
 
 def run_one(reference: str, threads: int | None) -> ModelResult:
@@ -143,7 +157,8 @@ def run_one(reference: str, threads: int | None) -> ModelResult:
         messages = [{"role": "system", "content": system}]
         for turn in prompt.turns:
             messages.append({"role": "user", "content": turn})
-            reply, first, rate = _ask(llama, messages, llm.max_tokens, llm.temperature)
+            reply, first, rate, cpu_first, cpu_token = _ask(
+                llama, messages, llm.max_tokens, llm.temperature)
             messages.append({"role": "assistant", "content": reply})
         lowered = reply.lower()
         result.answers.append(Answer(
@@ -151,7 +166,8 @@ def run_one(reference: str, threads: int | None) -> ModelResult:
             correct=any(k in lowered for k in prompt.keywords),
             short=sentences(reply) <= 2 and len(reply.split()) <= 40,
             in_language=language_of(reply) == prompt.language,
-            first_token_s=first, tokens_per_s=rate,
+            first_token_s=first, tokens_per_s=rate, first_token_cpu_s=cpu_first,
+            cpu_ms_per_token=cpu_token,
         ))
     result.rss_mb = _rss_mb()
     return result
@@ -183,14 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
-    header = (f"{'model':36} {'correct':>7} {'short':>5} {'lang':>4} {'load s':>6} "
-              f"{'RSS MB':>6} {'1st tok s':>9} {'tok/s':>5}")
+    header = (f"{'model':34} {'correct':>7} {'short':>5} {'lang':>4} {'load s':>6} "
+              f"{'RSS MB':>6} {'1st tok s':>9} {'tok/s':>5} {'1st tok CPU s':>13} "
+              f"{'CPU ms/tok':>10}")
     print(header)
     for r in results:
         s = r["summary"]
-        print(f"{s['model']:36} {s['correct']:>5}/{s['of']} {s['short']:>3}/{s['of']} "
+        print(f"{s['model']:34} {s['correct']:>5}/{s['of']} {s['short']:>3}/{s['of']} "
               f"{s['language']:>2}/{s['of']} {s['load_s']:>6} {s['rss_mb']:>6} "
-              f"{s['first_token_s']:>9} {s['tokens_per_s']:>5}")
+              f"{s['first_token_s']:>9} {s['tokens_per_s']:>5} {s['first_token_cpu_s']:>13} "
+              f"{s['cpu_ms_per_token']:>10}")
     for r in results:
         print(f"\n{r['summary']['model']}:")
         for a in r["answers"]:
