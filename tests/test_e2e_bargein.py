@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import requires_espeak
+from tests.conftest import SMALL_PROFILE, requires_espeak
 from tests.words import words
 from voxlive.backends.loader import Models
 from voxlive.bench.client import CallClient
@@ -30,7 +30,7 @@ INTERRUPTION = "Stop. What is the capital of France?"
 @pytest.fixture
 async def daemon_url(config: VoxliveConfig, embedded_models: Models
                      ) -> AsyncIterator[tuple[Daemon, str]]:
-    daemon = Daemon(config, "embedded", embedded_models, host="127.0.0.1")
+    daemon = Daemon(config, SMALL_PROFILE, embedded_models, host="127.0.0.1")
     async with running(daemon) as url:
         yield daemon, url
 

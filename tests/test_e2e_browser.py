@@ -30,7 +30,7 @@ import pytest
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
-from tests.conftest import requires_espeak
+from tests.conftest import SMALL_PROFILE, requires_espeak
 from tests.words import words
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, resample_once
 from voxlive.backends.loader import Models
@@ -805,7 +805,7 @@ async def test_talking_over_the_answer_in_the_browser(
     """Ask for a story and talk over the answer: in the audio the page receives, the story
     stops at once; the daemon says what of it was heard, answers the new question, and
     keeps only the heard words of the story in its history."""
-    daemon = Daemon(config, "embedded", embedded_models, host="127.0.0.1")
+    daemon = Daemon(config, SMALL_PROFILE, embedded_models, host="127.0.0.1")
 
     async def history() -> list[dict[str, Any]]:
         calls = list(daemon.calls.values())

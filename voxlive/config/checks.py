@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from voxlive.backends.packaged import ModelNotFound, is_packaged, resolve_packaged
+from voxlive.backends.packaged import is_packaged, packaged_problem, resolve_packaged
 from voxlive.config.schema import VoxliveConfig
 
 # backend name -> (python module it imports, how to install it)
@@ -66,11 +66,7 @@ def check_profile(config: VoxliveConfig, profile_name: str | None = None) -> lis
 def model_problem(reference: str) -> str | None:
     """None if the model can be loaded from here, else what is wrong and what to do."""
     if is_packaged(reference):
-        try:
-            resolve_packaged(reference)
-        except ModelNotFound as exc:
-            return str(exc)
-        return None
+        return packaged_problem(reference)
     looks_like_path = reference.startswith(("/", "./", "../", "~")) or reference.endswith(
         (".gguf", ".onnx", ".bin")
     )
