@@ -138,6 +138,12 @@ async def test_a_sentence_that_echoes_bookkeeping_is_dropped(leak: str) -> None:
 async def test_a_copied_tag_is_not_spoken_but_the_words_after_it_are() -> None:
     said, _, _ = await speak_all(tokens("[voice: excited] Hello there! voice: happy. Hi!"))
     assert said == ["Hello there!", "Hi!"]
+    # A long first sentence is cut early at a clause: never inside the tag ("[voice:" /
+    # "excited] I'm glad ..." was spoken by the old pipeline).
+    long = ("[voice: excited] I'm glad to hear you're looking for a market in town "
+            "today and tomorrow.")
+    said, _, _ = await speak_all([long[:3], long[3:9], long[9:]])
+    assert " ".join(said) == long.removeprefix("[voice: excited] ")
 
 
 async def test_a_sentence_copying_the_system_prompt_is_dropped_but_ordinary_ones_stay() -> None:

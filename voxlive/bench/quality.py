@@ -242,8 +242,9 @@ def print_table(result: dict[str, Any]) -> None:
     r = result
     print(f"quality, profile {r['profile']}: {r['models']['stt']} | {r['models']['llm']} | "
           f"{r['models']['tts']} ({r['machine']['cpus']} CPUs, {r['wall_s']} s)")
+    budget = r["assistant"]
     print(f"prompt {r['prompt_family']}, chat template {r['chat_template']}, at most "
-          f"{r['assistant']['max_sentences']} sentences / {r['assistant']['max_spoken_s']} s")
+          f"{budget.get('max_sentences', '-')} sentences / {budget.get('max_spoken_s', '-')} s")
     rows = [
         ("answers correct", f"{r['correct']}/{r['dialogues']} ({_pct(r['correct_rate'])})"),
         *[(f"  {k}", f"{v['correct']}/{v['dialogues']}") for k, v in r["by_kind"].items()],

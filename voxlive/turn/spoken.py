@@ -75,13 +75,28 @@ class SpokenReply:
     sentences: int = 0
     seconds: float = 0.0
     _in_sentence: bool = False
+    _in_brackets: bool = False
     _chunker: SentenceChunker = field(default_factory=SentenceChunker)
 
     def push(self, piece: str) -> list[str]:
         """The chunks to speak now that `piece` has arrived (none once done)."""
         if self.done:
             return []
-        return self._admit_all(self._chunker.push(piece), final=False)
+        return self._admit_all(self._chunker.push(self._outside_brackets(piece)), final=False)
+
+    def _outside_brackets(self, piece: str) -> str:
+        """`piece` without [bracketed notes], across pieces: the chunker may cut a long
+        first sentence at the ": " inside "[voice: excited]", and neither half would look
+        like a tag any more."""
+        out = []
+        for ch in piece:
+            if self._in_brackets:
+                self._in_brackets = ch != "]"
+            elif ch == "[":
+                self._in_brackets = True
+            else:
+                out.append(ch)
+        return "".join(out)
 
     def finish(self) -> list[str]:
         """The stream ended: what is left to speak of its tail."""
