@@ -51,8 +51,8 @@ def test_the_camera_description_is_in_this_prompt_only() -> None:
     conversation = Conversation("be brief")
     prompt = conversation.messages_for("What do you see?", camera="One face, bright.")
     assert prompt[-1] == {"role": "user", "content": "What do you see?"}
-    # In the one system message, not in a turn (small models copy what is in the turns).
-    assert "One face, bright." in prompt[0]["content"] and prompt[0]["role"] == "system"
+    # In a system message of this prompt, not in a turn (small models copy the turns).
+    assert "One face, bright." in prompt[-2]["content"] and prompt[-2]["role"] == "system"
     conversation.commit("What do you see?", "A face.")
     later = conversation.messages_for("And now?")
     assert not any("One face" in m["content"] for m in later)

@@ -211,11 +211,15 @@ def test_a_reply_cut_before_its_first_word_leaves_alternating_turns():
 
 def test_the_emotion_tag_is_a_note_of_this_prompt_and_never_in_the_history():
     conversation = Conversation("be brief")
+    conversation.commit("Hi.", "Hello!")
     prompt = conversation.messages_for("[voice: excited] I won the game!", camera="One face.")
     assert prompt[-1] == {"role": "user", "content": "I won the game!"}
-    assert "excited" in prompt[0]["content"] and "One face." in prompt[0]["content"]
+    # This turn's notes come after the history: the prompt up to there is last turn's.
+    assert prompt[:3] == conversation.messages_for("Hi again.")[:3]
+    assert prompt[-2]["role"] == "system"
+    assert "excited" in prompt[-2]["content"] and "One face." in prompt[-2]["content"]
     conversation.commit("[voice: excited] I won the game!", "Well done!")
-    assert conversation.turns[0] == {"role": "user", "content": "I won the game!"}
+    assert conversation.turns[2] == {"role": "user", "content": "I won the game!"}
     later = conversation.messages_for("And now?")
     assert not any("excited" in m["content"] or "One face" in m["content"] for m in later)
     assert split_voice_tag("no tag here") == (None, "no tag here")

@@ -1,12 +1,13 @@
 """The chat history the LLM sees: only what was said and heard.
 
 The turns hold nothing but the words: the user's (without the emotion tag) and the
-assistant's as heard. The bookkeeping a model needs (a reply was cut off, what the
-camera shows now, how the user sounds now) goes into the one system message, in the
+assistant's as heard. The bookkeeping a model needs goes into system messages, in the
 short notes of bookkeeping.py, and only while it applies: a small model copies what it
 sees in the turns, and a note in the turns ("The user interrupted that reply") was
-spoken back to the user. One system message first, then strictly alternating turns, is
-also the shape every chat template accepts.
+spoken back to the user. The rule for cut-off replies goes with the system prompt; the
+notes of this turn only (what the camera shows, how the user sounds) go in a system
+message just before the question, so that the prompt up to there is the same as last
+turn's and llama.cpp reuses its cached state instead of reading the history again.
 """
 
 from __future__ import annotations
@@ -37,15 +38,18 @@ class Conversation:
         """
         mood, words = split_voice_tag(user_text)
         history = self._window()
-        notes = [self.system_prompt.strip()]
+        system = [self.system_prompt.strip()]
         if any(m["role"] == "assistant" and m["content"].endswith(CUT_MARK) for m in history):
-            notes.append(CUT_RULE)
+            system.append(CUT_RULE)
+        now = []
         if camera:
-            notes.append(CAMERA_NOTE.format(camera=camera.strip()))
+            now.append(CAMERA_NOTE.format(camera=camera.strip()))
         if mood:
-            notes.append(MOOD_NOTE.format(label=mood))
+            now.append(MOOD_NOTE.format(label=mood))
         turns = _alternating([*history, {"role": "user", "content": words.strip()}])
-        return [{"role": "system", "content": "\n".join(n for n in notes if n)}, *turns]
+        context = [{"role": "system", "content": " ".join(now)}] if now else []
+        return [{"role": "system", "content": "\n".join(n for n in system if n)},
+                *turns[:-1], *context, turns[-1]]
 
     def commit(self, user_text: str, assistant_text: str, interrupted: bool = False) -> None:
         """Record a finished exchange; an interrupted reply keeps only the words played,
