@@ -19,7 +19,7 @@ from voxlive.bench.client import CallClient
 from voxlive.bench.speech import espeak
 from voxlive.config import VoxliveConfig
 from voxlive.server.app import Daemon, running
-from voxlive.turn.conversation import INTERRUPTED_NOTE
+from voxlive.turn.bookkeeping import CUT_MARK
 
 pytestmark = requires_espeak
 
@@ -77,7 +77,7 @@ async def test_talking_over_the_answer_stops_it_and_truncates_the_history(
         assert not [t for t in loud if quiet_from <= t <= quiet_until]
         assert [t for t in loud if said_at - 1.0 <= t <= said_at]  # it was speaking before
 
-        # The history holds the truncated story, marked as interrupted, then the new turn.
+        # The history holds the truncated story, marked as cut off, then the new turn.
         await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "listening",
                               timeout=60, start=client.events.index(answer))
         [call] = daemon.calls.values()
@@ -85,14 +85,13 @@ async def test_talking_over_the_answer_stops_it_and_truncates_the_history(
         story_reply = history[1]
         question = next(e["text"] for e in client.events if e["type"] == "user_transcript")
         assert history[0]["role"] == "user" and history[0]["content"].endswith(question)
-        assert story_reply == {"role": "assistant", "content": heard}
-        assert history[2] == {"role": "system", "content": INTERRUPTED_NOTE}
+        assert story_reply == {"role": "assistant", "content": f"{heard} {CUT_MARK}"}
         # The new user turn is the interruption, as transcribed (tiny.en, the start of it
         # spoken over the reply: "France" has come out as "and friends").
         interruption = next(e["text"] for e in client.events if e["type"] == "user_transcript"
                             and e["turn"] == answer["turn"])
-        assert history[3]["role"] == "user"
-        assert history[3]["content"].endswith(interruption)
+        assert history[2]["role"] == "user"
+        assert history[2]["content"].endswith(interruption)
         assert "capital" in interruption.lower()
         assert answer["text"]
     finally:

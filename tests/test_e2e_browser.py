@@ -37,7 +37,9 @@ from voxlive.backends.loader import Models
 from voxlive.bench.speech import espeak, silence, write_wav
 from voxlive.config import VoxliveConfig
 from voxlive.server.app import Daemon, running
-from voxlive.turn.conversation import INTERRUPTED_NOTE, Conversation
+from voxlive.turn.bookkeeping import CUT_MARK
+from voxlive.turn.conversation import Conversation
+from voxlive.turn.prompts import system_prompt_for
 
 QUESTION = "What is the capital of France?"
 CHROMIUM = "/usr/bin/chromium"
@@ -750,15 +752,14 @@ def check_barge_in(
     answer_heard = float(loud[frame(answer_start) :].sum()) * FRAME_S
     assert answer_heard >= 0.3, f"the answer is not in the recording ({answer_heard:.2f} s)"
 
-    # The daemon's history keeps the heard words of the story, marked, then the new turn.
-    # (A user message may carry a prefix, such as the voice's tone: the words must be in it.)
+    # The daemon's history keeps the heard words of the story, marked as cut, then the new
+    # turn; nothing else (the system message explains the mark, turns hold only words).
     roles = [m["role"] for m in history]
-    assert roles == ["user", "assistant", "system", "user", "assistant"], f"history: {history}"
+    assert roles == ["user", "assistant", "user", "assistant"], f"history: {history}"
     assert request in history[0]["content"], f"history: {history}; request {request!r}"
-    assert history[1]["content"] == heard, f"history: {history}; heard {heard!r}"
-    assert history[2]["content"] == INTERRUPTED_NOTE, f"history: {history}"
-    assert question in history[3]["content"], f"history: {history}; question {question!r}"
-    assert history[4]["content"] == answer_text, f"history: {history}; answer {answer_text!r}"
+    assert history[1]["content"] == f"{heard} {CUT_MARK}", f"history: {history}; heard {heard!r}"
+    assert question in history[2]["content"], f"history: {history}; question {question!r}"
+    assert history[3]["content"] == answer_text, f"history: {history}; answer {answer_text!r}"
 
     latency = {e["turn"]: e.get("voice_to_voice_ms") for e in result.of("turn_latency")}
     return {
@@ -786,7 +787,8 @@ async def warm_up(models: Models, config: VoxliveConfig) -> None:
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(30):
         await loop.run_in_executor(None, models.stt.transcribe, np.zeros(MODEL_RATE, np.float32))
-        prompt = Conversation(config.assistant.system_prompt).messages_for("Hello.")
+        system = system_prompt_for(config.assistant, models.llm)
+        prompt = Conversation(system).messages_for("Hello.")
         stream = models.llm.stream(prompt)
         try:
             async for _ in stream:

@@ -51,19 +51,8 @@ def test_the_camera_description_is_in_this_prompt_only() -> None:
     conversation = Conversation("be brief")
     prompt = conversation.messages_for("What do you see?", camera="One face, bright.")
     assert prompt[-1] == {"role": "user", "content": "What do you see?"}
+    # In a system message of this prompt, not in a turn (small models copy the turns).
     assert "One face, bright." in prompt[-2]["content"] and prompt[-2]["role"] == "system"
     conversation.commit("What do you see?", "A face.")
     later = conversation.messages_for("And now?")
     assert not any("One face" in m["content"] for m in later)
-
-
-def test_an_interruption_is_a_note_beside_the_heard_words_not_a_marker_in_them() -> None:
-    from voxlive.turn.conversation import INTERRUPTED_NOTE
-
-    conversation = Conversation("be brief")
-    conversation.commit("Tell me a story.", "Once upon a time", interrupted=True)
-    assert conversation.turns == [
-        {"role": "user", "content": "Tell me a story."},
-        {"role": "assistant", "content": "Once upon a time"},
-        {"role": "system", "content": INTERRUPTED_NOTE},
-    ]

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import requires_espeak
 from voxlive.bench.client import CallClient
 from voxlive.bench.speech import espeak
-from voxlive.emotion.style import TAG_GUIDE, prompt_tag
+from voxlive.emotion.style import prompt_tag
 from voxlive.server.ice import filter_remote_candidates
 
 pytestmark = requires_espeak
@@ -95,13 +95,14 @@ async def test_a_call_works_after_bad_offers_and_answers_loopback_only(  # noqa:
             lambda e: e["type"] == "assistant_text" and e["final"], timeout=30)
         assert reply["text"] == "The capital of France is Paris. It is lovely in spring."
 
-        # How the question sounded reached the LLM: explained in the system prompt, and
-        # as a tag on the user's turn when the estimate is confident.
+        # How the question sounded reached the LLM as a system note when the estimate is
+        # confident; the user's turn holds only their words.
         emotion = next(e for e in client.events if e["type"] == "user_emotion")
         prompt = vllm_double.requests[-1]["messages"]
-        assert TAG_GUIDE in prompt[0]["content"]
-        tag = prompt_tag(emotion["label"], emotion["confidence"])
-        assert prompt[-1]["content"] == tag + said["text"]
+        confident = bool(prompt_tag(emotion["label"], emotion["confidence"]))
+        notes = " ".join(m["content"] for m in prompt if m["role"] == "system")
+        assert (f"Voice tone now: {emotion['label']}." in notes) == confident
+        assert prompt[-1]["content"] == said["text"]
         latency = await client.wait_for(lambda e: e["type"] == "turn_latency", timeout=30)
         assert latency["voice_to_voice_ms"] > latency["stt_ms"] > 0
 

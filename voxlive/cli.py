@@ -24,6 +24,7 @@ examples:
   voxlive bench emotion               # what the emotion stage costs
   voxlive bench local                 # voxlive local: latency, barge-in, echo reduction
   voxlive bench codec                 # Parler-TTS streaming: the codec's cost per chunk
+  voxlive bench quality               # hears right, answers right, briefly (32 dialogues)
 """
 
 
@@ -111,6 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
     local_bench.add_argument("--trials", type=int, default=3,
                              help="barge-in trials (default 3)")
     local_bench.add_argument("--json", action="store_true", help="print JSON only")
+    quality = bench_kinds.add_parser(
+        "quality", parents=[common],
+        help="spoken question set over real WebRTC: STT word error rate (synthetic and "
+        "real speech), answers correct, reply length, bookkeeping leaks, latency")
+    quality.add_argument("--limit", type=int, default=None,
+                         help="ask only the first N dialogues (default: all)")
+    quality.add_argument("--real", type=int, default=5, metavar="N",
+                         help="real recordings per corpus for the STT error rate (default 5; "
+                         "0: none; fetch them first: python -m voxlive.bench.real_speech "
+                         "fetch)")
+    quality.add_argument("--json", action="store_true", help="print JSON only")
     codec = bench_kinds.add_parser(
         "codec", help="Parler-TTS streaming: what decoding audio chunk by chunk costs, "
         "parler-tts's streamer against voxlive's (needs the gpu extra)")
@@ -159,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             from voxlive.bench.vision import run_vision_bench
 
             return run_vision_bench(config, args.config, args.profile, args.calls, args.json)
+        if args.command == "bench" and args.bench == "quality":
+            from voxlive.bench.quality import run_quality_bench
+
+            return run_quality_bench(config, args.profile, args.limit, args.real, args.json)
         if args.command == "bench" and args.bench == "bargein":
             from voxlive.bench.bargein import run_bargein_bench
 

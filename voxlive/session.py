@@ -28,7 +28,7 @@ from voxlive.backends.tts_stream import speak_into
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.call_emotion import CallEmotion
 from voxlive.latency import BargeInTiming, TurnTiming, now
-from voxlive.turn.chunker import SentenceChunker, speakable
+from voxlive.turn.chunker import speakable
 from voxlive.turn.conversation import Conversation
 from voxlive.turn.core import (
     Action,
@@ -51,6 +51,8 @@ from voxlive.turn.core import (
     VadWindow,
 )
 from voxlive.turn.look import LOOK_TOOL, LOOK_TOOL_NAME, look_tool_result
+from voxlive.turn.prompts import system_prompt_for
+from voxlive.turn.spoken import ReplyBudget, SpokenReply, speak_stream
 from voxlive.vision.call_looks import CallLooks
 from voxlive.vision.camera import CallCamera
 
@@ -70,8 +72,11 @@ class CallSession:
         self.send_event = send_event
         self.core = TurnCore(config.turn, vad_threshold)
         self.emotion = CallEmotion(models.emotion, self._emit)
-        self.conversation = Conversation(self.emotion.system_prompt(
-            config.assistant.system_prompt), config.assistant.max_history_messages)
+        assistant = config.assistant
+        self.conversation = Conversation(system_prompt_for(assistant, models.llm),
+                                         assistant.max_history_messages)
+        self.budget = ReplyBudget(assistant.max_sentences, assistant.max_spoken_s,
+                                  assistant.words_per_second)
         turn = config.turn
         self.echo = EchoGuard(turn.echo_correlation) if turn.echo_guard else None
         self.output = AudioOutput(
@@ -232,49 +237,46 @@ class CallSession:
 
     async def _reply(self, generation: int, user_text: str) -> None:
         timing = self._timing[generation]
-        style, tagged = self.emotion.for_reply(generation, user_text)
-        if tagged != user_text:
-            user_text = self._user_text[generation] = tagged  # the history keeps the tag too
+        style, tagged = self.emotion.for_reply(generation, user_text)  # tag: a prompt note
         camera = None
         if self.looks.asked_by(user_text):
             camera = await self.looks.for_turn("intent", generation, timing)
-        messages = self.conversation.messages_for(user_text, camera)
+        messages = self.conversation.messages_for(tagged, camera)
         spoken: list[str] = []
+        # The length policy and the no-echo rule (turn/spoken.py), over both streams.
+        reply = SpokenReply(self.budget, notes=(self.conversation.system_prompt,))
         tools = ([LOOK_TOOL] if camera is None and self.looks.may_offer_tool(self.models.llm)
                  else None)
-        calls = await self._stream_reply(generation, messages, tools, spoken, timing, style)
+        calls = await self._stream_reply(generation, messages, tools, spoken, timing, style,
+                                         reply)
         if any(call.name == LOOK_TOOL_NAME for call in calls) and not spoken:
             # The model asked to look: answer its call with the camera's description and
             # let it reply (LLM tool calling, e.g. vLLM with --enable-auto-tool-choice).
             caption = await self.looks.for_turn("tool", generation, timing)
             messages = [*messages, *look_tool_result(calls[0], caption)]
-            await self._stream_reply(generation, messages, None, spoken, timing, style)
+            await self._stream_reply(generation, messages, None, spoken, timing, style, reply)
+        if reply.dropped:
+            log.info("turn %d: not spoken, echoes bookkeeping: %s", generation, reply.dropped)
         self._reply_text[generation] = " ".join(spoken)
         self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=True)
         self.output.finish(generation)
 
     async def _stream_reply(self, generation: int, messages: list[dict[str, Any]],
                             tools: list[dict[str, Any]] | None, spoken: list[str],
-                            timing: TurnTiming, style: str) -> list[ToolCall]:
-        """Stream one LLM answer into speech, sentence by sentence; returns its tool calls."""
-        chunker = SentenceChunker()
-        calls: list[ToolCall] = []
+                            timing: TurnTiming, style: str, reply: SpokenReply,
+                            ) -> list[ToolCall]:
+        """Stream one LLM answer into speech, sentence by sentence, while `reply`'s
+        policy allows (then the stream is closed); returns its tool calls."""
         stream = (self.models.llm.stream(messages, tools) if tools
                   else self.models.llm.stream(messages))
-        try:
-            async for piece in stream:
-                if isinstance(piece, ToolCall):
-                    calls.append(piece)
-                    continue
-                if timing.llm_first_token is None:
-                    timing.llm_first_token = now()
-                for sentence in chunker.push(piece):
-                    await self._speak(generation, sentence, spoken, timing, style)
-        finally:
-            await stream.aclose()
-        for sentence in chunker.flush():
+
+        def first_token() -> None:
+            timing.llm_first_token = timing.llm_first_token or now()
+
+        async def say(sentence: str) -> None:
             await self._speak(generation, sentence, spoken, timing, style)
-        return calls
+
+        return await speak_stream(stream, reply, say, first_token)
 
     async def _speak(self, generation: int, sentence: str, spoken: list[str],
                      timing: TurnTiming, style: str = "default") -> None:

@@ -218,11 +218,20 @@ class TurnSettings(Strict):
 
 
 class AssistantSettings(Strict):
-    system_prompt: str = (
-        "You are voxlive, a friendly voice assistant. Your words are spoken aloud, so answer "
-        "in one or two short sentences of plain text, without lists or markup."
+    """What the assistant is told and how much of a reply is spoken (voxlive/turn/)."""
+
+    system_prompt: str | None = Field(
+        None, description="overrides the prompt tuned for the model's family"
+    )
+    prompt_family: Literal["auto", "qwen2", "smollm2", "llama3", "generic"] = Field(
+        "auto", description="whose tuned prompt to use; auto: from the loaded model"
     )
     max_history_messages: int = Field(12, ge=2)
+    max_sentences: int = Field(2, ge=1, description="sentences spoken per reply, at most")
+    max_spoken_s: float = Field(
+        12.0, gt=0, description="spoken seconds per reply (estimated from words), at most"
+    )
+    words_per_second: float = Field(2.6, gt=0, description="speaking rate for that estimate")
 
 
 class IceServer(Strict):

@@ -1,0 +1,108 @@
+"""`voxlive bench quality` on a tiny subset, over real WebRTC with the real embedded
+models; its scoring on known text; and the chat template llama.cpp applies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import requires_espeak
+from voxlive.backends.loader import Models
+from voxlive.bench import quality
+from voxlive.bench.quality_set import DIALOGUES, voice_for
+from voxlive.bench.real_speech import RATE, SpeechItem
+from voxlive.bench.scoring import (
+    answers,
+    leaks,
+    normalise,
+    number_words,
+    sentence_count,
+    word_error_rate,
+)
+from voxlive.cli import build_parser
+from voxlive.config import VoxliveConfig
+from voxlive.turn.prompts import chat_template_in_use
+
+SUMMARY_FIELDS = {
+    "benchmark", "profile", "models", "machine", "assistant", "dialogues", "correct",
+    "correct_rate", "by_kind", "reply_sentences", "reply_seconds_est", "empty_replies",
+    "leaks", "errors", "stt_wer", "voice_to_voice_ms", "wall_s", "per_dialogue",
+    "per_recording", "prompt_family", "chat_template",
+}
+
+
+@requires_espeak
+async def test_a_tiny_subset_runs_over_webrtc_and_reports_every_field(
+        config: VoxliveConfig, embedded_models: Models) -> None:
+    from voxlive.bench.speech import espeak
+
+    dialogue = next(d for d in DIALOGUES if d.name == "capital_france")
+    # The real-speech path on one utterance spoken here (CI has no corpus fetched).
+    said = "Please enter your password."
+    recording = SpeechItem(espeak(said, RATE), said, "en", "espeak:password")
+    result = await quality.measure(config, "embedded", embedded_models, [dialogue],
+                                   [recording])
+    result = json.loads(json.dumps(result))  # what --json prints
+    assert set(result) >= SUMMARY_FIELDS
+    assert result["dialogues"] == 1 and result["errors"] == 0
+    [one] = result["per_dialogue"]
+    assert one["name"] == "capital_france" and one["reply"], "the question was answered"
+    assert "france" in one["turns"][0]["heard"].lower()
+    assert one["correct"] == answers(one["reply"], dialogue.answers)
+    assert result["leaks"] == 0
+    assert result["reply_sentences"]["max"] <= config.assistant.max_sentences
+    assert set(result["stt_wer"]) == {"synthetic_en", "real_espeak"}
+    assert 0 <= result["stt_wer"]["synthetic_en"]["wer"] < 0.5
+    assert result["per_recording"][0]["heard"], "the recording was transcribed"
+    assert result["voice_to_voice_ms"]["p50"] > 0
+    quality.print_table(result)  # the table prints from the same fields
+
+
+def test_the_cli_takes_the_quality_bench() -> None:
+    args = build_parser().parse_args(["bench", "quality", "--limit", "3", "--real", "0",
+                                      "--json"])
+    assert (args.bench, args.limit, args.real, args.json) == ("quality", 3, 0, True)
+
+
+def test_the_question_set_covers_what_the_issue_asks() -> None:
+    kinds = [d.kind for d in DIALOGUES]
+    assert len(DIALOGUES) >= 30
+    assert {"memory", "barge_in", "number", "language"} <= set(kinds)
+    assert {d.language for d in DIALOGUES} >= {"en", "de", "es", "fr"}
+    assert len({d.name for d in DIALOGUES}) == len(DIALOGUES)
+    assert all(len(d.turns) == 2 for d in DIALOGUES if d.kind in ("memory", "barge_in"))
+    voices = {voice_for(i, d.language) for i, d in enumerate(DIALOGUES)}
+    assert len({v.voice for v in voices}) >= 5 and len({v.words_per_minute for v in voices}) >= 4
+
+
+def test_numbers_and_punctuation_are_normalised_before_scoring() -> None:
+    assert normalise("A spider has 8 legs!") == normalise("a spider has eight legs")
+    assert normalise("Fifty-six.") == normalise("56") == ["fifty", "six"]
+    assert normalise("It ended in 1945.") == ["it", "ended", "in", "nineteen", "forty", "five"]
+    assert number_words(2005) == "two thousand five"
+    assert number_words(300) == "three hundred"
+    assert normalise("Uh, it's um fine") == ["its", "fine"]
+    assert normalise("¿Cuántas patas?", "es") == ["cuántas", "patas"]
+    assert word_error_rate([("How many legs does a spider have?",
+                             "How many lenses does a side have?")]) == pytest.approx(2 / 7)
+    assert word_error_rate([("Seven times 8.", "seven times eight")]) == 0
+
+
+def test_answers_lengths_and_leaks() -> None:
+    assert answers("It has 8 legs.", ["eight"]) and not answers("Paris.", ["pari"])
+    assert answers("Rome, of course!", ["rome"])
+    assert sentence_count("Hi. I am here! Ok") == 3
+    assert leaks('The user interrupted, "What in my name?"')
+    assert leaks("[voice: low] hello")
+    assert not leaks("The capital of France is Paris.")
+
+
+def test_llama_cpp_formats_with_the_models_own_chat_template(embedded_models: Models) -> None:
+    llama = getattr(embedded_models.llm, "llama", None)
+    if llama is None:
+        pytest.skip("the embedded LLM is not llama.cpp here")
+    assert "tokenizer.chat_template" in llama.metadata, "the GGUF carries its template"
+    # "gguf": the GGUF's Jinja template; a built-in name only when it is that same template.
+    # Never llama-cpp-python's fallback ("llama-2"), which no instruct model here expects.
+    assert chat_template_in_use(llama) in ("gguf", "chatml", "llama-3")
