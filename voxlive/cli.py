@@ -242,7 +242,8 @@ def doctor(config, profile_name: str | None) -> int:  # noqa: ANN001
         started = time.perf_counter()
         try:
             backend, seconds = load_stage(stage, profile)
-            print(f"{line}  loads in {seconds:.2f} s: {backend.description}")
+            print(f"{line}  loads in {seconds:.2f} s: "
+                  f"{getattr(backend, 'description', 'none')}")
             if stage == "llm":
                 asyncio.run(backend.aclose())
         except BackendError as exc:

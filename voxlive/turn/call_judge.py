@@ -1,0 +1,113 @@
+"""One call's end-of-turn judging: the runtime side of the core's `JudgeTurn`.
+
+Kept out of CallSession so that the session stays about turns. At the speculative pause
+the audio signal runs in a worker thread beside STT; the text signal waits for the
+speculative transcript (which `transcribed` hands over), then the verdict goes back to
+the core as `TurnJudged`. A detector that raises, or has no verdict within its
+`timeout_ms` of wall-clock time, answers `JudgeFailed`: the core falls back to the fixed
+silence rule and says so. Each verdict is also an event for the page and the benchmark
+(`turn_judged`: the signals, and the detector's own time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from voxlive.turn.detector import EndOfTurnDetector
+from voxlive.turn.end_of_turn import JudgeFailed, JudgeTurn, TurnJudged
+
+log = logging.getLogger(__name__)
+
+
+class CallTurnJudge:
+    def __init__(self, detector: EndOfTurnDetector | None, handle: Callable[[Any], None],
+                 emit: Callable[..., None]):
+        self.detector = detector  # None: the profile ends turns on silence alone
+        self._handle = handle  # the session's: feeds an event to the core
+        self._emit = emit  # the session's `_emit(kind, **fields)`
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._texts: dict[int, asyncio.Future[tuple[str, float]]] = {}
+
+    def start(self, action: JudgeTurn, audio: np.ndarray) -> None:
+        if self.detector is None:
+            self._handle(JudgeFailed(action.generation, "no end-of-turn detector loaded"))
+            return
+        loop = asyncio.get_running_loop()
+        self._texts[action.generation] = loop.create_future()
+        task = loop.create_task(self._judge(action.generation, audio))
+        self._tasks[action.generation] = task
+        task.add_done_callback(lambda _: self._forget(action.generation))
+
+    def transcribed(self, generation: int, text: str) -> None:
+        """The speculative transcript of this generation's turn (for the text signal)."""
+        future = self._texts.get(generation)
+        if future is not None and not future.done():
+            future.set_result((text, time.perf_counter()))
+
+    def cancel(self, generation: int) -> None:
+        task = self._tasks.pop(generation, None)
+        if task is not None:
+            task.cancel()
+        self._texts.pop(generation, None)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _forget(self, generation: int) -> None:
+        self._tasks.pop(generation, None)
+        self._texts.pop(generation, None)
+
+    async def _judge(self, generation: int, audio: np.ndarray) -> None:
+        assert self.detector is not None
+        started = time.perf_counter()
+        timeout = self.detector.config.timeout_ms / 1000
+        try:
+            verdict, transcript_wait = await asyncio.wait_for(
+                self._verdict(generation, audio), timeout)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            self._handle(JudgeFailed(generation, f"the turn detector gave no verdict within "
+                                     f"{self.detector.config.timeout_ms} ms"))
+            return
+        except Exception as exc:
+            log.exception("turn detector failed")
+            self._handle(JudgeFailed(generation, f"the turn detector failed: {exc}"))
+            return
+        done = time.perf_counter()
+        self._emit(
+            "turn_judged", turn=generation, complete=verdict.complete,
+            probability=round(verdict.probability, 3),
+            audio=None if verdict.audio is None else round(verdict.audio, 3),
+            text=None if verdict.text is None else round(verdict.text, 3),
+            compute_ms=round(verdict.compute_s * 1000, 1),
+            decision_ms=round((done - started) * 1000, 1),
+            after_transcript_ms=(None if transcript_wait is None
+                                 else round((done - transcript_wait) * 1000, 1)),
+        )
+        self._handle(TurnJudged(generation, verdict.complete))
+
+    async def _verdict(self, generation: int, audio: np.ndarray) -> tuple[Any, float | None]:
+        """(the verdict, when the transcript arrived or None)."""
+        assert self.detector is not None
+        loop = asyncio.get_running_loop()
+        audio_p, audio_s = await loop.run_in_executor(
+            None, self.detector.audio_probability, audio)
+        text_p, text_s, arrived = None, 0.0, None
+        if self.detector.needs_text:
+            text, arrived = await self._texts[generation]
+            text_p, text_s = await loop.run_in_executor(
+                None, self.detector.text_probability, text)
+        return self.detector.decide(audio_p, text_p, audio_s + text_s), arrived
