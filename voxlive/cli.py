@@ -24,6 +24,7 @@ examples:
   voxlive bench emotion               # what the emotion stage costs
   voxlive bench local                 # voxlive local: latency, barge-in, echo reduction
   voxlive bench codec                 # Parler-TTS streaming: the codec's cost per chunk
+  voxlive bench turns                 # end of turn: premature commits, commit delay
 """
 
 
@@ -111,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     local_bench.add_argument("--trials", type=int, default=3,
                              help="barge-in trials (default 3)")
     local_bench.add_argument("--json", action="store_true", help="print JSON only")
+    turns = bench_kinds.add_parser(
+        "turns", parents=[common], help="end of turn: thinking pauses and finished questions "
+        "over WebRTC, per turn detector")
+    turns.add_argument("--turns", type=int, default=40, help="spoken turns (default 40)")
+    turns.add_argument("--detectors", default="none,smart-turn+text",
+                       help="comma-separated: none, smart-turn, text, smart-turn+text")
+    turns.add_argument("--signals-only", action="store_true",
+                       help="only judge each signal offline at the pauses (no calls)")
+    turns.add_argument("--json", action="store_true", help="print JSON only")
     codec = bench_kinds.add_parser(
         "codec", help="Parler-TTS streaming: what decoding audio chunk by chunk costs, "
         "parler-tts's streamer against voxlive's (needs the gpu extra)")
@@ -159,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
             from voxlive.bench.vision import run_vision_bench
 
             return run_vision_bench(config, args.config, args.profile, args.calls, args.json)
+        if args.command == "bench" and args.bench == "turns":
+            from voxlive.bench.turns import run_turns_bench
+
+            return run_turns_bench(config, args.profile, args.turns, args.json,
+                                   args.detectors.split(","), args.signals_only)
         if args.command == "bench" and args.bench == "bargein":
             from voxlive.bench.bargein import run_bargein_bench
 

@@ -28,9 +28,9 @@ from voxlive.backends.tts_stream import speak_into
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.call_emotion import CallEmotion
 from voxlive.latency import BargeInTiming, TurnTiming, now
+from voxlive.turn.call_judge import CallTurnJudge
 from voxlive.turn.chunker import SentenceChunker, speakable
 from voxlive.turn.conversation import Conversation
-from voxlive.turn.call_judge import CallTurnJudge
 from voxlive.turn.core import (
     Action,
     Cancel,

@@ -30,8 +30,14 @@ from enum import StrEnum
 
 from voxlive.config import TurnSettings
 from voxlive.turn.backchannel import meaningful_words
-from voxlive.turn.end_of_turn import CommitRule, JudgeFailed, JudgeTurn, TurnJudged
-from voxlive.turn.end_of_turn import commit_rule, failure_note
+from voxlive.turn.end_of_turn import (
+    CommitRule,
+    JudgeFailed,
+    JudgeTurn,
+    TurnJudged,
+    commit_rule,
+    failure_note,
+)
 
 
 class State(StrEnum):
