@@ -52,9 +52,10 @@ PAUSED = (
 VOICES = ((160, 50), (135, 30), (185, 70), (145, 60), (175, 40))
 """espeak-ng (words per minute, pitch): a spread of speakers."""
 PAUSES_S = (0.6, 0.8, 1.0, 1.2, 1.5)
-FUNCTION_WORDS = frozenset(
-    "the a an to of and your for in is are you with or at on by if that be will my this "
-    "has have from then".split())
+FUNCTION_WORDS = frozenset((
+    "the", "a", "an", "to", "of", "and", "your", "for", "in", "is", "are", "you", "with",
+    "or", "at", "on", "by", "if", "that", "be", "will", "my", "this", "has", "have", "from",
+    "then"))
 AST_PACKAGES = ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-en")
 
 

@@ -63,5 +63,6 @@ __all__ = [
     "OpenCVVision", "ParlerTts", "PiperTts", "Profile", "ProsodyEmotion", "RemoteStt",
     "ServerSettings", "SiglipVision", "SileroVad", "SpeechBrainEmotion", "Strict", "SttConfig",
     "TtsConfig", "TurnDetectorConfig", "TurnSettings", "VadConfig", "VisionConfig",
-    "VoxliveConfig", "check_profile", "find_config_file", "load_config", "model_problem", "parse_config", "resolve_model",
+    "VoxliveConfig", "check_profile", "find_config_file", "load_config", "model_problem",
+    "parse_config", "resolve_model",
 ]
