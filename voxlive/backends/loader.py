@@ -151,3 +151,5 @@ def warm_up(models: Models) -> None:
     llm_warm_up = getattr(models.llm, "warm_up", None)
     if llm_warm_up is not None:
         llm_warm_up()
+    if models.turn_detector is not None:
+        models.turn_detector.warm_up()

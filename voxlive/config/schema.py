@@ -168,7 +168,8 @@ class TurnDetectorConfig(Strict):
     )
     cpu_threads: int = Field(1, ge=1, description="threads of each detector model")
     timeout_ms: int = Field(
-        1500, ge=50, description="no verdict by then (wall clock): the fixed rule decides"
+        1000, ge=50, description="the detector's own time (wall clock, each signal from "
+        "when it can start) past which the fixed rule decides"
     )
 
 

@@ -5,8 +5,10 @@ the audio signal runs in a worker thread beside STT; the text signal waits for t
 speculative transcript (which `transcribed` hands over), then the verdict goes back to
 the core as `TurnJudged`. A detector that raises, or has no verdict within its
 `timeout_ms` of wall-clock time, answers `JudgeFailed`: the core falls back to the fixed
-silence rule and says so. Each verdict is also an event for the page and the benchmark
-(`turn_judged`: the signals, and the detector's own time).
+silence rule and says so. The timeout bounds the detector's own work, each signal from
+when it can start (the text one from the transcript's arrival): STT's time is STT's.
+Each verdict is also an event for the page and the benchmark (`turn_judged`: the
+signals, and the detector's own time).
 """
 
 from __future__ import annotations
@@ -72,10 +74,8 @@ class CallTurnJudge:
     async def _judge(self, generation: int, audio: np.ndarray) -> None:
         assert self.detector is not None
         started = time.perf_counter()
-        timeout = self.detector.config.timeout_ms / 1000
         try:
-            verdict, transcript_wait = await asyncio.wait_for(
-                self._verdict(generation, audio), timeout)
+            verdict, transcript_wait = await self._verdict(generation, audio)
         except asyncio.CancelledError:
             raise
         except TimeoutError:
@@ -100,14 +100,17 @@ class CallTurnJudge:
         self._handle(TurnJudged(generation, verdict.complete))
 
     async def _verdict(self, generation: int, audio: np.ndarray) -> tuple[Any, float | None]:
-        """(the verdict, when the transcript arrived or None)."""
+        """(the verdict, when the transcript arrived or None); TimeoutError past the budget."""
         assert self.detector is not None
         loop = asyncio.get_running_loop()
-        audio_p, audio_s = await loop.run_in_executor(
-            None, self.detector.audio_probability, audio)
+        budget = self.detector.config.timeout_ms / 1000
+        started = time.perf_counter()
+        audio_job = loop.run_in_executor(None, self.detector.audio_probability, audio)
         text_p, text_s, arrived = None, 0.0, None
         if self.detector.needs_text:
             text, arrived = await self._texts[generation]
-            text_p, text_s = await loop.run_in_executor(
-                None, self.detector.text_probability, text)
+            text_p, text_s = await asyncio.wait_for(loop.run_in_executor(
+                None, self.detector.text_probability, text), budget)
+        left = max(0.0, started + budget - time.perf_counter())
+        audio_p, audio_s = await asyncio.wait_for(audio_job, left)
         return self.detector.decide(audio_p, text_p, audio_s + text_s), arrived

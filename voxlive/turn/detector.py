@@ -87,6 +87,11 @@ class EndOfTurnDetector:
         return Verdict(probability >= self.config.threshold, probability, audio, text,
                        compute_s)
 
+    def warm_up(self) -> None:
+        """One verdict at start-up: onnxruntime and llama.cpp initialise lazily, and the
+        text model keeps its system prompt in its cache from then on."""
+        self.judge(np.zeros(16_000, np.float32), "Hello there.")
+
     def judge(self, audio: np.ndarray, text: str) -> Verdict:
         """Both signals, one after the other (tests and benchmarks). Blocking."""
         audio_p, audio_s = self.audio_probability(audio)
