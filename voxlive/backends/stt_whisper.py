@@ -63,6 +63,11 @@ class FasterWhisperSTT:
                     return short
             return self._full_window(audio)
 
+    def recognise_full_window(self, audio: np.ndarray) -> Transcript:
+        """Whisper's 30 s window alone, whatever the audio's length (benchmarks compare)."""
+        with self._lock:
+            return self._full_window(audio.astype(np.float32, copy=False))
+
     def _full_window(self, audio: np.ndarray) -> Transcript:
         """faster-whisper's own path: the 30 s window. Called under the lock."""
         segments = list(self.model.transcribe(
