@@ -2,11 +2,12 @@
 ONNX file inside the pipecat-ai wheel) and SmolLM2's sentence-end probability, on real
 human recordings and on espeak-ng speech.
 
-Human speech: prompts of the Debian package asterisk-core-sounds-en-wav (one
-professional voice), fetched with apt-get download into a cache. The examples were
-picked where they hold with margin (measured here: complete 0.98, cut 0.009-0.016
-against the 0.5 threshold); the cut points are word ends found once with faster-whisper
-word timestamps and written down, so the test needs no STT.
+Human speech: prompts of the Debian package asterisk-core-sounds-en (16 kHz G.722, one
+professional voice), from the real-speech corpus (voxlive/bench/real_speech.py fetches it
+from the registries into a cache). The examples were picked where they hold with margin
+(measured here: complete 0.97-0.99, cut 0.012-0.03, against the 0.5 threshold); the cut
+points are word ends found once with faster-whisper word timestamps and written down, so
+the test needs no STT.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ import pytest
 
 from tests.conftest import requires_espeak
 from voxlive.bench.speech import espeak
-from voxlive.bench.turn_corpus import asterisk_prompt, fetch_asterisk, silence, trim
+from voxlive.bench.turn_corpus import asterisk_prompts, silence, trim
 from voxlive.config import TurnDetectorConfig
 from voxlive.turn.detector import EndOfTurnDetector, combine, load_detector
 
 # (prompt, its words, the second where the cut ends: just after the word before "|")
 HUMAN = (
-    ("conf-invalidpin", "That pin is invalid for | this conference.", 1.67),
-    ("dir-multi9", "Press 9 for | more entries.", 1.15),
+    ("conf-invalidpin", "That pin is invalid for | this conference.", 1.69),
+    ("dir-multi9", "Press 9 for | more entries.", 1.17),
     ("conf-onlyperson", "You are currently the only person in | this conference.", 2.13),
-    ("confbridge-removed", "You have been removed from | the conference.", 1.43),
+    ("check-number-dial-again", "Please check the number and | dial again.", 1.45),
 )
 
 
@@ -37,10 +38,10 @@ def detector() -> EndOfTurnDetector:
 
 
 @pytest.fixture(scope="session")
-def asterisk():  # noqa: ANN201
+def human() -> dict[str, tuple[str, np.ndarray]]:
     try:
-        return fetch_asterisk()
-    except RuntimeError as exc:
+        return asterisk_prompts(tuple(name for name, _, _ in HUMAN))
+    except RuntimeError as exc:  # real_speech.CorpusError: no apt-get, no network
         pytest.skip(f"real human speech unavailable: {exc}")
 
 
@@ -56,8 +57,9 @@ def test_loading_checks_the_model_file(tmp_path) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize(("name", "words", "cut_s"), HUMAN)
 def test_a_complete_recording_scores_complete_and_its_cut_incomplete(
-        detector: EndOfTurnDetector, asterisk, name: str, words: str, cut_s: float) -> None:  # noqa: ANN001
-    _text, audio = asterisk_prompt(asterisk, name)
+        detector: EndOfTurnDetector, human: dict[str, tuple[str, np.ndarray]], name: str,
+        words: str, cut_s: float) -> None:
+    _text, audio = human[name]
     tail = silence(0.1)  # what the detector hears: the utterance and 100 ms after it
     complete, _ = detector.audio_probability(np.concatenate([trim(audio, 0.005), tail]))
     cut, _ = detector.audio_probability(

@@ -3,12 +3,10 @@ and sentences with a thinking pause inside ("I would like to ... order a pizza")
 
 Two sources, nothing recorded shipped with the code:
 - espeak-ng voices at different speeds and pitches (made on the spot);
-- real human speech: the prompts of the Debian package `asterisk-core-sounds-en-wav`
-  (one professional voice, CC-BY-SA-3.0, transcripts in `asterisk-core-sounds-en`),
-  fetched with `apt-get download` and unpacked with `dpkg -x` into a cache, no install
-  (voxlive/bench/real_speech.py of the conversation-quality work builds a larger
-  corpus from the same registries). A pause turn is a complete prompt cut after a word
-  in its middle, a silence, and the rest.
+- real human speech: prompts of the Debian package `asterisk-core-sounds-en` (one
+  professional voice, CC-BY-SA-3.0), from the real-speech corpus that
+  voxlive/bench/real_speech.py fetches from the registries into a cache. A pause turn is
+  a complete prompt cut after a word in its middle, a silence, and the rest.
 
 Each turn knows where its speech truly ends, so a benchmark can measure the commit's
 delay and tell a premature commit (during the pause) from a right one.
@@ -16,19 +14,14 @@ delay and tell a premature commit (during the pause) from a right one.
 
 from __future__ import annotations
 
-import gzip
-import os
 import re
-import shutil
-import subprocess
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from voxlive.audio.resample import MODEL_RATE, resample_once
+from voxlive.audio.resample import MODEL_RATE
 
 COMPLETE = (
     "What is the capital of France?", "How many legs does a spider have?",
@@ -56,7 +49,6 @@ FUNCTION_WORDS = frozenset((
     "the", "a", "an", "to", "of", "and", "your", "for", "in", "is", "are", "you", "with",
     "or", "at", "on", "by", "if", "that", "be", "will", "my", "this", "has", "have", "from",
     "then"))
-AST_PACKAGES = ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-en")
 
 
 @dataclass(frozen=True)
@@ -111,51 +103,20 @@ def espeak_turns() -> list[SpokenTurn]:
 # --- real human speech ---------------------------------------------------------------------
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "voxlive" / "real-speech"
+def asterisk_prompts(names: tuple[str, ...], cache: Path | None = None
+                     ) -> dict[str, tuple[str, np.ndarray]]:
+    """{name: (transcript, 16 kHz float32 audio)} of asterisk English prompts, from the
+    real-speech corpus (voxlive/bench/real_speech.py: fetched once into its cache)."""
+    from voxlive.bench import real_speech
 
-
-def fetch_asterisk(cache: Path | None = None) -> Path:
-    """The unpacked asterisk English prompts (fetched once from the Debian archive)."""
-    root = (cache or cache_dir()) / "asterisk-en"
-    marker = root / ".unpacked"
-    if marker.exists():
-        return root
-    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        raise RuntimeError("real speech needs apt-get and dpkg (Debian) to fetch "
-                           f"{', '.join(AST_PACKAGES)}")
-    download = root / "debs"
-    download.mkdir(parents=True, exist_ok=True)
-    run = subprocess.run(["apt-get", "download", *AST_PACKAGES], cwd=download,
-                         capture_output=True, text=True, timeout=300)
-    debs = sorted(download.glob("*.deb"))
-    if len(debs) < len(AST_PACKAGES):
-        raise RuntimeError(f"apt-get download {' '.join(AST_PACKAGES)} failed (run "
-                           f"'apt-get update' first?): {run.stderr.strip()[-300:]}")
-    for deb in debs:
-        subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True, timeout=120)
-    marker.touch()
-    return root
-
-
-def asterisk_prompt(root: Path, name: str) -> tuple[str, np.ndarray]:
-    """(transcript, 16 kHz float32 audio) of one prompt."""
-    texts = root / "usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
-    transcript = ""
-    with gzip.open(texts, "rt", encoding="utf-8", errors="replace") as lines:
-        for line in lines:
-            key, _, value = line.partition(":")
-            if key.strip() == name:
-                transcript = value.strip()
-                break
-    wav_path = next((root / "usr/share/asterisk/sounds").glob(f"*/{name}.wav"), None)
-    if wav_path is None or not transcript:
-        raise KeyError(f"no asterisk prompt named {name!r}")
-    with wave.open(str(wav_path)) as wav:
-        pcm = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)
-        rate = wav.getframerate()
-    return transcript, resample_once(pcm.astype(np.float32) / 32768, rate, MODEL_RATE)
+    root = real_speech.fetch(cache, languages=("en",), mfa=False)
+    entries = {source.split(":", 1)[1]: (path, text)
+               for path, text, source in real_speech._asterisk_entries(root, "en")}
+    missing = [n for n in names if n not in entries]
+    if missing:
+        raise KeyError(f"no asterisk prompts named {missing}")
+    ffmpeg = real_speech.ffmpeg_exe()
+    return {n: (entries[n][1], real_speech.decode(entries[n][0], ffmpeg)) for n in names}
 
 
 HUMAN_COMPLETE = (
@@ -180,15 +141,15 @@ def cut_point(words: list[tuple[str, float, float]]) -> int | None:
 
 
 def human_turns(word_times: WordTimes, cache: Path | None = None) -> list[SpokenTurn]:
-    root = fetch_asterisk(cache)
+    prompts = asterisk_prompts(HUMAN_COMPLETE + HUMAN_PAUSED, cache)
     turns = []
     for name in HUMAN_COMPLETE:
-        text, audio = asterisk_prompt(root, name)
+        text, audio = prompts[name]
         audio = trim(audio, 0.005)
         turns.append(SpokenTurn(f"human-complete-{name}", "complete", "human", text, audio,
                                 len(audio) / MODEL_RATE))
     for i, name in enumerate(HUMAN_PAUSED):
-        text, audio = asterisk_prompt(root, name)
+        text, audio = prompts[name]
         audio = trim(audio, 0.005)
         words = word_times(audio)
         cut = cut_point(words)
