@@ -59,7 +59,7 @@ async def test_the_verdict_mixes_both_signals_and_reaches_the_core() -> None:
     judge.start(JudgeTurn(3, 0.0, 1.0), np.zeros(16_000, np.float32))
     await asyncio.sleep(0.05)
     assert handled == []  # the text signal waits for the transcript
-    judge.transcribed(3, "What is the time?")
+    await judge.transcribed(3, "What is the time?")
     await settle(handled)
     assert handled == [TurnJudged(3, complete=True)]  # 0.5 * 0.2 + 0.5 * 0.9 = 0.55
     assert text.seen == ["What is the time?"]
@@ -71,7 +71,7 @@ async def test_the_verdict_mixes_both_signals_and_reaches_the_core() -> None:
 async def test_a_failing_detector_answers_judge_failed() -> None:
     judge, handled, _ = judge_with(Scripted(error=RuntimeError("boom")), Scripted())
     judge.start(JudgeTurn(1, 0.0, 1.0), np.zeros(16_000, np.float32))
-    judge.transcribed(1, "hello")
+    await judge.transcribed(1, "hello")
     await settle(handled)
     [failed] = handled
     assert isinstance(failed, JudgeFailed) and "boom" in failed.message
@@ -81,9 +81,9 @@ async def test_a_hanging_detector_times_out() -> None:
     text = Scripted(hang=True)
     judge, handled, _ = judge_with(Scripted(), text, timeout_ms=50)
     judge.start(JudgeTurn(1, 0.0, 1.0), np.zeros(16_000, np.float32))
-    judge.transcribed(1, "hello")
-    await settle(handled)
+    await judge.transcribed(1, "hello")
     text.release.set()
+    await settle(handled)
     [failed] = handled
     assert isinstance(failed, JudgeFailed) and "50 ms" in failed.message
 
@@ -92,7 +92,7 @@ async def test_a_cancelled_turn_gives_no_verdict() -> None:
     judge, handled, _ = judge_with(Scripted(), Scripted())
     judge.start(JudgeTurn(1, 0.0, 1.0), np.zeros(16_000, np.float32))
     judge.cancel(1)  # the user spoke again: the turn was reopened
-    judge.transcribed(1, "hello")
+    await judge.transcribed(1, "hello")
     await asyncio.sleep(0.1)
     assert handled == []
     await judge.close()

@@ -230,7 +230,7 @@ class CallSession:
             raise BackendError("stt", f"transcription failed: {exc}") from exc
         text = transcript.text
         timing.transcribed = now()
-        self.judge.transcribed(action.generation, text)
+        await self.judge.transcribed(action.generation, text)  # the words' end-of-turn signal
         emotion = await self.emotion.result(emotion_job)
         timing.emotion_wait_s = now() - timing.transcribed
         if text.strip() and action.generation == self.core.generation:

@@ -1,9 +1,11 @@
 """One call's end-of-turn judging: the runtime side of the core's `JudgeTurn`.
 
 Kept out of CallSession so that the session stays about turns. At the speculative pause
-the audio signal runs in a worker thread beside STT; the text signal waits for the
-speculative transcript (which `transcribed` hands over), then the verdict goes back to
-the core as `TurnJudged`. A detector that raises, or has no verdict within its
+the audio signal runs in a worker thread beside STT; the text signal is scored on the
+speculative transcript as soon as STT has it (`transcribed`, which the session awaits
+before the reply starts: a few tens of milliseconds, and the verdict is then ready long
+before the reply's first audio, instead of queueing behind the LLM for the CPU), and the
+verdict goes back to the core as `TurnJudged`. A detector that raises, or has no verdict within its
 `timeout_ms` of wall-clock time, answers `JudgeFailed`: the core falls back to the fixed
 silence rule and says so. The timeout bounds the detector's own work, each signal from
 when it can start (the text one from the transcript's arrival): STT's time is STT's.
@@ -35,7 +37,8 @@ class CallTurnJudge:
         self._handle = handle  # the session's: feeds an event to the core
         self._emit = emit  # the session's `_emit(kind, **fields)`
         self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._texts: dict[int, asyncio.Future[tuple[str, float]]] = {}
+        # per turn: (P(complete) from the words, its seconds, when the transcript came)
+        self._texts: dict[int, asyncio.Future[tuple[float | None, float, float]]] = {}
 
     def start(self, action: JudgeTurn, audio: np.ndarray) -> None:
         if self.detector is None:
@@ -47,11 +50,26 @@ class CallTurnJudge:
         self._tasks[action.generation] = task
         task.add_done_callback(lambda _: self._forget(action.generation))
 
-    def transcribed(self, generation: int, text: str) -> None:
-        """The speculative transcript of this generation's turn (for the text signal)."""
+    async def transcribed(self, generation: int, text: str) -> None:
+        """The speculative transcript of this generation's turn: scores the text signal
+        (within the detector's timeout). Never raises: a failure reaches the verdict."""
         future = self._texts.get(generation)
-        if future is not None and not future.done():
-            future.set_result((text, time.perf_counter()))
+        if future is None or future.done() or self.detector is None:
+            return
+        arrived = time.perf_counter()
+        try:
+            loop = asyncio.get_running_loop()
+            probability, seconds = await asyncio.wait_for(loop.run_in_executor(
+                None, self.detector.text_probability, text),
+                self.detector.config.timeout_ms / 1000)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # TimeoutError included: the verdict reports it
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result((probability, seconds, arrived))
 
     def cancel(self, generation: int) -> None:
         task = self._tasks.pop(generation, None)
@@ -108,9 +126,7 @@ class CallTurnJudge:
         audio_job = loop.run_in_executor(None, self.detector.audio_probability, audio)
         text_p, text_s, arrived = None, 0.0, None
         if self.detector.needs_text:
-            text, arrived = await self._texts[generation]
-            text_p, text_s = await asyncio.wait_for(loop.run_in_executor(
-                None, self.detector.text_probability, text), budget)
+            text_p, text_s, arrived = await self._texts[generation]
         left = max(0.0, started + budget - time.perf_counter())
         audio_p, audio_s = await asyncio.wait_for(audio_job, left)
         return self.detector.decide(audio_p, text_p, audio_s + text_s), arrived
