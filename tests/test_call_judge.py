@@ -88,6 +88,17 @@ async def test_a_hanging_detector_times_out() -> None:
     assert isinstance(failed, JudgeFailed) and "50 ms" in failed.message
 
 
+async def test_a_late_audio_score_leaves_the_words_to_decide() -> None:
+    audio = Scripted(0.1, hang=True)
+    judge, handled, emitted = judge_with(audio, Scripted(0.9), timeout_ms=50)
+    judge.start(JudgeTurn(1, 0.0, 1.0), np.zeros(16_000, np.float32))
+    await judge.transcribed(1, "What is the time?")
+    await settle(handled)
+    audio.release.set()
+    assert handled == [TurnJudged(1, complete=True)]
+    assert emitted[0]["audio"] is None and emitted[0]["text"] == 0.9
+
+
 async def test_a_cancelled_turn_gives_no_verdict() -> None:
     judge, handled, _ = judge_with(Scripted(), Scripted())
     judge.start(JudgeTurn(1, 0.0, 1.0), np.zeros(16_000, np.float32))

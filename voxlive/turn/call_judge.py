@@ -8,7 +8,8 @@ before the reply's first audio, instead of queueing behind the LLM for the CPU),
 verdict goes back to the core as `TurnJudged`. A detector that raises, or has no verdict within its
 `timeout_ms` of wall-clock time, answers `JudgeFailed`: the core falls back to the fixed
 silence rule and says so. The timeout bounds the detector's own work, each signal from
-when it can start (the text one from the transcript's arrival): STT's time is STT's.
+when it can start (the text one from the transcript's arrival): STT's time is STT's; an
+audio score later than that, beside a text score in time, leaves the words to decide.
 Each verdict is also an event for the page and the benchmark (`turn_judged`: the
 signals, and the detector's own time).
 """
@@ -128,5 +129,10 @@ class CallTurnJudge:
         if self.detector.needs_text:
             text_p, text_s, arrived = await self._texts[generation]
         left = max(0.0, started + budget - time.perf_counter())
-        audio_p, audio_s = await asyncio.wait_for(audio_job, left)
+        try:
+            audio_p, audio_s = await asyncio.wait_for(audio_job, left)
+        except TimeoutError:
+            if text_p is None:
+                raise
+            audio_p, audio_s = None, 0.0  # a starved CPU: the words decide alone
         return self.detector.decide(audio_p, text_p, audio_s + text_s), arrived
