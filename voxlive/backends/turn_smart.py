@@ -28,7 +28,9 @@ class SmartTurnModel:
 
     def __init__(self, model_path: str, cpu_threads: int = 1):
         import onnxruntime
-        from faster_whisper.feature_extractor import FeatureExtractor
+        from faster_whisper.feature_extractor import (  # type: ignore[import-untyped]
+            FeatureExtractor,
+        )
 
         options = onnxruntime.SessionOptions()
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL

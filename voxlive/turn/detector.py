@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from voxlive.config import TurnDetectorConfig, resolve_model
 class ProbabilityModel(Protocol):
     description: str
 
-    def probability(self, item: object, /) -> float: ...
+    def probability(self, item: Any, /) -> float: ...  # audio array or text
 
 
 @dataclass(frozen=True)
