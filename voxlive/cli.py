@@ -25,6 +25,7 @@ examples:
   voxlive bench local                 # voxlive local: latency, barge-in, echo reduction
   voxlive bench codec                 # Parler-TTS streaming: the codec's cost per chunk
   voxlive bench quality               # hears right, answers right, briefly (32 dialogues)
+  voxlive bench turns                 # end of turn: premature commits, commit delay
 """
 
 
@@ -123,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "0: none; fetch them first: python -m voxlive.bench.real_speech "
                          "fetch)")
     quality.add_argument("--json", action="store_true", help="print JSON only")
+    turns = bench_kinds.add_parser(
+        "turns", parents=[common], help="end of turn: thinking pauses and finished questions "
+        "over WebRTC, per turn detector")
+    turns.add_argument("--turns", type=int, default=40, help="spoken turns (default 40)")
+    turns.add_argument("--detectors", default="none,smart-turn+text",
+                       help="comma-separated: none, smart-turn, text, smart-turn+text")
+    turns.add_argument("--signals-only", action="store_true",
+                       help="only judge each signal offline at the pauses (no calls)")
+    turns.add_argument("--json", action="store_true", help="print JSON only")
     codec = bench_kinds.add_parser(
         "codec", help="Parler-TTS streaming: what decoding audio chunk by chunk costs, "
         "parler-tts's streamer against voxlive's (needs the gpu extra)")
@@ -175,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
             from voxlive.bench.quality import run_quality_bench
 
             return run_quality_bench(config, args.profile, args.limit, args.real, args.json)
+        if args.command == "bench" and args.bench == "turns":
+            from voxlive.bench.turns import run_turns_bench
+
+            return run_turns_bench(config, args.profile, args.turns, args.json,
+                                   args.detectors.split(","), args.signals_only)
         if args.command == "bench" and args.bench == "bargein":
             from voxlive.bench.bargein import run_bargein_bench
 
@@ -258,7 +273,8 @@ def doctor(config, profile_name: str | None) -> int:  # noqa: ANN001
         started = time.perf_counter()
         try:
             backend, seconds = load_stage(stage, profile)
-            print(f"{line}  loads in {seconds:.2f} s: {backend.description}")
+            print(f"{line}  loads in {seconds:.2f} s: "
+                  f"{getattr(backend, 'description', 'none')}")
             if stage == "llm":
                 asyncio.run(backend.aclose())
         except BackendError as exc:

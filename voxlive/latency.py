@@ -70,6 +70,8 @@ class TurnTiming:
             "voice_to_voice_ms": ms(self.first_frame_sent, self.last_voiced),
             "endpointing_ms": ms(self.committed, self.last_voiced),
             "stt_ms": ms(self.transcribed, self.transcribe_started),
+            # the transcript's wait after the user's last word (not a stage: it overlaps)
+            "stt_wait_ms": ms(self.transcribed, self.last_voiced),
             "emotion_wait_ms": round(self.emotion_wait_s * 1000, 1),
             "vision_ms": round(self.vision_s * 1000, 1),
             "llm_first_token_ms": ms(self.llm_first_token, self.transcribed),

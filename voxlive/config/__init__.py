@@ -49,6 +49,7 @@ from voxlive.config.schema import (
     Strict,
     SttConfig,
     TtsConfig,
+    TurnDetectorConfig,
     TurnSettings,
     VadConfig,
     VisionConfig,
@@ -61,6 +62,7 @@ __all__ = [
     "FasterWhisperStt", "IceServer", "LlamaCppLlm", "LlmConfig", "LookSettings", "OpenAILlm",
     "OpenCVVision", "ParlerTts", "PiperTts", "Profile", "ProsodyEmotion", "RemoteStt",
     "ServerSettings", "SiglipVision", "SileroVad", "SpeechBrainEmotion", "Strict", "SttConfig",
-    "TtsConfig", "TurnSettings", "VadConfig", "VisionConfig", "VoxliveConfig", "check_profile",
-    "find_config_file", "load_config", "model_problem", "parse_config", "resolve_model",
+    "TtsConfig", "TurnDetectorConfig", "TurnSettings", "VadConfig", "VisionConfig",
+    "VoxliveConfig", "check_profile", "find_config_file", "load_config", "model_problem",
+    "parse_config", "resolve_model",
 ]

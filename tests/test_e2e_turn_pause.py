@@ -1,0 +1,63 @@
+"""End to end over real WebRTC on the embedded stack with its end-of-turn detector
+(Smart Turn + SmolLM2's words): a request with a thinking pause inside is answered as a
+whole, not cut off at the pause as the fixed 480 ms silence rule would."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from tests.conftest import requires_espeak
+from voxlive.backends.loader import Models
+from voxlive.bench.client import CallClient
+from voxlive.bench.speech import espeak, silence
+from voxlive.config import VoxliveConfig
+from voxlive.server.app import Daemon, running
+from voxlive.turn.detector import EndOfTurnDetector
+
+pytestmark = requires_espeak
+
+
+@pytest.fixture
+async def patient_server(config: VoxliveConfig, embedded_models: Models
+                         ) -> AsyncIterator[str]:
+    """The embedded daemon, its detector given all the time a busy CI machine needs: this
+    test is about the policy, not the detector's speed (a detector past its timeout falls
+    back to the fixed rule, which would cut the turn at the pause)."""
+    detector = embedded_models.turn_detector
+    assert detector is not None, "the embedded profile has an end-of-turn detector"
+    patient = EndOfTurnDetector(detector.config.model_copy(update={"timeout_ms": 20_000}),
+                                detector.audio_model, detector.text_model)
+    models = dataclasses.replace(embedded_models, turn_detector=patient)
+    async with running(Daemon(config, "embedded", models, host="127.0.0.1")) as url:
+        yield url
+
+
+async def test_a_thinking_pause_does_not_end_the_turn(patient_server: str) -> None:
+    client = CallClient(patient_server)
+    await client.connect()
+    try:
+        client.mic.say(np.concatenate([
+            espeak("I would like to", 48_000), silence(1.2, 48_000),
+            espeak("order a pizza for two people.", 48_000)]))
+        reply = await client.wait_for(
+            lambda e: e["type"] == "assistant_text" and e["final"], timeout=90)
+        kinds = [e["type"] for e in client.events]
+        said = [e for e in client.events if e["type"] == "user_transcript"]
+        assert len(said) == 1, said  # one turn, heard once, whole
+        assert "like to" in said[0]["text"].lower() and "pizza" in said[0]["text"].lower()
+        assert said[0]["turn"] == reply["turn"]
+        commits = [e for e in client.events if e["type"] == "turn_committed"]
+        assert [c["turn"] for c in commits] == [reply["turn"]]
+        last_speech = max(i for i, k in enumerate(kinds) if k == "speech_started")
+        assert kinds.index("turn_committed") > last_speech  # not during the pause
+        assert commits[0]["rule"] in ("semantic", "timeout")
+        # Each verdict it gave had both signals (a verdict on the pause may not come at
+        # all: the speech that goes on cancels it).
+        judged = [e for e in client.events if e["type"] == "turn_judged"]
+        assert all(j["text"] is not None and j["audio"] is not None for j in judged)
+    finally:
+        await client.close()

@@ -1,0 +1,67 @@
+"""faster-whisper's short encoder window (voxlive/backends/stt_whisper.py) on the real
+tiny.en model: which path transcribes what, and that the short one keeps the words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import requires_espeak
+from voxlive.backends.stt_whisper import FasterWhisperSTT
+from voxlive.bench.speech import espeak, silence
+from voxlive.config import FasterWhisperStt
+
+
+@pytest.fixture(scope="session")
+def stt() -> FasterWhisperSTT:
+    return FasterWhisperSTT(FasterWhisperStt(backend="faster-whisper"))
+
+
+class Counting:
+    """Counts the calls of the 30 s path, and passes them on."""
+
+    def __init__(self, stt: FasterWhisperSTT, monkeypatch: pytest.MonkeyPatch):
+        self.calls = 0
+        real = stt._full_window
+
+        def full(audio: np.ndarray):  # noqa: ANN202
+            self.calls += 1
+            return real(audio)
+
+        monkeypatch.setattr(stt, "_full_window", full)
+
+
+@requires_espeak
+def test_a_clear_short_question_takes_the_short_window(stt: FasterWhisperSTT,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    full = Counting(stt, monkeypatch)
+    audio = np.concatenate([silence(0.16, 16_000),
+                            espeak("Could you remind me to call my mother on Sunday?", 16_000),
+                            silence(0.1, 16_000)])
+    transcript = stt.recognise(audio)
+    assert full.calls == 0
+    assert "remind me to call my mother on sunday" in transcript.text.lower()
+    assert transcript.confidence > 0.86
+    assert stt.recognise_full_window(audio).text.lower() == transcript.text.lower()
+
+
+def test_an_unsure_transcript_is_redone_on_the_full_window(
+        stt: FasterWhisperSTT, monkeypatch: pytest.MonkeyPatch) -> None:
+    full = Counting(stt, monkeypatch)
+    noise = np.random.default_rng(0).normal(0, 0.01, 16_000).astype(np.float32)
+    stt.recognise(noise)  # Whisper invents a word or two, unsure of them
+    assert full.calls == 1
+
+
+def test_audio_longer_than_the_window_goes_to_the_full_window(
+        stt: FasterWhisperSTT, monkeypatch: pytest.MonkeyPatch) -> None:
+    full = Counting(stt, monkeypatch)
+    stt.recognise(np.zeros(int(9.5 * 16_000), np.float32))  # 10 s window, less 1 s margin
+    assert full.calls == 1
+
+
+def test_the_short_window_can_be_turned_off() -> None:
+    off = FasterWhisperStt(backend="faster-whisper", short_window_s=None)
+    assert FasterWhisperSTT(off)._short is None
+    with pytest.raises(ValueError):
+        FasterWhisperStt(backend="faster-whisper", short_window_s=1)
