@@ -44,6 +44,11 @@ class BargeInTiming:
             "onset_to_silence_ms": round((silent_from - self.onset) * 1000, 1),
             "onset_to_decision_ms": round((self.decided - self.onset) * 1000, 1),
             "frames_after_decision": self.frames_after_decision,
+            # The same moments on the monotonic clock (seconds), so that a caller on this
+            # machine can put its own stamps beside them.
+            "onset_at": round(self.onset, 4),
+            "decided_at": round(self.decided, 4),
+            "silent_at": round(silent_from, 4),
         }
 
 

@@ -57,6 +57,9 @@ from voxlive.vision.camera import CallCamera
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
+BARGE_IN_STAMPS_S = 1.0
+"""The `barge_in` event carries the VAD stamps of the input frames this long before the
+decision: enough to find the interruption's first frame."""
 CALL_TASK = -1
 """Key in `_tasks` (otherwise keyed by generation) of work that belongs to no turn."""
 
@@ -98,7 +101,15 @@ class CallSession:
 
     async def feed_frame(self, frame: av.AudioFrame) -> None:
         """One frame from the transport, any rate or layout."""
-        await self.feed(self.input.resample(frame))
+        await self.feed_frames([frame])
+
+    async def feed_frames(self, frames: list[av.AudioFrame]) -> None:
+        """Frames from the transport that arrived together: analysed in one VAD run."""
+        if self._closed or not frames:
+            return
+        samples = [self.input.resample(frame) for frame in frames]
+        stamps = [(frame.pts, len(piece)) for frame, piece in zip(frames, samples, strict=True)]
+        await self.input.feed(np.concatenate(samples), stamps)
 
     async def feed(self, samples: np.ndarray) -> None:
         """16 kHz mono float32 input audio, in stream order."""
@@ -319,7 +330,9 @@ class CallSession:
             self._barge_in = None
 
     def _report_barge_in(self, timing: BargeInTiming) -> None:
-        self._emit("barge_in", **timing.report(self._last_loud_frame))
+        # The input frames' VAD stamps let a caller split its own figure (bench/bargein.py).
+        received = self.input.reached_vad_since(timing.decided - BARGE_IN_STAMPS_S)
+        self._emit("barge_in", **timing.report(self._last_loud_frame), received=received)
 
     def _on_reply_started(self, generation: int) -> None:
         timing = self._timing.get(generation)

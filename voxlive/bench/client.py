@@ -26,6 +26,20 @@ from voxlive.server.ice import apply_host_policy, rtc_configuration
 from voxlive.transports.webrtc import FramePacer, audio_frame
 
 
+LOUD_RMS = 0.01
+"""A 20 ms frame louder than this (RMS, full scale 1) carries sound: speech, not silence."""
+
+
+def first_loud_sample(samples: np.ndarray, block: int = CALL_RATE // 100) -> int:
+    """Where the first 10 ms block louder than LOUD_RMS starts (0 if none is)."""
+    count = len(samples) // block
+    if count == 0:
+        return 0
+    rms = np.sqrt(np.mean(np.square(samples[: count * block].reshape(count, block)), axis=1))
+    loud = np.nonzero(rms > LOUD_RMS)[0]
+    return int(loud[0]) * block if len(loud) else 0
+
+
 class SpeakerTrack(MediaStreamTrack):
     """A microphone that says what it is given (48 kHz float32 mono), then silence.
 
@@ -46,9 +60,14 @@ class SpeakerTrack(MediaStreamTrack):
         self._said = 0  # samples of said audio queued so far
         self._marks: list[int] = []
         self.said_at: list[float] = []  # when each say() began to go out
+        self._sound_marks: list[int] = []
+        # When the first loud frame of each say() went out, and its RTP time (pts).
+        self.sound_at: list[float] = []
+        self.sound_pts: list[int] = []
 
     def say(self, samples: np.ndarray) -> None:
         self._marks.append(self._said)
+        self._sound_marks.append(self._said + first_loud_sample(samples))
         self._said += len(samples)
         self._pending = np.concatenate([self._pending, samples.astype(np.float32)])
 
@@ -72,6 +91,10 @@ class SpeakerTrack(MediaStreamTrack):
         while self._marks and self._marks[0] < self._sent + len(chunk):
             self._marks.pop(0)
             self.said_at.append(time.monotonic())
+        while self._sound_marks and self._sound_marks[0] < self._sent + len(chunk):
+            self._sound_marks.pop(0)
+            self.sound_at.append(time.monotonic())
+            self.sound_pts.append(pts)
         self._sent += len(chunk)
         echo, self._echo = self._echo[:FRAME_SAMPLES], self._echo[FRAME_SAMPLES:]
         samples[: len(echo)] += echo
@@ -144,7 +167,7 @@ class CallClient:
                 pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
                 self.mic.hear_echo(pcm.mean(axis=1).astype(np.float32) / 32768.0)
 
-    def loud_frames_at(self, threshold: float = 0.01) -> list[float]:
+    def loud_frames_at(self, threshold: float = LOUD_RMS) -> list[float]:
         """Arrival times of the received frames that carry sound (RMS above `threshold`)."""
         return [t for c, t in zip(self._received, self._received_at, strict=True)
                 if len(c) and float(np.sqrt(np.mean(c * c))) > threshold]
