@@ -13,6 +13,7 @@ from voxlive.bench.bargein_breakdown import (
     BargeInTimeline,
     frame_reached,
     last_loud_end,
+    playing_at,
 )
 from voxlive.bench.bargein_browser import browser_breakdown
 from voxlive.bench.client import first_loud_sample
@@ -56,6 +57,14 @@ def test_the_first_loud_frame_is_found_by_rtp_time_or_by_level() -> None:
     assert frame_reached(received[:3], SENT) is None
 
 
+def test_a_trial_counts_only_when_the_reply_was_playing_as_the_caller_spoke() -> None:
+    assert playing_at([9.5, 9.93, 10.2], SENT)
+    assert not playing_at([9.5, 10.2], SENT)  # a pause between sentences: nothing to cut
+    event = {"decided_at": DECIDED, "audible_until_at": DECIDED, "received": [[0, REACHED, 0.1]]}
+    report = browser_breakdown(event, {"sent": [SENT * 1000], "heard": [10_100.0]})
+    assert report["breakdown_missing"] == "the reply was not playing"
+
+
 def test_the_caller_marks_its_first_loud_sample() -> None:
     clip = np.zeros(4800, np.float32)
     clip[1000:] = 0.2
@@ -67,10 +76,10 @@ def test_a_browser_callers_stamps_join_the_daemons_on_one_clock() -> None:
     to_wall = time.time() - time.monotonic()
     mono = SENT - to_wall  # the daemon stamps the monotonic clock
     event = {"type": "barge_in", "decided_at": DECIDED - to_wall,
-             "silent_at": LAST_LOUD_SENT + 0.02 - to_wall,
+             "audible_until_at": LAST_LOUD_SENT + 0.02 - to_wall,
              "received": [[0, REACHED - to_wall - 0.02, 0.0], [960, REACHED - to_wall, 0.04]]}
     probe = {"sent": [SENT * 1000, (SENT + 0.01) * 1000],
-             "heard": [(SENT - 0.5) * 1000, (LAST_LOUD_HEARD + 0.0173) * 1000],
+             "heard": [(SENT - 0.05) * 1000, (LAST_LOUD_HEARD + 0.0173) * 1000],
              "jitter": [4.0, 100]}
     report = browser_breakdown(event, probe)
     assert mono < SENT

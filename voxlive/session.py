@@ -27,7 +27,7 @@ from voxlive.backends.loader import Models
 from voxlive.backends.tts_stream import speak_into
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.call_emotion import CallEmotion
-from voxlive.latency import BargeInTiming, TurnTiming, now
+from voxlive.latency import FRAME_S, BargeInTiming, TurnTiming, audible, now
 from voxlive.turn.chunker import SentenceChunker, speakable
 from voxlive.turn.conversation import Conversation
 from voxlive.turn.core import (
@@ -50,6 +50,7 @@ from voxlive.turn.core import (
     TurnCore,
     VadWindow,
 )
+from voxlive.turn.echo_words import sounds_like_reply
 from voxlive.turn.look import LOOK_TOOL, LOOK_TOOL_NAME, look_tool_result
 from voxlive.vision.call_looks import CallLooks
 from voxlive.vision.camera import CallCamera
@@ -96,6 +97,7 @@ class CallSession:
         self.camera = CallCamera(models.vision, config.look)
         self.looks = CallLooks(self.camera, config.look, self._emit)
         self._last_loud_frame = 0.0
+        self._last_audible_frame = 0.0
 
     # --- input ------------------------------------------------------------------------
 
@@ -239,7 +241,9 @@ class CallSession:
         if text.strip() and action.generation == self.core.generation:
             self.emotion.keep(action.generation, emotion)
             self._emit("user_transcript", turn=action.generation, text=text.strip())
-        self._handle(Transcribed(action.generation, text, transcript.confidence))
+        paused = self.core.speaking if self.core.paused else None
+        echo = paused is not None and sounds_like_reply(text, self.output.reply_text(paused))
+        self._handle(Transcribed(action.generation, text, transcript.confidence, echo))
 
     async def _reply(self, generation: int, user_text: str) -> None:
         timing = self._timing[generation]
@@ -323,6 +327,8 @@ class CallSession:
             self.echo.played(sent, frame)
         if frame.any():
             self._last_loud_frame = sent
+            if audible(frame):
+                self._last_audible_frame = sent
             if self._barge_in is not None:
                 self._barge_in.frames_after_decision += 1
         elif self._barge_in is not None:
@@ -332,7 +338,9 @@ class CallSession:
     def _report_barge_in(self, timing: BargeInTiming) -> None:
         # The input frames' VAD stamps let a caller split its own figure (bench/bargein.py).
         received = self.input.reached_vad_since(timing.decided - BARGE_IN_STAMPS_S)
-        self._emit("barge_in", **timing.report(self._last_loud_frame), received=received)
+        self._emit("barge_in", **timing.report(self._last_loud_frame),
+                   audible_until_at=round(self._last_audible_frame + FRAME_S, 4),
+                   received=received)
 
     def _on_reply_started(self, generation: int) -> None:
         timing = self._timing.get(generation)

@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 
 from voxlive.audio.resample import CALL_RATE
-from voxlive.bench.bargein_breakdown import PARTS, BargeInTimeline, frame_reached, last_loud_end
+from voxlive.bench.bargein_breakdown import (
+    PARTS,
+    BargeInTimeline,
+    frame_reached,
+    last_loud_end,
+    playing_at,
+)
 from voxlive.bench.latency import percentiles, question_audio
 
 STORY = "Tell me a long story about a dragon who lives in a castle."
@@ -117,12 +123,16 @@ def caller_breakdown(client: Any, event: dict[str, Any]) -> dict[str, Any]:
     """The caller-side figure and its parts (bargein_breakdown.py) for the latest say()."""
     sent, pts = client.mic.sound_at[-1], client.mic.sound_pts[-1]
     reached = frame_reached(event.get("received", []), sent, pts)
-    heard = last_loud_end(client.loud_frames_at(), sent)
-    if reached is None or heard is None:
-        missing = "the first loud frame's VAD stamp" if reached is None else "a loud frame"
+    loud = client.loud_frames_at()
+    heard = last_loud_end(loud, sent)
+    missing = ("the first sound's VAD stamp" if reached is None
+               else "the reply was not playing" if not playing_at(loud, sent)
+               else "a loud frame" if heard is None else None)
+    if missing is not None:
         return {"caller_onset_to_silence_ms": float("nan"), "breakdown_missing": missing}
+    assert reached is not None and heard is not None
     timeline = BargeInTimeline(sent=sent, reached_vad=reached, decided=event["decided_at"],
-                               silent_sent=event["silent_at"], silent_heard=heard)
+                               silent_sent=event["audible_until_at"], silent_heard=heard)
     return timeline.parts()
 
 
@@ -143,6 +153,9 @@ async def false_interruption_trial(url: str, models: Any, kind: str, echo: tuple
             "false_stop": "interrupted" in kinds,
             "paused": kinds.count("speech_started"),
             "resumed": kinds.count("resumed"),
+            # what the daemon heard as the user's words (why a stop happened)
+            "transcripts": [e["text"] for e in client.events[mark:]
+                            if e["type"] == "user_transcript"],
         }
     finally:
         await client.close()

@@ -58,7 +58,7 @@ class BargeInTimeline:
 
 
 def frame_reached(received: list[list[float]], sent: float, pts: int | None = None,
-                  loud_rms: float = 0.005) -> float | None:
+                  loud_rms: float = 0.0005) -> float | None:
     """When the daemon's VAD got the interruption's first loud frame, from the `received`
     stamps ([RTP time, seconds, RMS] of a `barge_in` event): the frame with RTP time `pts`
     when the caller knows it (aiortc numbers both sides' frames alike from 0), else the
@@ -78,3 +78,10 @@ def last_loud_end(loud_frames_at: list[float], after: float, within_s: float = 1
     (the frames' stamps are their arrival, each carries 20 ms)."""
     loud = [t for t in loud_frames_at if after <= t <= after + within_s]
     return max(loud) + FRAME_S if loud else None
+
+
+def playing_at(loud_frames_at: list[float], at: float, within_s: float = 0.1) -> bool:
+    """Was the reply audible at the caller when it started talking (a loud frame in the
+    `within_s` before)? Otherwise the interruption fell in a pause of the reply (between
+    sentences, or the TTS behind): nothing was cut, and the trial measures nothing."""
+    return any(at - within_s <= t <= at for t in loud_frames_at)

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from voxlive.audio.resample import CALL_RATE
-from voxlive.bench.bargein_breakdown import BargeInTimeline, frame_reached
+from voxlive.bench.bargein_breakdown import BargeInTimeline, frame_reached, playing_at
+from voxlive.latency import AUDIBLE_RMS
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -38,7 +39,8 @@ CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection",
     "--autoplay-policy=no-user-gesture-required",
 ]
-LOUD_RMS = 0.01
+LOUD_RMS = AUDIBLE_RMS  # a block of the reply's voice, as the daemon counts its frames
+ONSET_RMS = 0.001  # the first sound of what the caller says (as client.ONSET_RMS)
 BLOCK_S = 128 / CALL_RATE  # one Web Audio render quantum
 
 # Runs before the page's own script: a microphone the bench speaks into, and the meters.
@@ -52,23 +54,27 @@ PROBE_JS = """
   const probe = { sent: [], heard: [] };
   window.__bargein = probe;
   const meterCode = `class Meter extends AudioWorkletProcessor {
+    constructor(options) {
+      super();
+      this.threshold = options.processorOptions.threshold;
+    }
     process(inputs) {
       const ch = inputs[0] && inputs[0][0];
       if (ch) {
         let s = 0;
         for (let i = 0; i < ch.length; i += 1) s += ch[i] * ch[i];
-        if (Math.sqrt(s / ch.length) > LOUD) this.port.postMessage(0);
+        if (Math.sqrt(s / ch.length) > this.threshold) this.port.postMessage(0);
       }
       return true;
     }
   }
-  registerProcessor('meter', Meter);`.replace('LOUD', String(LOUD_RMS));
+  registerProcessor('meter', Meter);`;
   const ready = ctx.audioWorklet.addModule(
     URL.createObjectURL(new Blob([meterCode], { type: 'application/javascript' })));
   const wall = () => performance.timeOrigin + performance.now();
-  async function meter(node, into) {
+  async function meter(node, into, threshold) {
     await ready;
-    const m = new AudioWorkletNode(ctx, 'meter');
+    const m = new AudioWorkletNode(ctx, 'meter', { processorOptions: { threshold } });
     m.port.onmessage = () => into.push(wall());
     node.connect(m);
     m.connect(mute);
@@ -82,12 +88,13 @@ PROBE_JS = """
     const source = ctx.createBufferSource();
     source.buffer = buffer;
     source.connect(mic);
-    await meter(source, probe.sent);
+    await meter(source, probe.sent, ONSET_RMS);
     probe.sent.length = 0;
     source.start();
   };
   probe.listen = async () => {
-    await meter(ctx.createMediaStreamSource(window.voxlive.remoteStream), probe.heard);
+    await meter(ctx.createMediaStreamSource(window.voxlive.remoteStream), probe.heard,
+                LOUD_RMS);
   };
   probe.jitter = async () => {
     const stats = await window.voxlive.pc.getStats();
@@ -108,7 +115,7 @@ PROBE_JS = """
     throw new DOMException('the bench has no camera', 'NotFoundError');
   };
 })();
-""".replace("LOUD_RMS", str(LOUD_RMS))
+""".replace("ONSET_RMS", str(ONSET_RMS)).replace("LOUD_RMS", str(LOUD_RMS))
 
 
 def have_chromium() -> str | None:
@@ -185,14 +192,17 @@ def browser_breakdown(event: dict[str, Any], probe: dict[str, Any]) -> dict[str,
     sent = probe["sent"][0] / 1000
     received = [[pts, at + to_wall, rms] for pts, at, rms in event.get("received", [])]
     reached = frame_reached(received, sent)
-    heard = [t / 1000 for t in probe["heard"] if sent <= t / 1000 <= sent + 1.0]
-    if reached is None or not heard:
-        missing = "the first loud frame's VAD stamp" if reached is None else "a loud block"
+    loud = [t / 1000 for t in probe["heard"]]
+    heard = [t for t in loud if sent <= t <= sent + 1.0]
+    missing = ("the first sound's VAD stamp" if reached is None
+               else "the reply was not playing" if not playing_at(loud, sent)
+               else "a loud block" if not heard else None)
+    if missing is not None:
         return {**report, "caller_onset_to_silence_ms": float("nan"),
                 "breakdown_missing": missing}
     timeline = BargeInTimeline(sent=sent, reached_vad=reached,
                                decided=event["decided_at"] + to_wall,
-                               silent_sent=event["silent_at"] + to_wall,
+                               silent_sent=event["audible_until_at"] + to_wall,
                                silent_heard=max(heard) + BLOCK_S)
     return {**report, **timeline.parts()}
 

@@ -22,21 +22,28 @@ from aiortc.mediastreams import MediaStreamError
 
 from voxlive.audio.output import FRAME_SAMPLES
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler, to_int16
+from voxlive.latency import AUDIBLE_RMS
 from voxlive.server.ice import apply_host_policy, rtc_configuration
+from voxlive.transports.rtp_receive import pass_through_audio
 from voxlive.transports.webrtc import FramePacer, audio_frame
 
+RECEIVE_BUFFERS = ("pass-through", "aiortc")
+LOUD_RMS = AUDIBLE_RMS
+"""A received 20 ms frame louder than this carries the reply's voice (as the daemon counts
+its audible frames)."""
+ONSET_RMS = 0.001
+"""The first sound of what the caller says: a 10 ms block above -60 dBFS (the VAD may
+hear a soft onset, an /s/, well before the speech is loud)."""
 
-LOUD_RMS = 0.01
-"""A 20 ms frame louder than this (RMS, full scale 1) carries sound: speech, not silence."""
 
-
-def first_loud_sample(samples: np.ndarray, block: int = CALL_RATE // 100) -> int:
-    """Where the first 10 ms block louder than LOUD_RMS starts (0 if none is)."""
+def first_loud_sample(samples: np.ndarray, threshold: float = ONSET_RMS,
+                      block: int = CALL_RATE // 100) -> int:
+    """Where the first 10 ms block louder than `threshold` starts (0 if none is)."""
     count = len(samples) // block
     if count == 0:
         return 0
     rms = np.sqrt(np.mean(np.square(samples[: count * block].reshape(count, block)), axis=1))
-    loud = np.nonzero(rms > LOUD_RMS)[0]
+    loud = np.nonzero(rms > threshold)[0]
     return int(loud[0]) * block if len(loud) else 0
 
 
@@ -116,7 +123,15 @@ class ImageTrack(VideoStreamTrack):
 
 
 class CallClient:
-    def __init__(self, base_url: str, camera: np.ndarray | None = None):
+    """`receive_buffer`: "pass-through" hears the reply as it arrives (as the daemon hears
+    the caller, rtp_receive.py); "aiortc" keeps aiortc's own audio jitter buffer (80 ms)."""
+
+    def __init__(self, base_url: str, camera: np.ndarray | None = None,
+                 receive_buffer: str = "pass-through"):
+        if receive_buffer not in RECEIVE_BUFFERS:
+            raise ValueError(f"receive_buffer must be one of {RECEIVE_BUFFERS}, "
+                             f"not {receive_buffer!r}")
+        self.receive_buffer = receive_buffer
         self.base_url = base_url.rstrip("/")
         # A caller of a loopback daemon offers loopback candidates only, like the daemon.
         apply_host_policy(urlsplit(self.base_url).hostname or "127.0.0.1")
@@ -144,6 +159,8 @@ class CallClient:
             if response.status != 200:
                 raise RuntimeError(f"offer refused ({response.status}): {body.get('error')}")
         await self.pc.setRemoteDescription(RTCSessionDescription(**body))
+        if self.receive_buffer == "pass-through":
+            pass_through_audio(self.pc)
         await self.wait_for(lambda e: e["type"] == "ready", timeout=10)
 
     def _on_message(self, message: str) -> None:
