@@ -48,6 +48,12 @@ PROBE_JS = """
 (() => {
   const ctx = new AudioContext({ sampleRate: 48000 });
   const mic = ctx.createMediaStreamDestination();
+  // Silence between what the bench says must still flow (the daemon counts the silence
+  // that ends a turn): a source that always plays, at zero.
+  const floor = ctx.createConstantSource();
+  floor.offset.value = 0;
+  floor.connect(mic);
+  floor.start();
   const mute = ctx.createGain();
   mute.gain.value = 0;
   mute.connect(ctx.destination);
@@ -148,7 +154,8 @@ async def _wait_event(page: Any, predicate: Any, timeout: float, start: int = 0
             if predicate(event):
                 return i, event
         await asyncio.sleep(0.05)
-    raise TimeoutError(f"no matching event within {timeout} s")
+    kinds = [e.get("type") for e in (await _events(page))[start:]]
+    raise TimeoutError(f"no matching event within {timeout} s; got {kinds}")
 
 
 async def browser_trial(browser: Any, url: str, story: np.ndarray, interruption: np.ndarray,
@@ -158,6 +165,8 @@ async def browser_trial(browser: Any, url: str, story: np.ndarray, interruption:
     try:
         await context.add_init_script(PROBE_JS)
         page = await context.new_page()
+        page.on("console", lambda m: m.type == "error" and print(
+            f"chromium console: {m.text}", file=sys.stderr))
         await page.goto(url + "/", wait_until="load", timeout=15_000)
         await page.click("#call", timeout=5_000)
         await page.wait_for_selector("body[data-call-state=connected]", state="attached",
