@@ -135,9 +135,10 @@ async def test_the_caller_side_stop_is_measured_and_its_parts_reported(
                    for r in call.pc.getReceivers() if r.track and r.track.kind == "audio"]
         assert buffers and all(isinstance(b, PassThroughAudioBuffer) for b in buffers)
 
+        interruption = espeak(INTERRUPTION, 48_000)  # made first: espeak-ng blocks the loop
         mark = await ask_and_wait_for_speech(client)
         await asyncio.sleep(1.0)
-        client.mic.say(espeak(INTERRUPTION, 48_000))
+        client.mic.say(interruption)
         barge_in = await client.wait_for(lambda e: e["type"] == "barge_in", 30, mark)
         await client.wait_for(lambda e: e["type"] == "interrupted", 30, mark)
         report = caller_breakdown(client, barge_in)
@@ -149,7 +150,7 @@ async def test_the_caller_side_stop_is_measured_and_its_parts_reported(
         # Quiet from the last loud frame the caller heard until the interruption is over.
         sent = client.mic.sound_at[-1]
         silent_heard = sent + total / 1000
-        said_for = len(espeak(INTERRUPTION, 48_000)) / 48_000
+        said_for = len(interruption) / 48_000
         assert not [t for t in client.loud_frames_at() if silent_heard < t < sent + said_for]
     finally:
         await client.close()

@@ -108,9 +108,12 @@ async def story_playing(client: Any, models: Any) -> int:
 async def latency_trial(url: str, models: Any, seed: int) -> dict[str, Any]:
     client = await start_call(url)
     try:
+        # Made before the call talks: espeak-ng runs as a blocking subprocess, which would
+        # stall this loop (the caller's and the daemon's) just as the interruption starts.
+        interruption = question_audio(models, INTERRUPTIONS[seed % len(INTERRUPTIONS)])
         mark = await story_playing(client, models)
         await asyncio.sleep(random.Random(seed).uniform(0.8, 1.6))
-        client.mic.say(question_audio(models, INTERRUPTIONS[seed % len(INTERRUPTIONS)]))
+        client.mic.say(interruption)
         event = await client.wait_for(lambda e: e["type"] == "barge_in", 15, mark)
         await asyncio.sleep(0.5)
         return {**{k: v for k, v in event.items() if k != "received"},
