@@ -8,6 +8,7 @@ was heard, the next answer comes, and the history holds only the heard words.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,7 +17,7 @@ from tests.conftest import requires_espeak
 from tests.words import words
 from voxlive.backends.loader import Models
 from voxlive.bench.bargein import caller_breakdown
-from voxlive.bench.bargein_breakdown import PARTS
+from voxlive.bench.bargein_breakdown import PARTS, playing_at
 from voxlive.bench.client import CallClient
 from voxlive.bench.speech import espeak
 from voxlive.config import VoxliveConfig
@@ -138,6 +139,8 @@ async def test_the_caller_side_stop_is_measured_and_its_parts_reported(
         interruption = espeak(INTERRUPTION, 48_000)  # made first: espeak-ng blocks the loop
         mark = await ask_and_wait_for_speech(client)
         await asyncio.sleep(1.0)
+        while not playing_at(client.loud_frames_at(), time.monotonic(), within_s=0.04):
+            await asyncio.sleep(0.005)  # talk over the reply's voice, not a pause in it
         client.mic.say(interruption)
         barge_in = await client.wait_for(lambda e: e["type"] == "barge_in", 30, mark)
         await client.wait_for(lambda e: e["type"] == "interrupted", 30, mark)

@@ -202,7 +202,7 @@ def browser_breakdown(event: dict[str, Any], probe: dict[str, Any]) -> dict[str,
     received = [[pts, at + to_wall, rms] for pts, at, rms in event.get("received", [])]
     reached = frame_reached(received, sent)
     loud = [t / 1000 for t in probe["heard"]]
-    heard = [t for t in loud if sent <= t <= sent + 1.0]
+    heard = [t for t in loud if sent <= t <= sent + 2.0]
     missing = ("the first sound's VAD stamp" if reached is None
                else "the reply was not playing" if not playing_at(loud, sent)
                else "a loud block" if not heard else None)
