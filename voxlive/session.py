@@ -120,6 +120,8 @@ class CallSession:
         await self.input.feed(samples)
 
     def _on_vad_window(self, t: float, probability: float, echo: bool) -> None:
+        if self._closed:  # a batch the VAD finished after hang-up: no new turn may start
+            return
         self._handle(VadWindow(t, probability, WINDOW_S, echo))
 
     def handle_client_message(self, message: str) -> None:
