@@ -8,6 +8,7 @@ was heard, the next answer comes, and the history holds only the heard words.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,10 +16,13 @@ import pytest
 from tests.conftest import SMALL_PROFILE, requires_espeak
 from tests.words import words
 from voxlive.backends.loader import Models
+from voxlive.bench.bargein import caller_breakdown
+from voxlive.bench.bargein_breakdown import PARTS, playing_at
 from voxlive.bench.client import CallClient
 from voxlive.bench.speech import espeak
 from voxlive.config import VoxliveConfig
 from voxlive.server.app import Daemon, running
+from voxlive.transports.rtp_receive import PassThroughAudioBuffer
 from voxlive.turn.bookkeeping import CUT_MARK
 
 pytestmark = requires_espeak
@@ -113,5 +117,42 @@ async def test_the_reply_echoed_into_the_microphone_does_not_interrupt_it(
         kinds = [e["type"] for e in client.events[mark:]]
         assert "interrupted" not in kinds, kinds
         assert "speech_started" not in kinds, kinds  # the echo never counted as the user
+    finally:
+        await client.close()
+
+
+async def test_the_caller_side_stop_is_measured_and_its_parts_reported(
+        daemon_url: tuple[Daemon, str]) -> None:
+    """What `voxlive bench bargein` measures, on one call: the daemon hears the caller
+    without a jitter wait, the reply goes quiet, `interrupted` arrives, and the caller-side
+    figure splits into its stamped parts (their sizes are the benchmark's business)."""
+    daemon, url = daemon_url
+    client = CallClient(url)
+    await client.connect()
+    try:
+        [call] = daemon.calls.values()
+        buffers = [getattr(r, "_RTCRtpReceiver__jitter_buffer", None)
+                   for r in call.pc.getReceivers() if r.track and r.track.kind == "audio"]
+        assert buffers and all(isinstance(b, PassThroughAudioBuffer) for b in buffers)
+
+        interruption = espeak(INTERRUPTION, 48_000)  # made first: espeak-ng blocks the loop
+        mark = await ask_and_wait_for_speech(client)
+        await asyncio.sleep(1.0)
+        while not playing_at(client.loud_frames_at(), time.monotonic(), within_s=0.04):
+            await asyncio.sleep(0.005)  # talk over the reply's voice, not a pause in it
+        client.mic.say(interruption)
+        barge_in = await client.wait_for(lambda e: e["type"] == "barge_in", 30, mark)
+        await client.wait_for(lambda e: e["type"] == "interrupted", 30, mark)
+        report = caller_breakdown(client, barge_in)
+        print(f"\ncaller-side barge-in: {report}")
+        assert "breakdown_missing" not in report, report
+        total = report["caller_onset_to_silence_ms"]
+        assert sum(report[p] for p in PARTS) == pytest.approx(total, abs=0.5)
+        assert report["network_receive_ms"] >= 0 and report["delivery_ms"] >= 0
+        # Quiet from the last loud frame the caller heard until the interruption is over.
+        sent = client.mic.sound_at[-1]
+        silent_heard = sent + total / 1000
+        said_for = len(interruption) / 48_000
+        assert not [t for t in client.loud_frames_at() if silent_heard < t < sent + said_for]
     finally:
         await client.close()

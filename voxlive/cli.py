@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="barge-in latency and false interruptions (echo, noises, backchannels)")
     bargein.add_argument("--trials", type=int, default=6, help="barge-in trials (default 6)")
     bargein.add_argument("--json", action="store_true", help="print JSON only")
+    bargein.add_argument("--chromium", type=int, default=0, metavar="TRIALS",
+                         help="also this many barge-in trials from headless Chromium")
     vision = bench_kinds.add_parser(
         "vision", parents=[common],
         help="latency a looking turn adds, and the CPU a camera track costs per call")
@@ -193,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench" and args.bench == "bargein":
             from voxlive.bench.bargein import run_bargein_bench
 
-            return run_bargein_bench(config, args.profile, args.trials, args.json)
+            return run_bargein_bench(config, args.profile, args.trials, args.json,
+                                     args.chromium)
         if args.command == "bench":
             from voxlive.bench.latency import run_latency_bench
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 STAGES = (
     "endpointing_ms",
     "stt_ms",
@@ -27,6 +29,18 @@ def now() -> float:
     return time.monotonic()
 
 
+FRAME_S = 0.02
+AUDIBLE_RMS = 0.01
+"""A reply frame louder than this (RMS, full scale 1) is audible: a caller's measure of
+barge-in ends at the last such frame (bench/bargein_breakdown.py uses the same level)."""
+
+
+def audible(frame: np.ndarray) -> bool:
+    """Is this int16 frame louder than AUDIBLE_RMS?"""
+    samples = frame.astype(np.float32) / 32768.0
+    return float(np.sqrt(np.mean(samples * samples))) > AUDIBLE_RMS
+
+
 @dataclass
 class BargeInTiming:
     """Barge-in latency: from the arrival of the user's first voiced audio to the end of
@@ -38,12 +52,17 @@ class BargeInTiming:
     frames_after_decision: int = 0
 
     def report(self, last_loud_frame_sent: float) -> dict[str, float]:
-        silent_from = max(last_loud_frame_sent + 0.02, self.decided)
+        silent_from = max(last_loud_frame_sent + FRAME_S, self.decided)
         return {
             "turn": self.turn,
             "onset_to_silence_ms": round((silent_from - self.onset) * 1000, 1),
             "onset_to_decision_ms": round((self.decided - self.onset) * 1000, 1),
             "frames_after_decision": self.frames_after_decision,
+            # The same moments on the monotonic clock (seconds), so that a caller on this
+            # machine can put its own stamps beside them.
+            "onset_at": round(self.onset, 4),
+            "decided_at": round(self.decided, 4),
+            "silent_at": round(silent_from, 4),
         }
 
 

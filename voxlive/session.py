@@ -27,7 +27,7 @@ from voxlive.backends.loader import Models
 from voxlive.backends.tts_stream import speak_into
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.call_emotion import CallEmotion
-from voxlive.latency import BargeInTiming, TurnTiming, now
+from voxlive.latency import FRAME_S, BargeInTiming, TurnTiming, audible, now
 from voxlive.turn.call_judge import CallTurnJudge
 from voxlive.turn.chunker import speakable
 from voxlive.turn.conversation import Conversation
@@ -52,6 +52,7 @@ from voxlive.turn.core import (
     TurnCore,
     VadWindow,
 )
+from voxlive.turn.echo_words import sounds_like_reply
 from voxlive.turn.look import LOOK_TOOL, LOOK_TOOL_NAME, look_tool_result
 from voxlive.turn.prompts import system_prompt_for
 from voxlive.turn.spoken import ReplyBudget, SpokenReply, speak_stream
@@ -61,6 +62,9 @@ from voxlive.vision.camera import CallCamera
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
+BARGE_IN_STAMPS_S = 1.0
+"""The `barge_in` event carries the VAD stamps of the input frames this long before the
+decision: enough to find the interruption's first frame."""
 CALL_TASK = -1
 """Key in `_tasks` (otherwise keyed by generation) of work that belongs to no turn."""
 
@@ -102,12 +106,21 @@ class CallSession:
         self.camera = CallCamera(models.vision, config.look)
         self.looks = CallLooks(self.camera, config.look, self._emit)
         self._last_loud_frame = 0.0
+        self._last_audible_frame = 0.0
 
     # --- input ------------------------------------------------------------------------
 
     async def feed_frame(self, frame: av.AudioFrame) -> None:
         """One frame from the transport, any rate or layout."""
-        await self.feed(self.input.resample(frame))
+        await self.feed_frames([frame])
+
+    async def feed_frames(self, frames: list[av.AudioFrame]) -> None:
+        """Frames from the transport that arrived together: analysed in one VAD run."""
+        if self._closed or not frames:
+            return
+        samples = [self.input.resample(frame) for frame in frames]
+        stamps = [(frame.pts, len(piece)) for frame, piece in zip(frames, samples, strict=True)]
+        await self.input.feed(np.concatenate(samples), stamps)
 
     async def feed(self, samples: np.ndarray) -> None:
         """16 kHz mono float32 input audio, in stream order."""
@@ -116,6 +129,8 @@ class CallSession:
         await self.input.feed(samples)
 
     def _on_vad_window(self, t: float, probability: float, echo: bool) -> None:
+        if self._closed:  # a batch the VAD finished after hang-up: no new turn may start
+            return
         self._handle(VadWindow(t, probability, WINDOW_S, echo))
 
     def handle_client_message(self, message: str) -> None:
@@ -241,7 +256,9 @@ class CallSession:
         if text.strip() and action.generation == self.core.generation:
             self.emotion.keep(action.generation, emotion)
             self._emit("user_transcript", turn=action.generation, text=text.strip())
-        self._handle(Transcribed(action.generation, text, transcript.confidence))
+        paused = self.core.speaking if self.core.paused else None
+        echo = paused is not None and sounds_like_reply(text, self.output.reply_text(paused))
+        self._handle(Transcribed(action.generation, text, transcript.confidence, echo))
 
     async def _reply(self, generation: int, user_text: str) -> None:
         timing = self._timing[generation]
@@ -322,6 +339,8 @@ class CallSession:
             self.echo.played(sent, frame)
         if frame.any():
             self._last_loud_frame = sent
+            if audible(frame):
+                self._last_audible_frame = sent
             if self._barge_in is not None:
                 self._barge_in.frames_after_decision += 1
         elif self._barge_in is not None:
@@ -329,7 +348,11 @@ class CallSession:
             self._barge_in = None
 
     def _report_barge_in(self, timing: BargeInTiming) -> None:
-        self._emit("barge_in", **timing.report(self._last_loud_frame))
+        # The input frames' VAD stamps let a caller split its own figure (bench/bargein.py).
+        received = self.input.reached_vad_since(timing.decided - BARGE_IN_STAMPS_S)
+        self._emit("barge_in", **timing.report(self._last_loud_frame),
+                   audible_until_at=round(self._last_audible_frame + FRAME_S, 4),
+                   received=received)
 
     def _on_reply_started(self, generation: int) -> None:
         timing = self._timing.get(generation)

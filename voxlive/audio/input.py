@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import av
@@ -25,6 +25,8 @@ from voxlive.audio.resample import MODEL_RATE, Resampler
 from voxlive.audio.vad import WINDOW_S
 from voxlive.latency import now
 
+REACHED_KEPT = 100
+"""Input frames whose VAD stamps are kept: 2 s of 20 ms frames."""
 OnWindow = Callable[[float, float, bool], None]
 """(t, speech probability, echo) of one VAD window; t is the window's end in stream time."""
 
@@ -41,25 +43,31 @@ class AudioInput:
         self._windows = 0
         self._window_wall: deque[tuple[float, float]] = deque(maxlen=256)  # (t, arrival)
         self._clock = ArrivalClock(MODEL_RATE)
+        # (RTP time of an input frame, when the VAD got it): the barge-in breakdown's stamps
+        self.reached_vad: deque[tuple[int, float, float]] = deque(maxlen=REACHED_KEPT)
 
     def resample(self, frame: av.AudioFrame) -> np.ndarray:
         """One transport frame, any rate or layout, as 16 kHz mono float32."""
         return self._resampler.process_frame(frame)
 
-    async def feed(self, samples: np.ndarray) -> None:
-        """16 kHz mono float32 input audio, in stream order."""
+    async def feed(self, samples: np.ndarray, frames: Sequence[tuple[int | None, int]] = ()
+                   ) -> None:
+        """16 kHz mono float32 input audio, in stream order; `frames`: the (RTP time, sample
+        count) of the transport frames it holds, stamped when the VAD gets them."""
         arrived = self._clock.arrival(self.audio.total, len(samples))
         self.audio.append(samples)
         loop = asyncio.get_running_loop()
-        decisions = await loop.run_in_executor(None, self._analyse, samples, arrived)
+        decisions = await loop.run_in_executor(None, self._analyse, samples, arrived, frames)
         for probability, echo in decisions:
             self._windows += 1
             t = self._windows * WINDOW_S
             self._window_wall.append((t, arrived))
             self._on_window(t, probability, echo)
 
-    def _analyse(self, samples: np.ndarray, arrived: float) -> list[tuple[float, bool]]:
+    def _analyse(self, samples: np.ndarray, arrived: float,
+                 frames: Sequence[tuple[int | None, int]] = ()) -> list[tuple[float, bool]]:
         """VAD, and the echo check where the VAD hears a voice. Runs in a worker thread."""
+        self._stamp(samples, frames)
         probabilities = self._vad.process(samples)
         if self.echo is None:
             return [(p, False) for p in probabilities]
@@ -67,6 +75,21 @@ class AudioInput:
         voiced = any(p >= self._vad_threshold for p in probabilities)
         echo = voiced and self.echo.is_echo(arrived)
         return [(p, echo) for p in probabilities]
+
+    def _stamp(self, samples: np.ndarray, frames: Sequence[tuple[int | None, int]]) -> None:
+        """Note when the VAD got each frame, with its RTP time and loudness."""
+        reached, start = now(), 0
+        for pts, count in frames:
+            piece = samples[start : start + count]
+            start += count
+            rms = float(np.sqrt(np.mean(piece * piece))) if count else 0.0
+            self.reached_vad.append((pts if pts is not None else -1, reached, rms))
+
+    def reached_vad_since(self, since: float) -> list[list[float]]:
+        """[RTP time, when the VAD got it (monotonic s), RMS] of the input frames since
+        `since`: a caller finds its interruption's first frame among them."""
+        return [[pts, round(at, 4), round(rms, 4)] for pts, at, rms in list(self.reached_vad)
+                if at >= since]
 
     def arrival(self, t: float) -> float:
         """When the VAD window ending at stream time `t` arrived."""

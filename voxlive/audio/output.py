@@ -137,6 +137,11 @@ class AudioOutput:
                 break
         return " ".join(words)
 
+    def reply_text(self, generation: int) -> str:
+        """Every sentence of this reply queued so far (the echo check's reference)."""
+        reply = self._replies.get(generation)
+        return " ".join(s.text for s in reply.sentences) if reply else ""
+
     def forget(self, generation: int) -> None:
         self._replies.pop(generation, None)
 

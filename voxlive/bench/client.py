@@ -22,8 +22,29 @@ from aiortc.mediastreams import MediaStreamError
 
 from voxlive.audio.output import FRAME_SAMPLES
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler, to_int16
+from voxlive.latency import AUDIBLE_RMS
 from voxlive.server.ice import apply_host_policy, rtc_configuration
+from voxlive.transports.rtp_receive import pass_through_audio
 from voxlive.transports.webrtc import FramePacer, audio_frame
+
+RECEIVE_BUFFERS = ("pass-through", "aiortc")
+LOUD_RMS = AUDIBLE_RMS
+"""A received 20 ms frame louder than this carries the reply's voice (as the daemon counts
+its audible frames)."""
+ONSET_RMS = 0.001
+"""The first sound of what the caller says: a 10 ms block above -60 dBFS (the VAD may
+hear a soft onset, an /s/, well before the speech is loud)."""
+
+
+def first_loud_sample(samples: np.ndarray, threshold: float = ONSET_RMS,
+                      block: int = CALL_RATE // 100) -> int:
+    """Where the first 10 ms block louder than `threshold` starts (0 if none is)."""
+    count = len(samples) // block
+    if count == 0:
+        return 0
+    rms = np.sqrt(np.mean(np.square(samples[: count * block].reshape(count, block)), axis=1))
+    loud = np.nonzero(rms > threshold)[0]
+    return int(loud[0]) * block if len(loud) else 0
 
 
 class SpeakerTrack(MediaStreamTrack):
@@ -46,9 +67,14 @@ class SpeakerTrack(MediaStreamTrack):
         self._said = 0  # samples of said audio queued so far
         self._marks: list[int] = []
         self.said_at: list[float] = []  # when each say() began to go out
+        self._sound_marks: list[int] = []
+        # When the first loud frame of each say() went out, and its RTP time (pts).
+        self.sound_at: list[float] = []
+        self.sound_pts: list[int] = []
 
     def say(self, samples: np.ndarray) -> None:
         self._marks.append(self._said)
+        self._sound_marks.append(self._said + first_loud_sample(samples))
         self._said += len(samples)
         self._pending = np.concatenate([self._pending, samples.astype(np.float32)])
 
@@ -72,6 +98,10 @@ class SpeakerTrack(MediaStreamTrack):
         while self._marks and self._marks[0] < self._sent + len(chunk):
             self._marks.pop(0)
             self.said_at.append(time.monotonic())
+        while self._sound_marks and self._sound_marks[0] < self._sent + len(chunk):
+            self._sound_marks.pop(0)
+            self.sound_at.append(time.monotonic())
+            self.sound_pts.append(pts)
         self._sent += len(chunk)
         echo, self._echo = self._echo[:FRAME_SAMPLES], self._echo[FRAME_SAMPLES:]
         samples[: len(echo)] += echo
@@ -93,7 +123,15 @@ class ImageTrack(VideoStreamTrack):
 
 
 class CallClient:
-    def __init__(self, base_url: str, camera: np.ndarray | None = None):
+    """`receive_buffer`: "pass-through" hears the reply as it arrives (as the daemon hears
+    the caller, rtp_receive.py); "aiortc" keeps aiortc's own audio jitter buffer (80 ms)."""
+
+    def __init__(self, base_url: str, camera: np.ndarray | None = None,
+                 receive_buffer: str = "pass-through"):
+        if receive_buffer not in RECEIVE_BUFFERS:
+            raise ValueError(f"receive_buffer must be one of {RECEIVE_BUFFERS}, "
+                             f"not {receive_buffer!r}")
+        self.receive_buffer = receive_buffer
         self.base_url = base_url.rstrip("/")
         # A caller of a loopback daemon offers loopback candidates only, like the daemon.
         apply_host_policy(urlsplit(self.base_url).hostname or "127.0.0.1")
@@ -121,6 +159,8 @@ class CallClient:
             if response.status != 200:
                 raise RuntimeError(f"offer refused ({response.status}): {body.get('error')}")
         await self.pc.setRemoteDescription(RTCSessionDescription(**body))
+        if self.receive_buffer == "pass-through":
+            pass_through_audio(self.pc)
         await self.wait_for(lambda e: e["type"] == "ready", timeout=10)
 
     def _on_message(self, message: str) -> None:
@@ -144,7 +184,7 @@ class CallClient:
                 pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
                 self.mic.hear_echo(pcm.mean(axis=1).astype(np.float32) / 32768.0)
 
-    def loud_frames_at(self, threshold: float = 0.01) -> list[float]:
+    def loud_frames_at(self, threshold: float = LOUD_RMS) -> list[float]:
         """Arrival times of the received frames that carry sound (RMS above `threshold`)."""
         return [t for c, t in zip(self._received, self._received_at, strict=True)
                 if len(c) and float(np.sqrt(np.mean(c * c))) > threshold]

@@ -228,7 +228,7 @@ class TurnSettings(Strict):
         True, description="full duplex: user speech interrupts the reply; false: half duplex"
     )
     barge_in_min_speech_ms: int = Field(
-        128, ge=0, description="voiced audio during the reply that pauses it"
+        64, ge=0, description="voiced audio during the reply that pauses it (resumable)"
     )
     barge_in_min_words: int = Field(
         1, ge=0, description="words (not 'mm-hm') that confirm an interruption; 0: speech alone"

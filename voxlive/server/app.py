@@ -31,6 +31,7 @@ from voxlive.server.ice import (
 )
 from voxlive.server.metrics import Metrics
 from voxlive.session import CallSession
+from voxlive.transports.rtp_receive import pass_through_audio
 from voxlive.transports.webrtc import OutputAudioTrack, pump_input, pump_video
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,7 @@ class Daemon:
             await pc.setRemoteDescription(offer)
         except Exception as exc:
             raise OfferError(f"the offer could not be used: {exc}") from exc
+        pass_through_audio(pc)  # the caller's audio to the VAD without a jitter wait
         pc.addTrack(OutputAudioTrack(call.session.output))
         await pc.setLocalDescription(await pc.createAnswer())
 

@@ -15,6 +15,7 @@ from aiortc.mediastreams import MediaStreamError
 from voxlive.audio.output import FRAME_SAMPLES, AudioOutput
 from voxlive.audio.resample import CALL_RATE
 from voxlive.session import CallSession
+from voxlive.transports.rtp_receive import FrameInbox, read_into, stop
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,15 @@ async def pump_video(track: MediaStreamTrack, session: CallSession) -> None:
 
 
 async def pump_input(track: MediaStreamTrack, session: CallSession) -> None:
-    """Feed the caller's audio track into the session until the track ends."""
-    while True:
-        try:
-            frame = await track.recv()
-        except MediaStreamError:
-            return
-        await session.feed_frame(frame)
+    """Feed the caller's audio track into the session until the track ends.
+
+    Frames are taken as they come (rtp_receive.FrameInbox): while the VAD analyses one
+    batch, the next frames wait in the inbox, and all of them go to the VAD in the next
+    run, so a burst never queues one VAD run per frame behind it."""
+    inbox = FrameInbox()
+    reader = asyncio.ensure_future(read_into(track, inbox))
+    try:
+        while frames := await inbox.take():
+            await session.feed_frames([frame for frame, _arrived in frames])
+    finally:
+        await stop(reader)

@@ -63,9 +63,12 @@ class VadWindow:
 
 @dataclass(frozen=True)
 class Transcribed:
+    """`echo`: the words are the paused reply's own (turn/echo_words.py), not the user's."""
+
     generation: int
     text: str
     confidence: float = 1.0
+    echo: bool = False
 
 
 @dataclass(frozen=True)
@@ -388,8 +391,9 @@ class TurnCore:
         if self.paused and self.speaking is not None:
             words = meaningful_words(text)
             unsure = event.confidence < self.settings.barge_in_min_confidence
-            if unsure or len(words) < max(1, self.settings.barge_in_min_words):
-                # A cough, a knock, an "mm-hm": not an interruption. Play on.
+            if event.echo or unsure or len(words) < max(1, self.settings.barge_in_min_words):
+                # A cough, a knock, an "mm-hm", the reply's own echo: not an
+                # interruption. Play on.
                 self.paused = False
                 self.committed = True
                 return [ResumeReply(self.speaking), *self._set_state(State.SPEAKING)]
