@@ -156,4 +156,7 @@ def test_remote_candidates_off_loopback_are_dropped() -> None:
     assert "127.0.0.1" in kept and "::1" in kept
     for dropped in ("192.168.1.20", ".local", "203.0.113.9"):
         assert dropped not in kept
-    assert filter_remote_candidates(sdp, loopback_only=False) == sdp
+    # Beyond loopback: LAN and public candidates stay; loopback and mDNS names go
+    wide = filter_remote_candidates(sdp, loopback_only=False)
+    assert "192.168.1.20" in wide and "203.0.113.9" in wide
+    assert "127.0.0.1" not in wide and ".local" not in wide

@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default from models.yaml: "
                        "127.0.0.1; a loopback host also keeps WebRTC on loopback)")
     serve.add_argument("--port", type=int, help="TCP port (default from models.yaml: 8080)")
+    serve.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate "
+                       "(chain) file; browsers grant the microphone only on https or localhost")
+    serve.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     serve.add_argument("--kiosk", action="store_true",
                        help="the page calls by itself and reconnects (unattended screens)")
     serve.add_argument("--spawn-llm", action="store_true",
@@ -204,9 +207,10 @@ def serve(config, args: argparse.Namespace) -> int:  # noqa: ANN001
 
 
 def serve_daemon(config, args: argparse.Namespace) -> int:  # noqa: ANN001
-    from aiohttp import web
+    import contextlib
+    import ssl
 
-    from voxlive.server.app import Daemon, build_app
+    from voxlive.server.app import Daemon, serve_forever, tls_context
     from voxlive.server.auth import AuthPolicy, AuthSetupError
 
     host = args.host or config.server.host
@@ -219,13 +223,25 @@ def serve_daemon(config, args: argparse.Namespace) -> int:  # noqa: ANN001
     except AuthSetupError as exc:
         print(f"voxlive serve: {exc}", file=sys.stderr)
         return 2
+    context = None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("voxlive serve: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    if args.tls_cert:
+        try:
+            context = tls_context(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"voxlive serve: cannot use the TLS certificate: {exc}", file=sys.stderr)
+            return 2
     name, models = load_or_explain(config, args.profile)
     daemon = Daemon(config, name, models, host=host, kiosk=args.kiosk, owns_models=True,
                     auth=auth)
     shown = f"[{host}]" if ":" in host else host
-    print(f"voxlive ({name} profile) is listening: open http://{shown}:{port}/ and press Call",
-          flush=True)
-    web.run_app(build_app(daemon), host=host, port=port, print=None)
+    scheme = "https" if context else "http"
+    print(f"voxlive ({name} profile) is listening: open {scheme}://{shown}:{port}/ and press "
+          "Call", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(daemon, port, context))
     return 0
 
 
