@@ -24,6 +24,8 @@ examples:
   voxlive bench emotion               # what the emotion stage costs
   voxlive bench local                 # voxlive local: latency, barge-in, echo reduction
   voxlive bench codec                 # Parler-TTS streaming: the codec's cost per chunk
+  voxlive bench soak --cycles 500     # does anything grow across calls?
+  voxlive bench fuzz --offers 10000 --messages 10000   # fuzz /offer and the events channel
 """
 
 
@@ -114,6 +116,28 @@ def build_parser() -> argparse.ArgumentParser:
     local_bench.add_argument("--trials", type=int, default=3,
                              help="barge-in trials (default 3)")
     local_bench.add_argument("--json", action="store_true", help="print JSON only")
+    soak = bench_kinds.add_parser(
+        "soak", parents=[common],
+        help="call cycles (some abandoned) and a concurrent load: RSS, threads, fds, tasks "
+        "and live calls before/during/after, and audio gaps")
+    soak.add_argument("--cycles", type=int, default=100, help="call cycles (default 100)")
+    soak.add_argument("--abandon-every", type=int, default=5,
+                      help="every Nth caller goes silent without hanging up (default 5; 0: none)")
+    soak.add_argument("--concurrent", type=int, default=4,
+                      help="calls at once in the load phase (default 4)")
+    soak.add_argument("--no-audio-timeout", type=float, default=3.0,
+                      help="the daemon's no-audio deadline during the run (default 3 s)")
+    soak.add_argument("--json", action="store_true", help="print JSON only")
+    fuzz = bench_kinds.add_parser(
+        "fuzz", parents=[common],
+        help="seeded fuzzing of /offer bodies and events messages (loopback only)")
+    fuzz.add_argument("--offers", type=int, default=1000, help="offer bodies (default 1000)")
+    fuzz.add_argument("--messages", type=int, default=1000,
+                      help="events channel messages (default 1000)")
+    fuzz.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    fuzz.add_argument("--seconds", type=float, default=600,
+                      help="time bound of each part (default 600)")
+    fuzz.add_argument("--json", action="store_true", help="print JSON only")
     codec = bench_kinds.add_parser(
         "codec", help="Parler-TTS streaming: what decoding audio chunk by chunk costs, "
         "parler-tts's streamer against voxlive's (needs the gpu extra)")
@@ -162,6 +186,16 @@ def main(argv: list[str] | None = None) -> int:
             from voxlive.bench.vision import run_vision_bench
 
             return run_vision_bench(config, args.config, args.profile, args.calls, args.json)
+        if args.command == "bench" and args.bench == "soak":
+            from voxlive.bench.soak import run_soak_bench
+
+            return run_soak_bench(config, args.profile, args.cycles, args.abandon_every,
+                                  args.concurrent, args.no_audio_timeout, args.json)
+        if args.command == "bench" and args.bench == "fuzz":
+            from voxlive.bench.fuzz import run_fuzz_bench
+
+            return run_fuzz_bench(config, args.profile, args.offers, args.messages, args.seed,
+                                  args.seconds, args.json)
         if args.command == "bench" and args.bench == "bargein":
             from voxlive.bench.bargein import run_bargein_bench
 

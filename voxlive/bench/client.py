@@ -93,8 +93,10 @@ class ImageTrack(VideoStreamTrack):
 
 
 class CallClient:
-    def __init__(self, base_url: str, camera: np.ndarray | None = None):
+    def __init__(self, base_url: str, camera: np.ndarray | None = None,
+                 headers: dict[str, str] | None = None):
         self.base_url = base_url.rstrip("/")
+        self.headers = headers or {}  # e.g. Authorization: Bearer KEY or call token
         # A caller of a loopback daemon offers loopback candidates only, like the daemon.
         apply_host_policy(urlsplit(self.base_url).hostname or "127.0.0.1")
         self.pc = RTCPeerConnection(rtc_configuration([]))
@@ -111,11 +113,12 @@ class CallClient:
             self.pc.addTrack(ImageTrack(camera))
         self.pc.on("track", self._on_track)
 
-    async def connect(self) -> None:
+    async def connect(self, ssl: Any = True) -> None:
+        """`ssl`: aiohttp's ssl argument (an SSLContext trusting a test certificate)."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
         offer = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
         async with aiohttp.ClientSession() as http, http.post(
-            f"{self.base_url}/offer", json=offer
+            f"{self.base_url}/offer", json=offer, headers=self.headers, ssl=ssl
         ) as response:
             body = await response.json()
             if response.status != 200:

@@ -1,0 +1,179 @@
+"""`voxlive bench soak`: does anything grow across calls? And the daemon under load.
+
+One process holds the daemon and its aiortc callers (loopback). Phase 1: N call cycles
+(connect, talk, hang up); every `abandon_every`-th caller goes silent and never hangs up,
+so the daemon's own no-audio deadline has to end it. Phase 2: `concurrent` calls at
+once for `hold_s` seconds, measuring the largest gap between audio frames each caller
+receives. The process's RSS, threads, fds and asyncio tasks and the daemon's live calls
+are sampled after a warm-up, during the load and after everything has settled: what
+does not come back to the post-warm-up baseline is a leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from voxlive.server.health import Vitals
+
+SETTLE_S = 1.0
+
+
+@dataclass
+class SoakReport:
+    cycles: int
+    abandoned: int
+    failed: int
+    warm_up: int
+    baseline: dict[str, float] = field(default_factory=dict)
+    peak: dict[str, float] = field(default_factory=dict)
+    after: dict[str, float] = field(default_factory=dict)
+    concurrent: int = 0
+    max_audio_gap_ms: float = 0.0
+    stuck_calls: int = 0
+    seconds: float = 0.0
+
+    def growth(self) -> dict[str, float]:
+        """after - baseline, for each figure."""
+        return {k: round(self.after[k] - self.baseline.get(k, 0), 1) for k in self.after}
+
+
+def sample(daemon: Any) -> dict[str, float]:
+    gc.collect()
+    return {**asdict(Vitals.now()), "live_calls": daemon.live_calls()}
+
+
+def _peak(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: max(a.get(k, 0), v) for k, v in b.items()}
+
+
+async def one_cycle(url: str, talk: np.ndarray | None, abandon: bool,
+                    held: list[Any]) -> None:
+    """One call: connect, (say something), ping, hang up; or fall silent and stay."""
+    from voxlive.bench.client import CallClient
+
+    client = CallClient(url)
+    await client.connect()
+    if talk is not None:
+        client.mic.say(talk)
+        await asyncio.sleep(len(talk) / 48_000)
+    client.send({"type": "ping"})
+    await client.wait_for(lambda e: e["type"] == "pong", timeout=15)
+    if abandon:
+        from aiortc import MediaStreamTrack
+
+        class Silent(MediaStreamTrack):
+            kind = "audio"
+
+            async def recv(self) -> Any:
+                await asyncio.Event().wait()
+
+        client.pc.getTransceivers()[0].sender.replaceTrack(Silent())
+        held.append(client)  # never closed by us: the daemon must notice
+        return
+    await client.close()
+
+
+def max_gap_ms(client: Any) -> float:
+    times = client._received_at[5:]  # past the start-up
+    if len(times) < 2:
+        return float("nan")
+    return round(float(np.max(np.diff(times))) * 1000, 1)
+
+
+async def soak(url: str, daemon: Any, cycles: int, abandon_every: int = 5,
+               warm_up: int = 5, concurrent: int = 4, hold_s: float = 5.0,
+               talk: np.ndarray | None = None) -> SoakReport:
+    """Run the cycles and the load against a running daemon; the figures as a report."""
+    from voxlive.bench.client import CallClient
+
+    started = time.monotonic()
+    report = SoakReport(cycles=cycles, abandoned=0, failed=0, warm_up=warm_up)
+    held: list[Any] = []
+    for i in range(cycles):
+        if i == warm_up:
+            await asyncio.sleep(SETTLE_S)
+            report.baseline = report.peak = sample(daemon)
+        abandon = abandon_every > 0 and i % abandon_every == abandon_every - 1
+        try:
+            await one_cycle(url, talk, abandon, held)
+            report.abandoned += abandon
+        except Exception:
+            report.failed += 1
+        if i >= warm_up and i % 10 == 0:
+            report.peak = _peak(report.peak, sample(daemon))
+
+    # the load: calls at once, each receiving the daemon's 20 ms frames
+    report.concurrent = concurrent
+    clients = [CallClient(url) for _ in range(concurrent)]
+    await asyncio.gather(*(c.connect() for c in clients), return_exceptions=True)
+    await asyncio.sleep(hold_s)
+    report.peak = _peak(report.peak, sample(daemon))
+    gaps = [max_gap_ms(c) for c in clients]
+    report.max_audio_gap_ms = max((g for g in gaps if g == g), default=float("nan"))
+    for client in clients:
+        await client.close()
+
+    # settle: abandoned calls end at the daemon's no-audio deadline
+    deadline = time.monotonic() + daemon.limits.no_audio_timeout_s + 10
+    while daemon.calls and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    for client in held:
+        with contextlib.suppress(Exception):
+            await client.close()
+    await asyncio.sleep(SETTLE_S)
+    report.stuck_calls = len(daemon.calls)
+    report.after = sample(daemon)
+    if not report.baseline:
+        report.baseline = report.after
+    report.seconds = round(time.monotonic() - started, 1)
+    return report
+
+
+def print_report(report: SoakReport) -> None:
+    print(f"soak: {report.cycles} call cycles ({report.abandoned} abandoned, "
+          f"{report.failed} failed, {report.warm_up} warm-up), then {report.concurrent} "
+          f"concurrent calls; {report.seconds} s")
+    print(f"{'':12}{'baseline':>10}{'peak':>10}{'after':>10}{'growth':>10}")
+    growth = report.growth()
+    for key in report.after:
+        print(f"{key:12}{report.baseline.get(key, 0):>10}{report.peak.get(key, 0):>10}"
+              f"{report.after[key]:>10}{growth[key]:>10}")
+    print(f"largest audio gap under load: {report.max_audio_gap_ms} ms; "
+          f"calls left after settling: {report.stuck_calls}")
+
+
+def run_soak_bench(config: Any, profile: str | None, cycles: int, abandon_every: int,
+                   concurrent: int, no_audio_timeout_s: float, as_json: bool) -> int:
+    from voxlive.backends.loader import load_models
+    from voxlive.server.app import Daemon, running
+
+    name = profile or config.default_profile
+    limits = config.server.limits.model_copy(update={"no_audio_timeout_s": no_audio_timeout_s,
+                                                     "offers_per_minute": 100_000})
+    server = config.server.model_copy(update={"limits": limits,
+                                              "max_calls": max(16, concurrent + 8)})
+    config = config.model_copy(update={"server": server})
+    models = load_models(config.profile(name), progress=not as_json)
+
+    async def main() -> SoakReport:
+        daemon = Daemon(config, name, models, host="127.0.0.1")
+        try:
+            async with running(daemon) as url:
+                return await soak(url, daemon, cycles, abandon_every, concurrent=concurrent)
+        finally:
+            await models.aclose()
+
+    report = asyncio.run(main())
+    if as_json:
+        print(json.dumps({**asdict(report), "growth": report.growth()}))
+    else:
+        print_report(report)
+    return 0 if report.stuck_calls == 0 and report.failed == 0 else 1
