@@ -160,23 +160,14 @@ async def fuzz_messages(url: str, count: int, rng: random.Random, report: FuzzRe
 
 
 async def fuzz(url: str, offers: int, messages: int, seed: int, seconds: float) -> FuzzReport:
-    from aiortc import RTCPeerConnection
-
-    from voxlive.server.ice import apply_host_policy, rtc_configuration
+    """`offers` bodies, then `messages` on one call; each part within `seconds`."""
+    from voxlive.bench.fuzz_offer import OFFER_SDP
 
     rng = random.Random(seed)
     report = FuzzReport(seed=seed)
     started = time.monotonic()
     deadline = started + seconds
-    apply_host_policy("127.0.0.1")
-    pc = RTCPeerConnection(rtc_configuration([]))
-    pc.createDataChannel("events")
-    pc.addTransceiver("audio", direction="sendrecv")
-    pc.addTransceiver("video", direction="sendrecv")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    await fuzz_offers(url, sdp, offers, rng, report, deadline)
+    await fuzz_offers(url, OFFER_SDP, offers, rng, report, deadline)
     await fuzz_messages(url, messages, rng, report, deadline + seconds)
     report.seconds = round(time.monotonic() - started, 1)
     return report

@@ -92,14 +92,13 @@ async def soak(url: str, daemon: Any, cycles: int, abandon_every: int = 5,
                warm_up: int = 5, concurrent: int = 4, hold_s: float = 5.0,
                talk: np.ndarray | None = None) -> SoakReport:
     """Run the cycles and the load against a running daemon; the figures as a report."""
-    from voxlive.bench.client import CallClient
-
     started = time.monotonic()
     report = SoakReport(cycles=cycles, abandoned=0, failed=0, warm_up=warm_up)
     held: list[Any] = []
     for i in range(cycles):
-        if i == warm_up:
-            await asyncio.sleep(SETTLE_S)
+        if i == warm_up:  # warmed up by both patterns (the executor's threads, caches)
+            await load(url, concurrent, hold_s)
+            await settle(daemon, held)
             report.baseline = report.peak = sample(daemon)
         abandon = abandon_every > 0 and i % abandon_every == abandon_every - 1
         try:
@@ -110,31 +109,44 @@ async def soak(url: str, daemon: Any, cycles: int, abandon_every: int = 5,
         if i >= warm_up and i % 10 == 0:
             report.peak = _peak(report.peak, sample(daemon))
 
-    # the load: calls at once, each receiving the daemon's 20 ms frames
     report.concurrent = concurrent
-    clients = [CallClient(url) for _ in range(concurrent)]
-    await asyncio.gather(*(c.connect() for c in clients), return_exceptions=True)
-    await asyncio.sleep(hold_s)
-    report.peak = _peak(report.peak, sample(daemon))
-    gaps = [max_gap_ms(c) for c in clients]
-    report.max_audio_gap_ms = max((g for g in gaps if g == g), default=float("nan"))
-    for client in clients:
-        await client.close()
-
-    # settle: abandoned calls end at the daemon's no-audio deadline
-    deadline = time.monotonic() + daemon.limits.no_audio_timeout_s + 10
-    while daemon.calls and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    for client in held:
-        with contextlib.suppress(Exception):
-            await client.close()
-    await asyncio.sleep(SETTLE_S)
+    report.max_audio_gap_ms, during = await load(url, concurrent, hold_s, daemon)
+    report.peak = _peak(report.peak, during)
+    await settle(daemon, held)
     report.stuck_calls = len(daemon.calls)
     report.after = sample(daemon)
     if not report.baseline:
         report.baseline = report.after
     report.seconds = round(time.monotonic() - started, 1)
     return report
+
+
+async def load(url: str, concurrent: int, hold_s: float, daemon: Any = None
+               ) -> tuple[float, dict[str, float]]:
+    """`concurrent` calls at once for `hold_s`: the largest gap between received audio
+    frames, and the vitals while they run."""
+    from voxlive.bench.client import CallClient
+
+    clients = [CallClient(url) for _ in range(concurrent)]
+    await asyncio.gather(*(c.connect() for c in clients), return_exceptions=True)
+    await asyncio.sleep(hold_s)
+    during = sample(daemon) if daemon is not None else {}
+    gaps = [g for g in (max_gap_ms(c) for c in clients) if g == g]
+    for client in clients:
+        await client.close()
+    return max(gaps, default=float("nan")), during
+
+
+async def settle(daemon: Any, held: list[Any]) -> None:
+    """Wait for the abandoned calls to end at the daemon's no-audio deadline."""
+    deadline = time.monotonic() + daemon.limits.no_audio_timeout_s + 10
+    while daemon.calls and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    for client in held:
+        with contextlib.suppress(Exception):
+            await client.close()
+    held.clear()
+    await asyncio.sleep(SETTLE_S)
 
 
 def print_report(report: SoakReport) -> None:

@@ -64,10 +64,21 @@ def open_fds() -> int:
         return 0
 
 
+def executor_workers() -> int:
+    """Threads of the loop's default executor (model inference): they are started on
+    demand up to its max_workers and then kept, so they are a plateau, not a leak."""
+    try:
+        executor = asyncio.get_running_loop()._default_executor  # type: ignore[attr-defined]
+    except RuntimeError:
+        return 0
+    return len(getattr(executor, "_threads", ())) if executor is not None else 0
+
+
 @dataclass(frozen=True)
 class Vitals:
     rss_mb: float
-    threads: int
+    threads: int  # all of them, executor workers included
+    workers: int  # the default executor's
     fds: int
     tasks: int
 
@@ -77,4 +88,5 @@ class Vitals:
             tasks = len(asyncio.all_tasks())
         except RuntimeError:  # no running loop
             tasks = 0
-        return cls(round(rss_bytes() / 2**20, 1), threading.active_count(), open_fds(), tasks)
+        return cls(round(rss_bytes() / 2**20, 1), threading.active_count(), executor_workers(),
+                   open_fds(), tasks)

@@ -412,6 +412,8 @@ const EVENT_HANDLERS = new Map([
   ['turn_committed', () => {}],
   ['error', (ev) => addErrorLine(ev.message, ev.stage)],
   ['pong', () => {}],
+  // The daemon ended the call (a limit: no audio, maximum duration; or a fault).
+  ['call_ended', (ev) => failCall(`The call was ended: ${ev.reason}`)],
 ]);
 
 function onChannelMessage(data) {
