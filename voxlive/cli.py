@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="calls at once in the load phase (default 4)")
     soak.add_argument("--no-audio-timeout", type=float, default=3.0,
                       help="the daemon's no-audio deadline during the run (default 3 s)")
+    soak.add_argument("--idle-sockets", type=int, default=0,
+                      help="then hold this many idle half-sent sockets (from another "
+                      "process) and time /healthz (default 0: skip)")
+    soak.add_argument("--fd-limit", type=int,
+                      help="lower this process's open-file limit first (e.g. 1024, systemd's)")
     soak.add_argument("--json", action="store_true", help="print JSON only")
     fuzz = bench_kinds.add_parser(
         "fuzz", parents=[common],
@@ -190,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             from voxlive.bench.soak import run_soak_bench
 
             return run_soak_bench(config, args.profile, args.cycles, args.abandon_every,
-                                  args.concurrent, args.no_audio_timeout, args.json)
+                                  args.concurrent, args.no_audio_timeout, args.json,
+                                  args.idle_sockets, args.fd_limit)
         if args.command == "bench" and args.bench == "fuzz":
             from voxlive.bench.fuzz import run_fuzz_bench
 

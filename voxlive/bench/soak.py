@@ -39,6 +39,7 @@ class SoakReport:
     max_audio_gap_ms: float = 0.0
     stuck_calls: int = 0
     seconds: float = 0.0
+    idle_flood: dict[str, Any] = field(default_factory=dict)
 
     def growth(self) -> dict[str, float]:
         """after - baseline, for each figure."""
@@ -149,6 +150,67 @@ async def settle(daemon: Any, held: list[Any]) -> None:
     await asyncio.sleep(SETTLE_S)
 
 
+FLOOD_SCRIPT = """
+import resource, socket, sys, time
+host, port, n, hold = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+held = []
+for i in range(n):
+    s = socket.socket()
+    s.settimeout(5)
+    try:
+        s.connect((host, port))
+        s.send(b"GET / HTTP/1.1\\r\\nHost: " + host.encode())  # never finished
+    except OSError:
+        s.close()
+        continue
+    held.append(s)
+print(len(held), flush=True)
+time.sleep(hold)
+"""
+
+
+async def idle_flood(url: str, daemon: Any, sockets: int, hold_s: float = 3.0
+                     ) -> dict[str, Any]:
+    """`sockets` idle, half-sent connections from another process: does /healthz still
+    answer, and how many fds does the daemon hold meanwhile?"""
+    import sys
+    from urllib.parse import urlsplit
+
+    import aiohttp
+
+    from voxlive.server.health import open_fds
+
+    parts = urlsplit(url)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FLOOD_SCRIPT, parts.hostname or "127.0.0.1", str(parts.port),
+        str(sockets), str(hold_s), stdout=asyncio.subprocess.PIPE)
+    assert child.stdout is not None
+    opened = int((await child.stdout.readline()).strip() or 0)
+    fds = open_fds()
+    t = time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/healthz", timeout=aiohttp.ClientTimeout(total=10)) as r:
+            status = r.status
+        healthz_ms = round((time.monotonic() - t) * 1000, 1)
+        async with http.get(f"{url}/metrics") as r:
+            metrics = await r.text()
+    connections = {line.split()[0].removeprefix("voxlive_http_connections_"):
+                   float(line.split()[1]) for line in metrics.splitlines()
+                   if line.startswith("voxlive_http_connections_")}
+    child.kill()
+    await child.wait()
+    return {"sockets": opened, "healthz_status": status, "healthz_ms": healthz_ms,
+            "daemon_fds": fds, "fd_limit": fd_limit(), "connections": connections}
+
+
+def fd_limit() -> int:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def print_report(report: SoakReport) -> None:
     print(f"soak: {report.cycles} call cycles ({report.abandoned} abandoned, "
           f"{report.failed} failed, {report.warm_up} warm-up), then {report.concurrent} "
@@ -160,13 +222,24 @@ def print_report(report: SoakReport) -> None:
               f"{report.after[key]:>10}{growth[key]:>10}")
     print(f"largest audio gap under load: {report.max_audio_gap_ms} ms; "
           f"calls left after settling: {report.stuck_calls}")
+    if report.idle_flood:
+        f = report.idle_flood
+        print(f"{f['sockets']} idle sockets (another process): /healthz {f['healthz_status']} "
+              f"in {f['healthz_ms']} ms; daemon fds {f['daemon_fds']} (limit {f['fd_limit']}); "
+              f"connections {f.get('connections')}")
 
 
 def run_soak_bench(config: Any, profile: str | None, cycles: int, abandon_every: int,
-                   concurrent: int, no_audio_timeout_s: float, as_json: bool) -> int:
+                   concurrent: int, no_audio_timeout_s: float, as_json: bool,
+                   idle_sockets: int = 0, fd_limit_n: int | None = None) -> int:
+    import resource
+
     from voxlive.backends.loader import load_models
     from voxlive.server.app import Daemon, running
 
+    if fd_limit_n:  # e.g. 1024, systemd's default, to see the daemon under it
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (fd_limit_n, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     name = profile or config.default_profile
     limits = config.server.limits.model_copy(update={"no_audio_timeout_s": no_audio_timeout_s,
                                                      "offers_per_minute": 100_000})
@@ -179,7 +252,10 @@ def run_soak_bench(config: Any, profile: str | None, cycles: int, abandon_every:
         daemon = Daemon(config, name, models, host="127.0.0.1")
         try:
             async with running(daemon) as url:
-                return await soak(url, daemon, cycles, abandon_every, concurrent=concurrent)
+                report = await soak(url, daemon, cycles, abandon_every, concurrent=concurrent)
+                if idle_sockets:
+                    report.idle_flood = await idle_flood(url, daemon, idle_sockets)
+                return report
         finally:
             await models.aclose()
 
