@@ -126,6 +126,20 @@ async def test_healthz_is_not_ok_while_slots_are_stuck(double_config: VoxliveCon
         await pc.close()
 
 
+async def test_healthz_is_not_ok_when_the_event_loop_lags(double_config: VoxliveConfig,
+                                                           double_models: Models) -> None:
+    import time
+
+    config = with_limits(double_config, max_loop_lag_s=0.3)
+    async with daemon_at(config, double_models) as (url, _):
+        await asyncio.sleep(0.3)  # the lag monitor is sampling
+        time.sleep(1.0)  # a blocking call on the loop (what a bug in a handler would do)
+        await asyncio.sleep(0.3)
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as r:
+            body = await r.json()
+        assert r.status == 503 and "event loop lagging" in body["problems"][0]
+
+
 # --- cross-site, rebinding, bad bodies ------------------------------------------------------
 
 

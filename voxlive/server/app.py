@@ -117,7 +117,6 @@ class Daemon:
         offer = self._parse_offer(body)
         if self.live_calls() >= self.config.server.max_calls:
             raise json_error(web.HTTPServiceUnavailable, "too many calls; try again later")
-        self.loop_lag.start()
         call_id = uuid.uuid4().hex[:12]
         pc = RTCPeerConnection(rtc_configuration(self.config.server.ice_servers))
         call = Call(call_id, pc, session=None, metrics=self.metrics,  # type: ignore[arg-type]
@@ -180,7 +179,9 @@ class Daemon:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             log.info("call %s: %s", call.call_id, pc.connectionState)
-            if pc.connectionState in ("failed", "closed"):
+            if pc.connectionState == "failed":  # ICE or DTLS failed: end it with a reason
+                await self.hang_up(call.call_id, "the connection failed")
+            elif pc.connectionState == "closed":
                 await self.hang_up(call.call_id)
 
         try:
@@ -324,9 +325,13 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_static("/static", WEB_DIR)
 
+    async def on_startup(app: web.Application) -> None:
+        app[DAEMON].loop_lag.start()  # /healthz and /metrics report the loop's lag
+
     async def on_shutdown(app: web.Application) -> None:
         await app[DAEMON].close()
 
+    app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     return app
 
