@@ -117,6 +117,30 @@ async def test_audio_faster_than_real_time_is_dropped_not_queued() -> None:
     assert clock.audio_dropped >= 200  # the excess was dropped on arrival
 
 
+class VideoTrack:
+    kind = "video"
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = width, height
+
+    async def recv(self) -> av.VideoFrame:
+        await asyncio.sleep(0.001)
+        return av.VideoFrame(self.width, self.height, "yuv420p")
+
+
+async def test_video_over_the_size_or_rate_cap_is_dropped() -> None:
+    clock = CallClock()
+    limits = ServerLimits(max_video_pixels=640 * 480, max_video_fps=10)
+    small = GuardedTrack(VideoTrack(320, 240), limits, clock)
+    kept = [await small.recv() for _ in range(3)]
+    assert all(f.width == 320 for f in kept)
+    assert clock.video_dropped > 0  # frames every ~1 ms, kept at most 10 a second
+
+    huge = GuardedTrack(VideoTrack(4096, 4096), limits, clock)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(huge.recv(), 0.3)  # none passes
+
+
 def frame(samples: np.ndarray, fmt: str, layout: str, rate: int) -> av.AudioFrame:
     f = av.AudioFrame.from_ndarray(samples, format=fmt, layout=layout)
     f.sample_rate = rate

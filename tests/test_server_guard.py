@@ -194,6 +194,16 @@ async def test_the_m_line_flood_is_refused(double_server) -> None:  # noqa: ANN0
     await pc.close()
 
 
+async def test_one_address_posting_offers_in_a_loop_is_told_to_wait(
+        double_config: VoxliveConfig, double_models: Models) -> None:
+    config = with_limits(double_config, offers_per_minute=3)
+    async with daemon_at(config, double_models) as (url, daemon):
+        statuses = [(await post(url, "not json"))[0] for _ in range(5)]
+        assert statuses == [400, 400, 400, 429, 429]
+        status, body = await post(url, "not json")
+        assert status == 429 and "too many offers" in body["error"]
+
+
 # --- the slow-loris socket ---------------------------------------------------------------
 
 
