@@ -107,6 +107,7 @@ async def soak(url: str, daemon: Any, cycles: int, abandon_every: int = 5,
             report.abandoned += abandon
         except Exception:
             report.failed += 1
+        await release_ended(held)
         if i >= warm_up and i % 10 == 0:
             report.peak = _peak(report.peak, sample(daemon))
 
@@ -120,6 +121,15 @@ async def soak(url: str, daemon: Any, cycles: int, abandon_every: int = 5,
         report.baseline = report.after
     report.seconds = round(time.monotonic() - started, 1)
     return report
+
+
+async def release_ended(held: list[Any]) -> None:
+    """Close the abandoned callers whose call the daemon has ended (as a browser tab's
+    would be, eventually), so the caller side does not pile up in this process."""
+    for client in [c for c in held if any(e["type"] == "call_ended" for e in c.events)]:
+        held.remove(client)
+        with contextlib.suppress(Exception):
+            await client.close()
 
 
 async def load(url: str, concurrent: int, hold_s: float, daemon: Any = None
