@@ -180,7 +180,7 @@ def run_fuzz_bench(config: Any, profile: str | None, offers: int, messages: int,
 
     name = profile or config.default_profile
     limits = config.server.limits.model_copy(update={
-        "offers_per_minute": 10**9, "connect_timeout_s": 1.0})
+        "offers_per_minute": 10**9, "connect_timeout_s": 1.0, "messages_per_second": 1000.0})
     server = config.server.model_copy(update={"limits": limits, "max_calls": 64})
     config = config.model_copy(update={"server": server})
     models = load_models(config.profile(name), progress=not as_json)

@@ -52,7 +52,7 @@ from voxlive.server.guards import (
     json_errors,
     parse_json_body,
 )
-from voxlive.server.health import LoopLag, open_fds
+from voxlive.server.health import LoopLag, open_fds, os_threads
 from voxlive.server.ice import (
     apply_host_policy,
     filter_remote_candidates,
@@ -299,7 +299,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    gauges = {"loop_lag_seconds": daemon.loop_lag.lag_s, "threads": threading.active_count(),
+    gauges = {"loop_lag_seconds": daemon.loop_lag.lag_s, "threads": os_threads(),
+              "python_threads": threading.active_count(),
               "open_fds": open_fds(), "stuck_calls": daemon.stuck_calls()}
     for guard in request.app[GUARDS]:
         gauges.update({f"http_connections_{k}": v for k, v in guard.stats().items()})

@@ -57,6 +57,15 @@ def rss_bytes() -> int:
         return 0
 
 
+def os_threads() -> int:
+    """Every thread of the process, native ones too (FFmpeg's codec threads, onnxruntime,
+    llama.cpp), which `threading` does not see; falls back to Python's count."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
 def open_fds() -> int:
     try:
         return len(os.listdir("/proc/self/fd"))
@@ -77,7 +86,8 @@ def executor_workers() -> int:
 @dataclass(frozen=True)
 class Vitals:
     rss_mb: float
-    threads: int  # all of them, executor workers included
+    threads: int  # the OS's count: native threads and executor workers included
+    py_threads: int  # Python's (threading)
     workers: int  # the default executor's
     fds: int
     tasks: int
@@ -88,5 +98,5 @@ class Vitals:
             tasks = len(asyncio.all_tasks())
         except RuntimeError:  # no running loop
             tasks = 0
-        return cls(round(rss_bytes() / 2**20, 1), threading.active_count(), executor_workers(),
-                   open_fds(), tasks)
+        return cls(round(rss_bytes() / 2**20, 1), os_threads(), threading.active_count(),
+                   executor_workers(), open_fds(), tasks)
