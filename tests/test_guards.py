@@ -167,9 +167,13 @@ def test_ice_candidates_beyond_loopback_are_bounded() -> None:
     bad = ("a=candidate:x 1 udp 1 224.0.0.1 40000 typ host\r\n"
            "a=candidate:y 1 udp 1 192.168.1.9 53 typ host\r\n"
            "a=candidate:z 1 udp 1 0.0.0.0 40000 typ host\r\n")
+    bad += "a=candidate:w 1 udp 1 10.1.1.1 65536 typ host\r\n"  # a fuzzed port
     kept = filter_remote_candidates(HEAD + AUDIO + bad + lines, loopback_only=False)
     assert kept.count("a=candidate") == 16
     assert "224.0.0.1" not in kept and " 53 typ" not in kept and "0.0.0.0" not in kept
+    assert "65536" not in kept
+    local = "a=candidate:v 1 udp 1 127.0.0.1 99999 typ host\r\n"
+    assert "99999" not in filter_remote_candidates(HEAD + AUDIO + local, loopback_only=True)
 
 
 # --- the HTTP server's connections ------------------------------------------------------

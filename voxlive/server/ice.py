@@ -108,8 +108,9 @@ def filter_remote_candidates(sdp: str, loopback_only: bool) -> str:
         match = _CANDIDATE.match(line)
         if match:
             address, port = match.group(1), int(match.group(2))
-            allowed = (is_loopback(address) if loopback_only
-                       else may_contact(address, port) and count < MAX_REMOTE_CANDIDATES)
+            allowed = 0 < port < 65536 and (  # aioice would raise sending to port 65536
+                is_loopback(address) if loopback_only
+                else may_contact(address, port) and count < MAX_REMOTE_CANDIDATES)
             if not allowed:
                 continue
             count += 1
