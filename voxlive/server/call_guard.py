@@ -31,8 +31,11 @@ from voxlive.server.guards import LogLimiter, json_depth_exceeds
 
 log = logging.getLogger(__name__)
 
-AUDIO_BURST_S = 1.0
-"""Audio that may arrive ahead of real time at once (jitter buffers release bursts)."""
+AUDIO_BURST_S = 5.0
+"""Audio that may arrive ahead of real time at once. The budget is spent when the pump
+pulls a frame, so after the event loop stalls (a busy machine) the frames queued
+meanwhile come out at once: a stall of up to this long loses no audio, while a client
+sending 15x real time gets this much once and `max_audio_speed` after."""
 
 
 @dataclass
