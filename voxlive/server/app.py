@@ -32,8 +32,8 @@ from voxlive.server.auth import (
     AUTH,
     PRINCIPAL,
     AuthPolicy,
-    Principal,
     auth_middleware,
+    authorize_call,
     issue_token,
     json_error,
 )
@@ -254,9 +254,7 @@ async def offer(request: web.Request) -> web.Response:
         return _error(408, f"the offer did not arrive within {daemon.limits.body_timeout_s:g} s")
     except (ValueError, UnicodeDecodeError):
         return _error(400, 'the body is not JSON; send {"sdp": ..., "type": "offer"}')
-    who: Principal = request[PRINCIPAL]
-    if who.kind == "token" and not request.app[AUTH].tokens.consume(who.token or ""):
-        return _error(403, "the call token was already used")  # single use
+    authorize_call(request)  # a call token is used up here
     try:
         answer = await daemon.answer(body)
     except OfferError as exc:
