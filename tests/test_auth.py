@@ -142,3 +142,18 @@ async def test_keys_tokens_and_metrics_keys_over_http() -> None:
         # ... and a metrics key opens nothing else
         status, _ = await fetch("GET", f"{url}/config", Authorization=f"Bearer {METRICS_KEY}")
         assert status == 403
+
+
+def test_models_yaml_takes_key_sources_and_limits_not_literal_keys() -> None:
+    from voxlive.config import ConfigError, load_config, parse_config
+
+    data = load_config(Path(__file__).resolve().parent.parent / "models.yaml").model_dump()
+    data["server"].update(api_keys=["env:VOXLIVE_API_KEY"], limits={"connect_timeout_s": 5})
+    assert parse_config(data).server.limits.connect_timeout_s == 5
+    data["server"]["api_keys"] = [KEY]  # a key written into the file
+    with pytest.raises(ConfigError, match="api_keys") as pasted:
+        parse_config(data)
+    assert KEY not in str(pasted.value)  # never echoed
+    data["server"].update(api_keys=[], limits={"connect_timeout_s": -1})
+    with pytest.raises(ConfigError, match="connect_timeout_s"):
+        parse_config(data)
