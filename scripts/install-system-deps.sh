@@ -4,6 +4,7 @@ set -euo pipefail
 missing=()
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v openssl >/dev/null || missing+=(openssl)  # the TLS test makes its certificate
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${missing[*]}"
 sudo=""

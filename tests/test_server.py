@@ -55,7 +55,8 @@ GOOD_START = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
         (json.dumps({"sdp": 42, "type": "offer"}), 400, "SDP offer"),
         (json.dumps({"sdp": GOOD_START + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n", "type": "offer"}),
          400, "no audio"),
-        (json.dumps({"sdp": GOOD_START + "m=audio x garbage\r\n", "type": "offer"}),
+        (json.dumps({"sdp": GOOD_START + "a=fingerprint:sha-256 AB\r\nm=audio x garbage\r\n",
+                     "type": "offer"}),
          400, "could not be used"),
         (json.dumps({"sdp": "v=0" + "x" * 300_000, "type": "offer"}), 413, "too large"),
     ],
@@ -157,4 +158,7 @@ def test_remote_candidates_off_loopback_are_dropped() -> None:
     assert "127.0.0.1" in kept and "::1" in kept
     for dropped in ("192.168.1.20", ".local", "203.0.113.9"):
         assert dropped not in kept
-    assert filter_remote_candidates(sdp, loopback_only=False) == sdp
+    # Beyond loopback: LAN and public candidates stay; loopback and mDNS names go
+    wide = filter_remote_candidates(sdp, loopback_only=False)
+    assert "192.168.1.20" in wide and "203.0.113.9" in wide
+    assert "127.0.0.1" not in wide and ".local" not in wide

@@ -178,18 +178,26 @@ def test_a_reply_without_audio_still_ends_the_turn() -> None:
     assert tl.event(ReplyPlayed(1)) == [StateChanged(State.LISTENING)]
 
 
-def test_a_very_long_utterance_is_cut_and_answered() -> None:
-    tl = Timeline(max_utterance_s=2.0, pre_roll_ms=0)
+def test_a_very_long_utterance_is_cut_answered_and_then_listens() -> None:
+    tl = Timeline(max_utterance_s=2.0, pre_roll_ms=0, end_of_turn_silence_ms=480)
     tl.speech(2.016)
     [first] = tl.of(Transcribe)
     assert tl.of(TurnCommitted) == [TurnCommitted(first.generation, "max_utterance")]
     assert tl.core.state == State.THINKING
-    tl.speech(0.5)  # still talking: the cut answer is dropped, a new turn goes on
-    assert Cancel(first.generation, barge_in=False) in tl.actions
+    tl.speech(0.5)  # still talking: the cut turn is answered all the same
+    assert tl.of(Cancel) == []
+    assert tl.event(Transcribed(first.generation, "a long story")) == [
+        Respond(first.generation, "a long story")]
+    tl.speech(0.3)
+    assert tl.event(ReplyAudioStarted(first.generation)) == [StateChanged(State.SPEAKING)]
+    tl.speech(1.0)  # the monologue goes on over the answer: no pause, no new turn
+    assert tl.of(PauseReply) == [] and tl.of(Cancel) == [] and len(tl.of(Transcribe)) == 1
+    tl.silence(0.5)  # a pause: from here on it listens again
+    assert tl.event(ReplyPlayed(first.generation)) == [StateChanged(State.LISTENING)]
+    tl.speech(0.3)
+    assert tl.core.state == State.USER_SPEAKING
     tl.silence(0.5)
-    second = tl.of(Transcribe)[-1]
-    assert second.start >= first.end - 0.1  # no audio is lost or transcribed twice
-    assert second.last_voiced == tl.of(SpeechStopped)[-1].t
+    assert tl.of(Transcribe)[-1].generation == first.generation + 1
 
 
 # --- barge-in -----------------------------------------------------------------------------

@@ -26,6 +26,8 @@ examples:
   voxlive bench codec                 # Parler-TTS streaming: the codec's cost per chunk
   voxlive bench quality               # hears right, answers right, briefly (32 dialogues)
   voxlive bench turns                 # end of turn: premature commits, commit delay
+  voxlive bench soak --cycles 500     # does anything grow across calls?
+  voxlive bench fuzz --offers 10000 --messages 10000   # fuzz /offer and the events channel
 """
 
 
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default from models.yaml: "
                        "127.0.0.1; a loopback host also keeps WebRTC on loopback)")
     serve.add_argument("--port", type=int, help="TCP port (default from models.yaml: 8080)")
+    serve.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate "
+                       "(chain) file; browsers grant the microphone only on https or localhost")
+    serve.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     serve.add_argument("--kiosk", action="store_true",
                        help="the page calls by itself and reconnects (unattended screens)")
     serve.add_argument("--spawn-llm", action="store_true",
@@ -135,6 +140,33 @@ def build_parser() -> argparse.ArgumentParser:
     turns.add_argument("--signals-only", action="store_true",
                        help="only judge each signal offline at the pauses (no calls)")
     turns.add_argument("--json", action="store_true", help="print JSON only")
+    soak = bench_kinds.add_parser(
+        "soak", parents=[common],
+        help="call cycles (some abandoned) and a concurrent load: RSS, threads, fds, tasks "
+        "and live calls before/during/after, and audio gaps")
+    soak.add_argument("--cycles", type=int, default=100, help="call cycles (default 100)")
+    soak.add_argument("--abandon-every", type=int, default=5,
+                      help="every Nth caller goes silent without hanging up (default 5; 0: none)")
+    soak.add_argument("--concurrent", type=int, default=4,
+                      help="calls at once in the load phase (default 4)")
+    soak.add_argument("--no-audio-timeout", type=float, default=3.0,
+                      help="the daemon's no-audio deadline during the run (default 3 s)")
+    soak.add_argument("--idle-sockets", type=int, default=0,
+                      help="then hold this many idle half-sent sockets (from another "
+                      "process) and time /healthz (default 0: skip)")
+    soak.add_argument("--fd-limit", type=int,
+                      help="lower this process's open-file limit first (e.g. 1024, systemd's)")
+    soak.add_argument("--json", action="store_true", help="print JSON only")
+    fuzz = bench_kinds.add_parser(
+        "fuzz", parents=[common],
+        help="seeded fuzzing of /offer bodies and events messages (loopback only)")
+    fuzz.add_argument("--offers", type=int, default=1000, help="offer bodies (default 1000)")
+    fuzz.add_argument("--messages", type=int, default=1000,
+                      help="events channel messages (default 1000)")
+    fuzz.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    fuzz.add_argument("--seconds", type=float, default=600,
+                      help="time bound of each part (default 600)")
+    fuzz.add_argument("--json", action="store_true", help="print JSON only")
     codec = bench_kinds.add_parser(
         "codec", help="Parler-TTS streaming: what decoding audio chunk by chunk costs, "
         "parler-tts's streamer against voxlive's (needs the gpu extra)")
@@ -192,6 +224,17 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_turns_bench(config, args.profile, args.turns, args.json,
                                    args.detectors.split(","), args.signals_only)
+        if args.command == "bench" and args.bench == "soak":
+            from voxlive.bench.soak import run_soak_bench
+
+            return run_soak_bench(config, args.profile, args.cycles, args.abandon_every,
+                                  args.concurrent, args.no_audio_timeout, args.json,
+                                  args.idle_sockets, args.fd_limit)
+        if args.command == "bench" and args.bench == "fuzz":
+            from voxlive.bench.fuzz import run_fuzz_bench
+
+            return run_fuzz_bench(config, args.profile, args.offers, args.messages, args.seed,
+                                  args.seconds, args.json)
         if args.command == "bench" and args.bench == "bargein":
             from voxlive.bench.bargein import run_bargein_bench
 
@@ -238,18 +281,41 @@ def serve(config, args: argparse.Namespace) -> int:  # noqa: ANN001
 
 
 def serve_daemon(config, args: argparse.Namespace) -> int:  # noqa: ANN001
-    from aiohttp import web
+    import contextlib
+    import ssl
 
-    from voxlive.server.app import Daemon, build_app
+    from voxlive.server.app import Daemon, serve_forever, tls_context
+    from voxlive.server.auth import AuthPolicy, AuthSetupError
 
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
+    server = config.server
+    try:  # before the models load: a missing key fails at once
+        auth = AuthPolicy.from_settings(
+            host, server.api_keys, server.metrics_keys, server.allowed_origins,
+            server.allowed_hosts, server.call_token_ttl_s, server.allow_unauthenticated)
+    except AuthSetupError as exc:
+        print(f"voxlive serve: {exc}", file=sys.stderr)
+        return 2
+    context = None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("voxlive serve: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    if args.tls_cert:
+        try:
+            context = tls_context(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"voxlive serve: cannot use the TLS certificate: {exc}", file=sys.stderr)
+            return 2
     name, models = load_or_explain(config, args.profile)
-    daemon = Daemon(config, name, models, host=host, kiosk=args.kiosk, owns_models=True)
+    daemon = Daemon(config, name, models, host=host, kiosk=args.kiosk, owns_models=True,
+                    auth=auth)
     shown = f"[{host}]" if ":" in host else host
-    print(f"voxlive ({name} profile) is listening: open http://{shown}:{port}/ and press Call",
-          flush=True)
-    web.run_app(build_app(daemon), host=host, port=port, print=None)
+    scheme = "https" if context else "http"
+    print(f"voxlive ({name} profile) is listening: open {scheme}://{shown}:{port}/ and press "
+          "Call", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(daemon, port, context))
     return 0
 
 

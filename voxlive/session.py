@@ -140,13 +140,13 @@ class CallSession:
         try:
             data = json.loads(message)
             kind = data["type"]
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):
             self._emit("error", message="events must be JSON objects with a 'type'", stage=None)
             return
         if kind == "ping":
             self._emit("pong")
-        else:
-            self._emit("error", message=f"unknown event type {kind!r}", stage=None)
+        else:  # never echo more than a few bytes of what the client sent
+            self._emit("error", message=f"unknown event type {str(kind)[:40]!r}", stage=None)
 
     # --- the core's actions ---------------------------------------------------------
 

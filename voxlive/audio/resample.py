@@ -21,9 +21,21 @@ class Resampler:
     def __init__(self, out_rate: int):
         self.out_rate = out_rate
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=out_rate)
+        self._input: tuple[str, str, int] | None = None  # format, layout, rate
 
     def process_frame(self, frame: av.AudioFrame) -> np.ndarray:
-        return self._collect(self._resampler.resample(frame))
+        # PyAV's resampler is set up by its first frame and refuses any other shape
+        # ("Frame does not match AudioResampler setup"): a codec or format change in
+        # the middle of a call (renegotiation, a new device) needs a new one. What the
+        # old one still held is flushed first, so the stream keeps its length.
+        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+        held = np.zeros(0, dtype=np.float32)
+        if self._input is not None and shape != self._input:
+            held = self.flush()
+            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.out_rate)
+        self._input = shape
+        out = self._collect(self._resampler.resample(frame))
+        return np.concatenate([held, out]) if len(held) else out
 
     def process(self, samples: np.ndarray, rate: int) -> np.ndarray:
         """Resample mono float32 (or int16) samples given at `rate`."""

@@ -124,15 +124,18 @@ class ImageTrack(VideoStreamTrack):
 
 class CallClient:
     """`receive_buffer`: "pass-through" hears the reply as it arrives (as the daemon hears
-    the caller, rtp_receive.py); "aiortc" keeps aiortc's own audio jitter buffer (80 ms)."""
+    the caller, rtp_receive.py); "aiortc" keeps aiortc's own audio jitter buffer (80 ms).
+    `headers` go with the offer (e.g. Authorization: Bearer KEY or a call token)."""
 
     def __init__(self, base_url: str, camera: np.ndarray | None = None,
-                 receive_buffer: str = "pass-through"):
+                 receive_buffer: str = "pass-through",
+                 headers: dict[str, str] | None = None):
         if receive_buffer not in RECEIVE_BUFFERS:
             raise ValueError(f"receive_buffer must be one of {RECEIVE_BUFFERS}, "
                              f"not {receive_buffer!r}")
         self.receive_buffer = receive_buffer
         self.base_url = base_url.rstrip("/")
+        self.headers = headers or {}  # e.g. Authorization: Bearer KEY or call token
         # A caller of a loopback daemon offers loopback candidates only, like the daemon.
         apply_host_policy(urlsplit(self.base_url).hostname or "127.0.0.1")
         self.pc = RTCPeerConnection(rtc_configuration([]))
@@ -149,11 +152,12 @@ class CallClient:
             self.pc.addTrack(ImageTrack(camera))
         self.pc.on("track", self._on_track)
 
-    async def connect(self) -> None:
+    async def connect(self, ssl: Any = True) -> None:
+        """`ssl`: aiohttp's ssl argument (an SSLContext trusting a test certificate)."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
         offer = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
         async with aiohttp.ClientSession() as http, http.post(
-            f"{self.base_url}/offer", json=offer
+            f"{self.base_url}/offer", json=offer, headers=self.headers, ssl=ssl
         ) as response:
             body = await response.json()
             if response.status != 200:

@@ -70,6 +70,8 @@ def _describe(err: dict[str, Any]) -> str:
         return f"{key}: unknown key (check its spelling against README's models.yaml section)"
     if kind == "missing":
         return f"{key}: required key is missing"
+    if "_keys" in key:  # server.api_keys / metrics_keys: a key pasted in is never echoed
+        return f"{key}: {err['msg']} (a source such as env:NAME or file:PATH, not the key)"
     return f"{key}: {err['msg']} (got {err.get('input')!r})"
 
 

@@ -1,5 +1,8 @@
 """The daemon's HTTP side: the page, `POST /offer` signalling, `/config`, `/healthz`.
 
+Who may call is voxlive/server/auth.py (API keys, call tokens from `POST /token`,
+Origin and Host checks), applied to every route by its middleware.
+
 Signalling contract (any WebRTC client can call): POST /offer with JSON
 {"sdp": ..., "type": "offer"}; the answer is JSON {"sdp": ..., "type": "answer"}.
 Errors are JSON {"error": message} with a 4xx/5xx status. The client opens a data
@@ -10,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import signal
+import ssl
+import threading
+import time
 import uuid
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,31 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
+from voxlive.server.auth import (
+    AUTH,
+    PRINCIPAL,
+    AuthPolicy,
+    auth_middleware,
+    authorize_call,
+    issue_token,
+    json_error,
+)
+from voxlive.server.call import Call
+from voxlive.server.call_guard import (
+    GuardedTrack,
+    harden_data_channels,
+    pump_guarded,
+    watch_call,
+)
+from voxlive.server.connections import GUARDS, guard_middleware, install
+from voxlive.server.guards import (
+    OfferRefused,
+    RateLimiter,
+    check_offer_sdp,
+    json_errors,
+    parse_json_body,
+)
+from voxlive.server.health import LoopLag, open_fds, os_threads
 from voxlive.server.ice import (
     apply_host_policy,
     filter_remote_candidates,
@@ -37,46 +67,9 @@ from voxlive.transports.webrtc import OutputAudioTrack, pump_input, pump_video
 log = logging.getLogger(__name__)
 
 MAX_OFFER_BYTES = 128 * 1024
-MAX_QUEUED_EVENTS = 256
+STUCK_GRACE_S = 5.0
+"""A call still connecting this long past its deadline is a stuck slot (/healthz 503)."""
 WEB_DIR = Path(str(resources.files("voxlive") / "web"))
-
-
-@dataclass
-class Call:
-    call_id: str
-    pc: RTCPeerConnection
-    session: CallSession
-    metrics: Metrics
-    channel: RTCDataChannel | None = None
-    queued: list[str] = field(default_factory=list)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def send_event(self, event: dict[str, Any]) -> None:
-        self.metrics.observe_event(event)
-        text = json.dumps(event)
-        if self.channel is not None and self.channel.readyState == "open":
-            self.channel.send(text)
-        elif len(self.queued) < MAX_QUEUED_EVENTS:
-            self.queued.append(text)
-
-    def attach_channel(self, channel: RTCDataChannel) -> None:
-        self.channel = channel
-
-        def flush() -> None:
-            for text in self.queued:
-                channel.send(text)
-            self.queued.clear()
-
-        if channel.readyState == "open":
-            flush()
-        else:
-            channel.on("open", flush)
-        channel.on("message", self._on_message)
-
-    def _on_message(self, message: str | bytes) -> None:
-        if isinstance(message, bytes):
-            message = message.decode("utf-8", "replace")
-        self.session.handle_client_message(message)
 
 
 class OfferError(ValueError):
@@ -87,7 +80,8 @@ class Daemon:
     """Holds the shared models and the live calls; one per process."""
 
     def __init__(self, config: VoxliveConfig, profile_name: str, models: Models,
-                 host: str, kiosk: bool = False, owns_models: bool = False):
+                 host: str, kiosk: bool = False, owns_models: bool = False,
+                 auth: AuthPolicy | None = None):
         self.config = config
         self.profile_name = profile_name
         self.models = models
@@ -97,20 +91,37 @@ class Daemon:
         self.calls: dict[str, Call] = {}
         self.metrics = Metrics()
         self.vad_threshold = config.profile(profile_name).vad.threshold
+        server = config.server
+        self.auth = auth or AuthPolicy.from_settings(
+            host, server.api_keys, server.metrics_keys, server.allowed_origins,
+            server.allowed_hosts, server.call_token_ttl_s, server.allow_unauthenticated)
+        self.limits = server.limits
+        self.offer_rate = RateLimiter(self.limits.offers_per_minute, per_s=60.0)
+        self.loop_lag = LoopLag()
         apply_host_policy(host)
+        harden_data_channels()
+
+    def live_calls(self) -> int:
+        """Calls holding a slot: ended ones never count (they are being torn down)."""
+        return sum(1 for call in self.calls.values() if call.ended is None)
+
+    def stuck_calls(self) -> int:
+        """Calls still not connected well past their deadline: the watchdog failed."""
+        late = self.limits.connect_timeout_s + STUCK_GRACE_S
+        t = time.monotonic()
+        return sum(1 for call in self.calls.values()
+                   if call.clock.connected is None and t - call.clock.started > late)
 
     # --- signalling -------------------------------------------------------------------
 
     async def answer(self, body: Any) -> RTCSessionDescription:
         offer = self._parse_offer(body)
-        if len(self.calls) >= self.config.server.max_calls:
-            raise web.HTTPServiceUnavailable(
-                text=json.dumps({"error": "too many calls; try again later"}),
-                content_type="application/json",
-            )
+        if self.live_calls() >= self.config.server.max_calls:
+            raise json_error(web.HTTPServiceUnavailable, "too many calls; try again later")
         call_id = uuid.uuid4().hex[:12]
         pc = RTCPeerConnection(rtc_configuration(self.config.server.ice_servers))
-        call = Call(call_id, pc, session=None, metrics=self.metrics)  # type: ignore[arg-type]
+        call = Call(call_id, pc, session=None, metrics=self.metrics,  # type: ignore[arg-type]
+                    limits=self.limits)
         call.session = CallSession(
             self.models, self.config, self.vad_threshold, call.send_event, call_id
         )
@@ -120,6 +131,8 @@ class Daemon:
         except Exception:
             await self.hang_up(call_id)
             raise
+        self._keep(call, watch_call(call.clock, lambda: pc.connectionState, self.limits,
+                                    lambda reason: self.hang_up(call_id, reason)))
         self.metrics.call_started()
         call.send_event({"type": "ready", "call_id": call_id, "profile": self.profile_name})
         call.send_event({"type": "state", "state": call.session.core.state.value})
@@ -135,6 +148,10 @@ class Daemon:
             raise OfferError('"sdp" must be an SDP offer (text starting with "v=0")')
         if "m=audio" not in sdp:
             raise OfferError("the offer has no audio: add a microphone track")
+        try:
+            check_offer_sdp(sdp, self.limits)
+        except OfferRefused as exc:
+            raise OfferError(str(exc)) from exc
         sdp = filter_remote_candidates(sdp, loopback_only=is_loopback(self.host))
         return RTCSessionDescription(sdp=sdp, type="offer")
 
@@ -143,46 +160,70 @@ class Daemon:
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
-            if channel.label == "events":
+            call.channels_opened += 1
+            if call.channels_opened > self.limits.max_data_channels:
+                channel.close()  # one events channel is all a call needs
+            elif channel.label == "events" and call.channel is None:
                 call.attach_channel(channel)
 
         @pc.on("track")
         def on_track(track: Any) -> None:
+            guarded = GuardedTrack(track, self.limits, call.clock)
             if track.kind == "audio":
-                work = pump_input(track, call.session)
+                work = pump_guarded(lambda t: pump_input(t, call.session), guarded,
+                                    lambda why: self.hang_up(call.call_id, why))
             else:
-                work = pump_video(track, call.session)
-            task = asyncio.ensure_future(work)
-            call.tasks.add(task)
-            task.add_done_callback(call.tasks.discard)
+                work = pump_guarded(lambda t: pump_video(t, call.session), guarded,
+                                    lambda why: self.hang_up(call.call_id, why))
+            self._keep(call, work)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             log.info("call %s: %s", call.call_id, pc.connectionState)
-            if pc.connectionState in ("failed", "closed"):
+            if pc.connectionState == "failed":  # ICE or DTLS failed: end it with a reason
+                await self.hang_up(call.call_id, "the connection failed")
+            elif pc.connectionState == "closed":
                 await self.hang_up(call.call_id)
 
         try:
             await pc.setRemoteDescription(offer)
+            pass_through_audio(pc)  # the caller's audio to the VAD without a jitter wait
+            pc.addTrack(OutputAudioTrack(call.session.output))
+            await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
-            raise OfferError(f"the offer could not be used: {exc}") from exc
-        pass_through_audio(pc)  # the caller's audio to the VAD without a jitter wait
-        pc.addTrack(OutputAudioTrack(call.session.output))
-        await pc.setLocalDescription(await pc.createAnswer())
+            raise OfferError(f"the offer could not be used: {str(exc)[:300]}") from exc
 
-    async def hang_up(self, call_id: str) -> None:
-        call = self.calls.pop(call_id, None)
-        if call is None:
+    @staticmethod
+    def _keep(call: Call, work: Any) -> None:
+        """Run `work` as one of the call's tasks (cancelled when it hangs up)."""
+        task = asyncio.ensure_future(work)
+        call.tasks.add(task)
+        task.add_done_callback(call.tasks.discard)
+
+    async def hang_up(self, call_id: str, reason: str | None = None) -> None:
+        """End a call; with a `reason` (a limit, a fault) the client is told first."""
+        call = self.calls.get(call_id)
+        if call is None or call.ended is not None:
             return
+        call.ended = reason or "hung up"
+        if reason is not None:
+            log.info("call %s ended: %s", call_id, reason)
+            call.send_event({"type": "error", "message": reason, "stage": "call"})
+            call.send_event({"type": "call_ended", "reason": reason})
+            await asyncio.sleep(0.05)  # let the events go out before the channel closes
+        self.calls.pop(call_id, None)
         await call.session.close()
+        current = asyncio.current_task()
         for task in list(call.tasks):
-            task.cancel()
+            if task is not current:  # the watchdog or a pump may be the one hanging up
+                task.cancel()
         with contextlib.suppress(Exception):
             await call.pc.close()
 
     async def close(self) -> None:
         for call_id in list(self.calls):
             await self.hang_up(call_id)
+        await self.loop_lag.stop()
         if self.owns_models:
             await self.models.aclose()
 
@@ -197,16 +238,27 @@ def _error(status: int, message: str) -> web.Response:
 
 
 async def offer(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
         return _error(413, f"offer too large (limit {MAX_OFFER_BYTES} bytes)")
+    if request.content_type != "application/json":
+        # A cross-site page can POST text/plain without a CORS preflight; JSON it cannot.
+        return _error(415, 'send the offer as Content-Type: application/json')
+    if not daemon.offer_rate.allow(request.remote or "?"):
+        return _error(429, f"too many offers from this address (limit "
+                      f"{daemon.limits.offers_per_minute} a minute)")
     try:
-        body = json.loads(await request.text())
+        text = await asyncio.wait_for(request.text(), daemon.limits.body_timeout_s)
+        body = parse_json_body(text)
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"offer too large (limit {MAX_OFFER_BYTES} bytes)")
+    except TimeoutError:
+        return _error(408, f"the offer did not arrive within {daemon.limits.body_timeout_s:g} s")
     except (ValueError, UnicodeDecodeError):
         return _error(400, 'the body is not JSON; send {"sdp": ..., "type": "offer"}')
+    authorize_call(request)  # a call token is used up here
     try:
-        answer = await request.app[DAEMON].answer(body)
+        answer = await daemon.answer(body)
     except OfferError as exc:
         return _error(400, str(exc))
     return web.json_response({"sdp": answer.sdp, "type": answer.type})
@@ -214,29 +266,45 @@ async def offer(request: web.Request) -> web.Response:
 
 async def client_config(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
+    # TURN credentials only to a caller with a key or a call token.
+    secret = None if request[PRINCIPAL].authenticated else {"username", "credential"}
     return web.json_response({
-        "ice_servers": [s.model_dump(exclude_none=True) for s in daemon.config.server.ice_servers],
+        "ice_servers": [s.model_dump(exclude_none=True, exclude=secret)
+                        for s in daemon.config.server.ice_servers],
         "profile": daemon.profile_name,
         "kiosk": daemon.kiosk,
     })
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """503 when the daemon cannot take a call it should: a deploy's timer restarts it."""
     daemon = request.app[DAEMON]
     models = daemon.models
+    problems = []
+    if stuck := daemon.stuck_calls():
+        problems.append(f"{stuck} call slot(s) stuck connecting past the deadline")
+    if (lag := daemon.loop_lag.lag_s) > daemon.limits.max_loop_lag_s:
+        problems.append(f"event loop lagging {lag:.1f} s")
     return web.json_response({
-        "status": "ok",
+        "status": "not ok" if problems else "ok",
+        "problems": problems,
         "profile": daemon.profile_name,
-        "calls": len(daemon.calls),
+        "calls": daemon.live_calls(),
+        "loop_lag_s": round(lag, 3),
         "models": {stage: getattr(models, stage).description
                    for stage in ("vad", "stt", "llm", "tts", "vision", "emotion")
                    if getattr(models, stage, None) is not None},
-    })
+    }, status=503 if problems else 200)
 
 
 async def metrics(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    return web.Response(text=daemon.metrics.render(len(daemon.calls)),
+    gauges = {"loop_lag_seconds": daemon.loop_lag.lag_s, "threads": os_threads(),
+              "python_threads": threading.active_count(),
+              "open_fds": open_fds(), "stuck_calls": daemon.stuck_calls()}
+    for guard in request.app[GUARDS]:
+        gauges.update({f"http_connections_{k}": v for k, v in guard.stats().items()})
+    return web.Response(text=daemon.metrics.render(daemon.live_calls(), gauges),
                         content_type="text/plain", charset="utf-8")
 
 
@@ -245,32 +313,73 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 def build_app(daemon: Daemon) -> web.Application:
-    app = web.Application(client_max_size=MAX_OFFER_BYTES)
+    app = web.Application(client_max_size=MAX_OFFER_BYTES,
+                          middlewares=[json_errors, guard_middleware, auth_middleware])
     app[DAEMON] = daemon
+    app[AUTH] = daemon.auth
+    app[GUARDS] = []
     app.router.add_get("/", index)
     app.router.add_post("/offer", offer)
+    app.router.add_post("/token", issue_token)
     app.router.add_get("/config", client_config)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_static("/static", WEB_DIR)
 
+    async def on_startup(app: web.Application) -> None:
+        app[DAEMON].loop_lag.start()  # /healthz and /metrics report the loop's lag
+
     async def on_shutdown(app: web.Application) -> None:
         await app[DAEMON].close()
 
+    app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     return app
 
 
-@contextlib.asynccontextmanager
-async def running(daemon: Daemon, port: int = 0) -> Any:
-    """Serve `daemon` on its host inside a running loop (benchmarks, tests); yields the URL."""
-    runner = web.AppRunner(build_app(daemon), access_log=None)
+async def start_site(daemon: Daemon, port: int, ssl_context: ssl.SSLContext | None = None
+                     ) -> tuple[web.AppRunner, int]:
+    """Serve `daemon` on its host behind the connection guard; returns the runner and port."""
+    limits = daemon.limits
+    runner = web.AppRunner(build_app(daemon), access_log=None,
+                           keepalive_timeout=limits.keepalive_timeout_s)
     await runner.setup()
-    site = web.TCPSite(runner, daemon.host, port)
+    install(runner, limits.max_connections, limits.header_timeout_s)
+    site = web.TCPSite(runner, daemon.host, port, ssl_context=ssl_context)
     await site.start()
-    bound = runner.addresses[0][1]
+    return runner, runner.addresses[0][1]
+
+
+@contextlib.asynccontextmanager
+async def running(daemon: Daemon, port: int = 0, ssl_context: ssl.SSLContext | None = None
+                  ) -> Any:
+    """Serve `daemon` on its host inside a running loop (benchmarks, tests); yields the URL."""
+    runner, bound = await start_site(daemon, port, ssl_context)
     host = f"[{daemon.host}]" if ":" in daemon.host else daemon.host
+    scheme = "https" if ssl_context else "http"
     try:
-        yield f"http://{host}:{bound}"
+        yield f"{scheme}://{host}:{bound}"
     finally:
         await runner.cleanup()
+
+
+async def serve_forever(daemon: Daemon, port: int, ssl_context: ssl.SSLContext | None = None
+                        ) -> None:
+    """`voxlive serve`: until SIGTERM or Ctrl-C, then the calls end and models close."""
+    runner, _ = await start_site(daemon, port, ssl_context)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """The daemon's own TLS (browsers grant the microphone only on https or localhost)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context

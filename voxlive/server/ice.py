@@ -5,7 +5,8 @@ offers host candidates on every interface except loopback. voxlive instead uses
 only the STUN/TURN servers the config names, and when it listens on a loopback
 address it offers loopback candidates only and ignores remote candidates that are
 not loopback (in the offer, and as the source of connectivity checks), so a local
-call sends packets to loopback addresses only.
+call sends packets to loopback addresses only. Beyond loopback (--host 0.0.0.0) it
+still drops the remote candidates no call needs (`may_contact`) and caps their number.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from aiortc import RTCConfiguration, RTCIceServer
 
 from voxlive.config import IceServer
 
-_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ", re.IGNORECASE)
+_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ", re.IGNORECASE)
+MAX_REMOTE_CANDIDATES = 16
+"""Per offer, beyond loopback: each candidate costs connectivity checks from the daemon."""
 _original_get_host_addresses = aioice.ice.get_host_addresses
 _original_request_received = aioice.ice.Connection.request_received
 
@@ -77,14 +80,39 @@ def apply_host_policy(host: str) -> None:
     aioice.ice.get_host_addresses = loopback_addresses
 
 
+def may_contact(address: str, port: int) -> bool:
+    """Beyond loopback: the remote addresses a call may send connectivity checks to.
+
+    Not the unspecified, multicast, broadcast or reserved addresses, not this host's
+    loopback, not an mDNS name (resolving it is a multicast query) and not a privileged
+    port (< 1024, where DNS, SSH and the like listen): an offer must not turn the daemon
+    into a packet cannon aimed at other services.
+    """
+    if port < 1024:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False  # a hostname or *.local
+    bad = (ip.is_unspecified or ip.is_multicast or ip.is_reserved or ip.is_loopback
+           or (ip.version == 4 and str(ip) == "255.255.255.255"))
+    return not bad
+
+
 def filter_remote_candidates(sdp: str, loopback_only: bool) -> str:
-    """Drop the offer's candidates we must not contact (non-loopback, mDNS)."""
-    if not loopback_only:
-        return sdp
+    """Drop the offer's candidates we must not contact: on loopback anything but loopback;
+    beyond it what `may_contact` refuses, and candidates past MAX_REMOTE_CANDIDATES."""
     kept = []
+    count = 0
     for line in sdp.splitlines():
         match = _CANDIDATE.match(line)
-        if match and not is_loopback(match.group(1)):
-            continue
+        if match:
+            address, port = match.group(1), int(match.group(2))
+            allowed = 0 < port < 65536 and (  # aioice would raise sending to port 65536
+                is_loopback(address) if loopback_only
+                else may_contact(address, port) and count < MAX_REMOTE_CANDIDATES)
+            if not allowed:
+                continue
+            count += 1
         kept.append(line)
     return "\r\n".join(kept) + "\r\n"

@@ -69,9 +69,12 @@ class Metrics:
         elif kind == "error":
             self.counters["errors_total"] += 1
 
-    def render(self, active_calls: int) -> str:
+    def render(self, active_calls: int, gauges: dict[str, float] | None = None) -> str:
+        """`gauges`: the process's vitals (event-loop lag, threads, fds, connections)."""
         lines = [*self.voice_to_voice.render(), *self.barge_in.render()]
         for name, value in self.counters.items():
             lines += [f"# TYPE voxlive_{name} counter", f"voxlive_{name} {value}"]
         lines += ["# TYPE voxlive_active_calls gauge", f"voxlive_active_calls {active_calls}"]
+        for name, value in (gauges or {}).items():
+            lines += [f"# TYPE voxlive_{name} gauge", f"voxlive_{name} {value:g}"]
         return "\n".join(lines) + "\n"

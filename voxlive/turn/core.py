@@ -199,6 +199,7 @@ class TurnCore:
         self._turn_onset: float | None = None  # start of the user's turn (kept on reopen)
         self._last_voiced = 0.0
         self._deaf_until: float | None = None  # half duplex: ignore the reply's echo tail
+        self._cut_silence: float | None = None  # after a cut: silence heard since (None: no cut)
 
     @property
     def _speculative_s(self) -> float:
@@ -263,6 +264,14 @@ class TurnCore:
         """Windows that must not count as the user: echo, and in half duplex the reply."""
         if window.echo:
             return True
+        if self._cut_silence is not None:
+            # A monologue cut at max_utterance_s is answered: the speech that goes on
+            # neither reopens the turn nor interrupts its answer, until the first pause.
+            quiet = window.probability < self.threshold - HYSTERESIS
+            self._cut_silence = self._cut_silence + window.duration if quiet else 0.0
+            if self._cut_silence < self.settings.end_of_turn_silence_ms / 1000:
+                return True
+            self._cut_silence = None
         if self.settings.barge_in:
             return False
         if self.state == State.SPEAKING:
@@ -334,10 +343,11 @@ class TurnCore:
         ]
         self._verdict, self._judge_failed = None, False
         if too_long and self._voiced:
-            # Cut: commit now; speech that goes on after the cut is a new turn.
+            # Cut: commit now and answer; speech that goes on is not heard until a pause.
             self._voiced_run = 0.0
             self._turn_onset = None
             self.committed = True
+            self._cut_silence = 0.0
             actions.append(TurnCommitted(self.generation, CommitRule.MAX_UTTERANCE))
         elif self.semantic:
             actions.append(JudgeTurn(self.generation, start, end))
