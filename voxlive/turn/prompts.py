@@ -75,7 +75,7 @@ def system_prompt_for(settings: Any, llm: Any) -> str:
     """`assistant.system_prompt` if set, else the prompt of `assistant.prompt_family`
     (`auto`: the loaded model's family)."""
     if getattr(settings, "system_prompt", None):
-        return settings.system_prompt
+        return str(settings.system_prompt)
     family = getattr(settings, "prompt_family", "auto")
     if family == "auto":
         family = family_of(model_names(llm))
