@@ -207,11 +207,21 @@ def serve_daemon(config, args: argparse.Namespace) -> int:  # noqa: ANN001
     from aiohttp import web
 
     from voxlive.server.app import Daemon, build_app
+    from voxlive.server.auth import AuthPolicy, AuthSetupError
 
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
+    server = config.server
+    try:  # before the models load: a missing key fails at once
+        auth = AuthPolicy.from_settings(
+            host, server.api_keys, server.metrics_keys, server.allowed_origins,
+            server.allowed_hosts, server.call_token_ttl_s, server.allow_unauthenticated)
+    except AuthSetupError as exc:
+        print(f"voxlive serve: {exc}", file=sys.stderr)
+        return 2
     name, models = load_or_explain(config, args.profile)
-    daemon = Daemon(config, name, models, host=host, kiosk=args.kiosk, owns_models=True)
+    daemon = Daemon(config, name, models, host=host, kiosk=args.kiosk, owns_models=True,
+                    auth=auth)
     shown = f"[{host}]" if ":" in host else host
     print(f"voxlive ({name} profile) is listening: open http://{shown}:{port}/ and press Call",
           flush=True)

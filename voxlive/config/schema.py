@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from voxlive.config.limits import ServerLimits
+
 
 class ConfigError(ValueError):
     """One or more problems with the configuration; str() is the user-facing report."""
@@ -231,11 +233,22 @@ class IceServer(Strict):
     credential: str | None = None
 
 
+KeySource = Annotated[str, Field(pattern=r"^(env|file):.+")]
+
+
 class ServerSettings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     ice_servers: list[IceServer] = Field(default_factory=list)
     max_calls: int = Field(16, ge=1)
+    # auth (voxlive/server/auth.py): keys are env:NAME or file:PATH, never literals
+    api_keys: list[KeySource] = Field(default_factory=list)
+    metrics_keys: list[KeySource] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)  # empty: the daemon's own
+    allowed_hosts: list[str] = Field(default_factory=list)  # names besides IPs, localhost
+    allow_unauthenticated: bool = False  # beyond loopback without keys (trusted LAN)
+    call_token_ttl_s: float = Field(60.0, gt=0)
+    limits: ServerLimits = Field(default_factory=ServerLimits)
 
 
 class VoxliveConfig(Strict):

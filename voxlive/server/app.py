@@ -1,5 +1,8 @@
 """The daemon's HTTP side: the page, `POST /offer` signalling, `/config`, `/healthz`.
 
+Who may call is voxlive/server/auth.py (API keys, call tokens from `POST /token`,
+Origin and Host checks), applied to every route by its middleware.
+
 Signalling contract (any WebRTC client can call): POST /offer with JSON
 {"sdp": ..., "type": "offer"}; the answer is JSON {"sdp": ..., "type": "answer"}.
 Errors are JSON {"error": message} with a 4xx/5xx status. The client opens a data
@@ -23,6 +26,14 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
+from voxlive.server.auth import (
+    AUTH,
+    PRINCIPAL,
+    AuthPolicy,
+    Principal,
+    auth_middleware,
+    issue_token,
+)
 from voxlive.server.ice import (
     apply_host_policy,
     filter_remote_candidates,
@@ -86,7 +97,8 @@ class Daemon:
     """Holds the shared models and the live calls; one per process."""
 
     def __init__(self, config: VoxliveConfig, profile_name: str, models: Models,
-                 host: str, kiosk: bool = False, owns_models: bool = False):
+                 host: str, kiosk: bool = False, owns_models: bool = False,
+                 auth: AuthPolicy | None = None):
         self.config = config
         self.profile_name = profile_name
         self.models = models
@@ -96,6 +108,10 @@ class Daemon:
         self.calls: dict[str, Call] = {}
         self.metrics = Metrics()
         self.vad_threshold = config.profile(profile_name).vad.threshold
+        server = config.server
+        self.auth = auth or AuthPolicy.from_settings(
+            host, server.api_keys, server.metrics_keys, server.allowed_origins,
+            server.allowed_hosts, server.call_token_ttl_s, server.allow_unauthenticated)
         apply_host_policy(host)
 
     # --- signalling -------------------------------------------------------------------
@@ -203,6 +219,9 @@ async def offer(request: web.Request) -> web.Response:
         return _error(413, f"offer too large (limit {MAX_OFFER_BYTES} bytes)")
     except (ValueError, UnicodeDecodeError):
         return _error(400, 'the body is not JSON; send {"sdp": ..., "type": "offer"}')
+    who: Principal = request[PRINCIPAL]
+    if who.kind == "token" and not request.app[AUTH].tokens.consume(who.token or ""):
+        return _error(403, "the call token was already used")  # single use
     try:
         answer = await request.app[DAEMON].answer(body)
     except OfferError as exc:
@@ -212,8 +231,11 @@ async def offer(request: web.Request) -> web.Response:
 
 async def client_config(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
+    # TURN credentials only to a caller with a key or a call token.
+    secret = None if request[PRINCIPAL].authenticated else {"username", "credential"}
     return web.json_response({
-        "ice_servers": [s.model_dump(exclude_none=True) for s in daemon.config.server.ice_servers],
+        "ice_servers": [s.model_dump(exclude_none=True, exclude=secret)
+                        for s in daemon.config.server.ice_servers],
         "profile": daemon.profile_name,
         "kiosk": daemon.kiosk,
     })
@@ -243,10 +265,12 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 def build_app(daemon: Daemon) -> web.Application:
-    app = web.Application(client_max_size=MAX_OFFER_BYTES)
+    app = web.Application(client_max_size=MAX_OFFER_BYTES, middlewares=[auth_middleware])
     app[DAEMON] = daemon
+    app[AUTH] = daemon.auth
     app.router.add_get("/", index)
     app.router.add_post("/offer", offer)
+    app.router.add_post("/token", issue_token)
     app.router.add_get("/config", client_config)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -41,6 +41,14 @@ const ui = {
   camera: document.getElementById('camera'),
 };
 
+// A call token (from POST /token on a daemon that needs keys) comes in this page's URL,
+// ?token=vxt_...: single-use and short-lived, so no long-lived API key sits in the page.
+const CALL_TOKEN = new URLSearchParams(window.location.search).get('token');
+
+function authHeaders() {
+  return CALL_TOKEN ? { Authorization: `Bearer ${CALL_TOKEN}` } : {};
+}
+
 // An error whose message is already written for the user (shown as is).
 class UserError extends Error {}
 
@@ -208,7 +216,9 @@ async function fetchConfig() {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), CONFIG_TIMEOUT_MS);
   try {
-    const resp = await fetch('/config', { cache: 'no-store', signal: abort.signal });
+    const resp = await fetch('/config', {
+      cache: 'no-store', signal: abort.signal, headers: authHeaders(),
+    });
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     const body = await resp.json();
     return {
@@ -321,7 +331,7 @@ async function postOffer(description) {
   try {
     resp = await fetch('/offer', {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...authHeaders() },
       body: JSON.stringify({ sdp: description.sdp, type: 'offer' }),
     });
   } catch (err) {
