@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
+from voxlive.realtime.ws import add_realtime_routes
 from voxlive.server.auth import (
     AUTH,
     PRINCIPAL,
@@ -60,6 +62,10 @@ class Call:
     channel: RTCDataChannel | None = None
     queued: list[str] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # Another protocol on the same call path (the Realtime API, voxlive/realtime/calls.py):
+    channel_label: str = "events"
+    on_message: Callable[[str], None] | None = None
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def send_event(self, event: dict[str, Any]) -> None:
         self.metrics.observe_event(event)
@@ -86,7 +92,7 @@ class Call:
     def _on_message(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
-        self.session.handle_client_message(message)
+        (self.on_message or self.session.handle_client_message)(message)
 
 
 class OfferError(ValueError):
@@ -116,7 +122,10 @@ class Daemon:
 
     # --- signalling -------------------------------------------------------------------
 
-    async def answer(self, body: Any) -> RTCSessionDescription:
+    async def answer(self, body: Any, open_session: Callable[[Call], CallSession] | None = None
+                     ) -> RTCSessionDescription:
+        """The answer to an offer; `open_session` makes the call's session (default: a
+        CallSession speaking voxlive's events)."""
         offer = self._parse_offer(body)
         if len(self.calls) >= self.config.server.max_calls:
             raise web.HTTPServiceUnavailable(
@@ -128,7 +137,7 @@ class Daemon:
         call = Call(call_id, pc, session=None, metrics=self.metrics)  # type: ignore[arg-type]
         call.session = CallSession(
             self.models, self.config, self.vad_threshold, call.send_event, call_id
-        )
+        ) if open_session is None else open_session(call)
         self.calls[call_id] = call
         try:
             await self._connect(call, offer)
@@ -136,8 +145,9 @@ class Daemon:
             await self.hang_up(call_id)
             raise
         self.metrics.call_started()
-        call.send_event({"type": "ready", "call_id": call_id, "profile": self.profile_name})
-        call.send_event({"type": "state", "state": call.session.core.state.value})
+        if open_session is None:
+            call.send_event({"type": "ready", "call_id": call_id, "profile": self.profile_name})
+            call.send_event({"type": "state", "state": call.session.core.state.value})
         return pc.localDescription
 
     def _parse_offer(self, body: Any) -> RTCSessionDescription:
@@ -158,7 +168,7 @@ class Daemon:
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
-            if channel.label == "events":
+            if channel.label == call.channel_label:
                 call.attach_channel(channel)
 
         @pc.on("track")
@@ -189,6 +199,8 @@ class Daemon:
         if call is None:
             return
         await call.session.close()
+        for close in call.on_close:
+            await close()
         for task in list(call.tasks):
             task.cancel()
         with contextlib.suppress(Exception):
@@ -275,6 +287,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_static("/static", WEB_DIR)
+    add_realtime_routes(app)  # the OpenAI Realtime API (voxlive/realtime)
 
     async def on_shutdown(app: web.Application) -> None:
         await app[DAEMON].close()
