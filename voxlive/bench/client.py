@@ -93,8 +93,13 @@ class ImageTrack(VideoStreamTrack):
 
 
 class CallClient:
-    def __init__(self, base_url: str, camera: np.ndarray | None = None):
+    def __init__(self, base_url: str, camera: np.ndarray | None = None,
+                 realtime: bool = False):
+        """`realtime`: call the OpenAI Realtime API's WebRTC endpoint (/v1/realtime/calls,
+        events on `oai-events`) instead of voxlive's /offer."""
         self.base_url = base_url.rstrip("/")
+        self.realtime = realtime
+        self.location: str | None = None
         # A caller of a loopback daemon offers loopback candidates only, like the daemon.
         apply_host_policy(urlsplit(self.base_url).hostname or "127.0.0.1")
         self.pc = RTCPeerConnection(rtc_configuration([]))
@@ -104,7 +109,7 @@ class CallClient:
         self._received_at: list[float] = []
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.channel = self.pc.createDataChannel("events")
+        self.channel = self.pc.createDataChannel("oai-events" if realtime else "events")
         self.channel.on("message", self._on_message)
         self.pc.addTrack(self.mic)
         if camera is not None:
@@ -113,6 +118,8 @@ class CallClient:
 
     async def connect(self) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        if self.realtime:
+            return await self._connect_realtime()
         offer = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
         async with aiohttp.ClientSession() as http, http.post(
             f"{self.base_url}/offer", json=offer
@@ -122,6 +129,18 @@ class CallClient:
                 raise RuntimeError(f"offer refused ({response.status}): {body.get('error')}")
         await self.pc.setRemoteDescription(RTCSessionDescription(**body))
         await self.wait_for(lambda e: e["type"] == "ready", timeout=10)
+
+    async def _connect_realtime(self) -> None:
+        async with aiohttp.ClientSession() as http, http.post(
+            f"{self.base_url}/v1/realtime/calls", data=self.pc.localDescription.sdp,
+            headers={"Content-Type": "application/sdp"},
+        ) as response:
+            text = await response.text()
+            if response.status != 201:
+                raise RuntimeError(f"offer refused ({response.status}): {text}")
+            self.location = response.headers.get("Location")
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="answer"))
+        await self.wait_for(lambda e: e["type"] == "session.created", timeout=10)
 
     def _on_message(self, message: str) -> None:
         self.events.append(json.loads(message))
