@@ -85,7 +85,9 @@ async def embedded_url(config: VoxliveConfig, embedded_models: Models) -> AsyncI
 
 def client(url: str) -> Any:
     # No key is configured on this loopback daemon; the SDK sends one anyway.
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-no-key-on-loopback")
+    # (the beta client always takes wss:// unless told the WebSocket base URL)
+    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-no-key-on-loopback",
+                              websocket_base_url=f"{url.replace('http', 'ws', 1)}/v1")
 
 
 async def test_spoken_question_gets_a_spoken_answer_that_matches_its_transcript(
@@ -281,4 +283,25 @@ async def test_bad_events_get_errors_and_the_session_lives(scripted_url: str) ->
         assert (await events.wait("session.updated"))["session"]["instructions"] == \
             "Still here."
         assert len(events.of("error")) == len(bad)
+        events.stop()
+
+
+async def test_beta_dialect_for_older_clients(scripted_url: str) -> None:
+    """`client.beta.realtime` sends OpenAI-Beta: realtime=v1 and expects the old names."""
+    async with client(scripted_url).beta.realtime.connect(model="voxlive") as conn:
+        events = Events(conn)
+        await conn.session.update(session={"modalities": ["text"],
+                                           "input_audio_format": "pcm16"})
+        updated = await events.wait("session.updated")
+        assert updated["session"]["output_modalities"] == ["text"]
+        await conn.conversation.item.create(item={
+            "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "What is the capital of France?"}]})
+        await events.wait("conversation.item.created")  # beta name of .added
+        await conn.response.create()
+        done = await events.wait("response.done")
+        assert done["response"]["status"] == "completed"
+        text = (await events.wait("response.text.done"))["text"]
+        assert text == "The capital of France is Paris."
+        assert not events.of("response.output_text.delta") and events.of("response.text.delta")
         events.stop()

@@ -309,6 +309,7 @@ class RealtimeSession:
         self._transcribed(item, text)
 
     def _open_response(self, generation: int) -> None:
+        self._failed = None  # an earlier failure (no response then) is not this one's
         options = self._options.get(generation, {})
         speaks = options.get("speaks", self.settings.speaks)
         response = Response(
