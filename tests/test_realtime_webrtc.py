@@ -63,6 +63,9 @@ async def test_aiortc_caller_speaks_and_hears_the_answer(double_url: str,
         assert not [e for e in client.events if e["type"] == "response.output_audio.delta"]
         received = client.received_audio()
         assert share_found(said, double_models.stt.transcribe(received)) >= 0.6
+        kinds = [e["type"] for e in client.events]
+        assert kinds.index("output_audio_buffer.started") < kinds.index(
+            "output_audio_buffer.stopped") < kinds.index("response.done")
         # every event has an id of its own
         assert all(e.get("event_id") for e in client.events)
     finally:
@@ -165,3 +168,35 @@ async def _wait_for_event(page: Any, kind: str, timeout_s: float) -> dict[str, A
     if isinstance(value, str):
         raise AssertionError(f"the page failed: {value}")
     return value
+
+
+async def test_with_an_api_key_the_realtime_endpoints_need_it(
+        double_config: VoxliveConfig, double_models: Models) -> None:
+    from voxlive.server.auth import AuthPolicy
+
+    key = "r" * 32
+    daemon = Daemon(double_config, "double", double_models, "127.0.0.1",
+                    auth=AuthPolicy(keys=[key], required=True))
+    openai = pytest.importorskip("openai", reason="the openai SDK (test extra)")
+    async with running(daemon) as url, aiohttp.ClientSession() as http:
+        ws_url = url.replace("http", "ws", 1)
+        for headers in ({}, {"Authorization": "Bearer " + "x" * 32}):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(f"{ws_url}/v1/realtime?model=m", headers=headers)
+            assert refused.value.status in (401, 403)
+        async with http.post(f"{url}/v1/realtime/client_secrets", json={}) as response:
+            assert response.status == 401
+        async with http.post(f"{url}/v1/realtime/client_secrets", json={},
+                             headers={"Authorization": f"Bearer {key}"}) as response:
+            secret = (await response.json())["value"]
+        # the secret opens one session, once
+        async with http.ws_connect(f"{ws_url}/v1/realtime?model=m",
+                                   headers={"Authorization": f"Bearer {secret}"}) as ws:
+            assert (await ws.receive_json())["type"] == "session.created"
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await http.ws_connect(f"{ws_url}/v1/realtime?model=m",
+                                  headers={"Authorization": f"Bearer {secret}"})
+        # and the SDK with the key gets in
+        client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key)
+        async with client.realtime.connect(model="voxlive") as conn:
+            assert (await conn.recv()).type == "session.created"

@@ -285,14 +285,24 @@ class RealtimeSession:
                 self.responses[turn].add_function_call(call["name"], call["arguments"],
                                                        call["call_id"])
         elif kind == "reply_played":
+            self._buffer_event("stopped", turn)
             self._close(turn, "completed")
         elif kind == "reply_cancelled":
+            self._buffer_event("cleared", turn)
             self._cancelled(turn, event.get("heard_text", ""))
+        elif kind == "state" and event["state"] == "speaking":
+            self._buffer_event("started", self.call.core.speaking)
         elif kind == "error":
             self._failed = {"type": "server_error", "message": event.get("message", "")}
             self.send(error_event(ProtocolError(
                 f"{event.get('stage') or 'voxlive'}: {event.get('message')}",
                 "server_error", kind="server_error")))
+
+    def _buffer_event(self, what: str, generation: int | None) -> None:
+        """WebRTC mode: the `output_audio_buffer.*` events (the audio is on the track)."""
+        response = self.responses.get(generation) if generation is not None else None
+        if self.webrtc and response is not None and response.speaks:
+            self.send({"type": f"output_audio_buffer.{what}", "response_id": response.id})
 
     def _voice_item(self, generation: int, text: str) -> None:
         """A voice turn's words: commit the input, add the user item with its transcript."""
