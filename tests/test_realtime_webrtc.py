@@ -153,8 +153,8 @@ async def test_browser_page_like_openais_example(double_url: str, tmp_path: Path
                               == "conversation.item.input_audio_transcription.completed")
             assert "france" in words(transcript["transcript"])
             assert done["response"]["status"] == "completed"
-            assert await page.evaluate("window.location_header").startswith(
-                "/v1/realtime/calls/")
+            location = await page.evaluate("window.location_header")
+            assert location.startswith("/v1/realtime/calls/")
             assert await page.evaluate("window.loudest") > 0.05  # the answer was heard
         finally:
             await browser.close()
