@@ -112,6 +112,9 @@ def test_items_make_the_chat_prompt_with_tool_calls() -> None:
     assert [m["role"] for m in messages] == ["system", "system", "user", "assistant", "tool"]
     assert messages[3]["tool_calls"][0]["id"] == "c1"
     assert messages[4] == {"role": "tool", "tool_call_id": "c1", "content": "snow"}
+    # a capped history never starts with a tool result cut off from its call
+    assert items.messages("Be brief.", max_messages=1) == [messages[0]]
+    assert [m["role"] for m in items.messages("", max_messages=2)] == ["assistant", "tool"]
     items.delete("sys")
     with pytest.raises(ProtocolError):
         items.delete("sys")

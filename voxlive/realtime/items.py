@@ -105,11 +105,21 @@ class Items:
                 return index
         raise ProtocolError(f"no item with id {item_id!r}", "item_not_found", param)
 
-    def messages(self, instructions: str) -> list[dict[str, Any]]:
-        """The chat prompt: the instructions, then every item in order."""
+    def messages(self, instructions: str, max_messages: int | None = None
+                 ) -> list[dict[str, Any]]:
+        """The chat prompt: the instructions, then the items in order; only the last
+        `max_messages` of them (a long session must fit the model's context), never
+        starting at a tool result whose call was cut off."""
+        history = self._history()
+        if max_messages is not None and len(history) > max_messages:
+            history = history[-max_messages:]
+            while history and history[0]["role"] == "tool":
+                history.pop(0)
+        system = [{"role": "system", "content": instructions}] if instructions else []
+        return system + history
+
+    def _history(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
-        if instructions:
-            messages.append({"role": "system", "content": instructions})
         for item in self._items:
             kind = item["type"]
             if kind == "message":

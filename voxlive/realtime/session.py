@@ -51,6 +51,7 @@ class RealtimeSession:
         self._observe = observe  # voxlive's own events, for the daemon's metrics
         self.models = models
         self.base_turn = config.turn
+        self.max_history = config.assistant.max_history_messages
         self.call = CallSession(models, config, vad_threshold, self._on_call_event, call_id)
         self.call.prompt = self._prompt
         detection = TurnDetection.from_voxlive(config.turn, vad_threshold)
@@ -259,7 +260,8 @@ class RealtimeSession:
 
     def _prompt(self, user_text: str) -> list[dict[str, Any]]:
         options = self._options.get(self.call.core.generation, {})
-        return self.items.messages(options.get("instructions", self.settings.instructions))
+        return self.items.messages(options.get("instructions", self.settings.instructions),
+                                   self.max_history)
 
     def _on_call_event(self, event: dict[str, Any]) -> None:
         if self._observe is not None:
