@@ -305,3 +305,20 @@ async def test_beta_dialect_for_older_clients(scripted_url: str) -> None:
         assert text == "The capital of France is Paris."
         assert not events.of("response.output_text.delta") and events.of("response.text.delta")
         events.stop()
+
+
+async def test_server_vad_without_create_response_waits_for_response_create(
+        scripted_url: str) -> None:
+    async with client(scripted_url).realtime.connect(model="voxlive") as conn:
+        events = Events(conn)
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {
+            "transcription": {"model": "whisper-1"},
+            "turn_detection": {"type": "server_vad", "create_response": False}}}})
+        await events.wait("session.updated")
+        await send_audio(conn, question("What is the capital of France?"))
+        await events.wait("conversation.item.input_audio_transcription.completed")
+        await conn.response.create()
+        done = await events.wait("response.done")
+        assert done["response"]["status"] == "completed"
+        assert len(events.of("response.created")) == 1  # only the one asked for
+        events.stop()

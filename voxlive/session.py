@@ -101,6 +101,7 @@ class CallSession:
         self.tools: list[dict[str, Any]] = []  # the client's tools: calls go to the client
         self.speak_replies = True  # False: replies in text only
         self.max_reply_pieces: int | None = None  # cut the LLM's reply after this many
+        self.may_reply: Callable[[int], bool] | None = None  # False: the turn gets no reply
 
     # --- input ------------------------------------------------------------------------
 
@@ -186,7 +187,10 @@ class CallSession:
             self._emit("resumed", turn=action.generation)
         elif isinstance(action, Respond):
             self._user_text[action.generation] = action.user_text
-            self._start(action.generation, self._reply(action.generation, action.user_text))
+            if self.may_reply is None or self.may_reply(action.generation):
+                self._start(action.generation, self._reply(action.generation, action.user_text))
+            else:  # no words: the turn ends at its commit, like a reply that said nothing
+                self.output.finish(action.generation)
         elif isinstance(action, Cancel):
             self._cancel(action)
         elif isinstance(action, ReportError):

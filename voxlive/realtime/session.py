@@ -54,6 +54,7 @@ class RealtimeSession:
         self.max_history = config.assistant.max_history_messages
         self.call = CallSession(models, config, vad_threshold, self._on_call_event, call_id)
         self.call.prompt = self._prompt
+        self.call.may_reply = self._may_reply
         detection = TurnDetection.from_voxlive(config.turn, vad_threshold)
         self.settings = SessionConfig(model=model, id=new_id("sess"),
                                       instructions=config.assistant.system_prompt,
@@ -258,6 +259,11 @@ class RealtimeSession:
 
     # --- CallSession's events -----------------------------------------------------------
 
+    def _may_reply(self, generation: int) -> bool:
+        """A voice turn is answered unless turn_detection.create_response is false."""
+        detection = self.settings.turn_detection
+        return generation in self._options or detection is None or detection.create_response
+
     def _prompt(self, user_text: str) -> list[dict[str, Any]]:
         options = self._options.get(self.call.core.generation, {})
         return self.items.messages(options.get("instructions", self.settings.instructions),
@@ -322,6 +328,8 @@ class RealtimeSession:
 
     def _open_response(self, generation: int) -> None:
         self._failed = None  # an earlier failure (no response then) is not this one's
+        if not self._may_reply(generation):
+            return
         options = self._options.get(generation, {})
         speaks = options.get("speaks", self.settings.speaks)
         response = Response(
