@@ -346,6 +346,7 @@ class RealtimeSession:
                heard: str | None = None) -> None:
         response = self.responses.pop(generation, None)
         self._options.pop(generation, None)
+        self._user_items.pop(generation, None)
         if response is None:
             return
         failed, self._failed = self._failed, None
