@@ -35,7 +35,10 @@ QUESTIONS = (
     "Which planet do we live on?",
 )
 METRICS = ("voice_to_voice_ms", *STAGES)
-TRANSPORT_METRICS = ("client_voice_to_voice_ms", *METRICS)
+TRANSPORT_METRICS = ("client_voice_to_voice_ms", "transport_ms", *METRICS)
+"""transport_ms: client-side minus the daemon's voice-to-voice, turn by turn: the time the
+audio spends in the transport both ways (plus a constant: the question's trailing
+silence before the VAD's last voiced window, the same for both transports)."""
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -110,7 +113,13 @@ async def realtime_turn(url: str, daemon: Any, models: Any, question: str
         daemon.metrics.observe_event = observe
     if not seen or result.get("status") != "completed":
         return None
-    return {**seen[0], **result, "question": question}
+    return _with_transport({**seen[0], **result, "question": question})
+
+
+def _with_transport(report: dict[str, Any]) -> dict[str, Any]:
+    report["transport_ms"] = round(report["client_voice_to_voice_ms"]
+                                   - report["voice_to_voice_ms"], 1)
+    return report
 
 
 async def measure(variants: list[tuple[str, Any]], profile_name: str, models: Any,
@@ -133,6 +142,8 @@ async def measure(variants: list[tuple[str, Any]], profile_name: str, models: An
                     report = await realtime_turn(urls[name], daemons[name], models, question)
                 else:
                     report = await one_turn(urls[name], models, question)
+                    if report is not None and transports:
+                        report = _with_transport(report)
                 if report is None:
                     print(f"{name} turn {i + 1}/{turns}: no spoken reply", file=sys.stderr)
                     continue
@@ -175,10 +186,7 @@ def run_latency_bench(config: Any, profile_name: str | None, turns: int, as_json
     name, models = load_or_explain(config, profile_name)
     variants = [("speculative_on" if compare_speculative else "configured", config)]
     if compare_speculative:
-        # Greedy decoding, so that both settings answer a question with the same words.
-        llm_config = getattr(models.llm, "config", None)
-        if llm_config is not None and hasattr(llm_config, "temperature"):
-            models.llm.config = llm_config.model_copy(update={"temperature": 0.0})
+        _greedy(models)  # so that both settings answer a question with the same words
         turn = config.turn.model_copy(
             update={"speculative_silence_ms": config.turn.end_of_turn_silence_ms})
         variants.append(("speculative_off", config.model_copy(update={"turn": turn})))
@@ -205,9 +213,10 @@ def _compare_transports(config: Any, name: str, models: Any, turns: int,
                         as_json: bool) -> int:
     variants = [("webrtc", config), ("realtime-ws", config)]
     transports = {"webrtc": "webrtc", "realtime-ws": "realtime-ws"}
+    _greedy(models)  # both transports hear the same words: the same LLM and TTS work
     results = asyncio.run(measure(variants, name, models, turns, transports))
     deltas = {}
-    for metric in ("client_voice_to_voice_ms", "voice_to_voice_ms"):
+    for metric in ("transport_ms", "client_voice_to_voice_ms", "voice_to_voice_ms"):
         webrtc, ws = (r["summary"][metric]["p50"] for r in results)
         deltas[f"{metric.removesuffix('_ms')}_p50_ws_minus_webrtc_ms"] = round(ws - webrtc, 1)
     if as_json:
@@ -220,6 +229,12 @@ def _compare_transports(config: Any, name: str, models: Any, turns: int,
     for key, value in deltas.items():
         print(f"{key}: {value}")
     return 0
+
+
+def _greedy(models: Any) -> None:
+    llm_config = getattr(models.llm, "config", None)
+    if llm_config is not None and hasattr(llm_config, "temperature"):
+        models.llm.config = llm_config.model_copy(update={"temperature": 0.0})
 
 
 def _ratio(results: list[dict[str, Any]], stat: str) -> float:

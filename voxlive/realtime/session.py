@@ -57,7 +57,7 @@ class RealtimeSession:
         self.call.may_reply = self._may_reply
         detection = TurnDetection.from_voxlive(config.turn, vad_threshold)
         self.settings = SessionConfig(model=model, id=new_id("sess"),
-                                      instructions=config.assistant.system_prompt,
+                                      instructions=self.call.conversation.system_prompt,
                                       turn_detection=detection, default_detection=detection)
         self.items = Items()
         self.responses: dict[int, Response] = {}
