@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from voxlive.realtime.config import SessionConfig
 from voxlive.realtime.events import ProtocolError, new_id, parse_client_event
 from voxlive.realtime.session import RealtimeSession
 from voxlive.realtime.ws import daemon_of, refuse_if_full
@@ -139,7 +140,7 @@ async def client_secrets(request: web.Request) -> web.Response:
     session = body.get("session") if isinstance(body, dict) else None
     if session is not None and not isinstance(session, dict):
         return _error(400, "'session' must be an object")
-    probe = RealtimeSession.settings_only()
+    probe = SessionConfig(id=new_id("sess"))  # checks the secret's session
     try:
         probe.update(session or {})
     except ProtocolError as exc:

@@ -33,7 +33,6 @@ from voxlive.realtime.formats import (
 from voxlive.realtime.items import Items, check_item, item_text, message_item
 from voxlive.realtime.response import Response
 from voxlive.session import CallSession
-from voxlive.transports.webrtc import FramePacer
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +72,6 @@ class RealtimeSession:
         self._decoder = InputDecoder(self.settings.input_format)
         self._encoder = OutputEncoder(self.settings.output_format)
         self.apply_settings()
-
-    @staticmethod
-    def settings_only() -> SessionConfig:
-        """Session settings with no session behind them (checking a client secret's)."""
-        return SessionConfig(id=new_id("sess"))
 
     def start(self) -> None:
         self.send({"type": "session.created", "session": self.settings.as_json()})
@@ -266,8 +260,12 @@ class RealtimeSession:
 
     def _prompt(self, user_text: str) -> list[dict[str, Any]]:
         options = self._options.get(self.call.core.generation, {})
-        return self.items.messages(options.get("instructions", self.settings.instructions),
-                                   self.max_history)
+        messages = self.items.messages(
+            options.get("instructions", self.settings.instructions), self.max_history)
+        last = messages[-1] if messages else {}
+        if last.get("role") == "user" and user_text.endswith(last["content"]):
+            messages[-1] = {"role": "user", "content": user_text}  # with its emotion tag
+        return messages
 
     def _on_call_event(self, event: dict[str, Any]) -> None:
         if self._observe is not None:
@@ -371,27 +369,19 @@ class RealtimeSession:
         self._client_cancelled = False
         self._close(generation, "cancelled", reason, heard)
 
-    # --- output -------------------------------------------------------------------------
+    # --- output (the WebSocket transport's pump calls this for every 20 ms frame) -----
 
-    async def pump_output(self) -> None:
-        """Read the reply audio in real time (20 ms frames, as a WebRTC track would) and
-        send it as audio deltas of the response that is playing."""
-        pacer = FramePacer()
-        output = self.call.output
-        while True:
-            await pacer.next_pts()
-            before = self.call.core.speaking
-            frame = output.next_frame()
-            after = self.call.core.speaking
-            generation = after if after is not None else before
-            response = self.responses.get(generation) if generation is not None else None
-            if response is not None and response.speaks and frame.any():
-                data = self._encoder.encode(frame)
-                response.add_audio(data)
-                if response.message is not None:
-                    item_id = response.message["id"]
-                    self._sent_ms[item_id] = (self._sent_ms.get(item_id, 0) + len(data) * 1000
-                                              // self._encoder.bytes_per_second)
+    def send_frame(self, frame: Any, generation: int | None) -> None:
+        """One output frame of reply `generation`, as an audio delta of its response."""
+        response = self.responses.get(generation) if generation is not None else None
+        if response is None or not response.speaks or not frame.any():
+            return
+        data = self._encoder.encode(frame)
+        response.add_audio(data)
+        if response.message is not None:
+            item_id = response.message["id"]
+            self._sent_ms[item_id] = (self._sent_ms.get(item_id, 0)
+                                      + len(data) * 1000 // self._encoder.bytes_per_second)
 
     def _spawn(self, work: Any, group: set[asyncio.Task[None]]) -> None:
         task = asyncio.get_running_loop().create_task(work)

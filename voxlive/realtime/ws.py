@@ -28,6 +28,7 @@ from voxlive.realtime.events import (
     stamp,
 )
 from voxlive.realtime.session import RealtimeSession
+from voxlive.transports.webrtc import FramePacer
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ async def realtime_socket(request: web.Request) -> web.StreamResponse:
     request.app[SESSIONS].add(ws)
     loop = asyncio.get_running_loop()
     writer = loop.create_task(_write(ws, outbox))
-    pump = loop.create_task(session.pump_output())
+    pump = loop.create_task(pump_audio(session))
     session.start()
     try:
         async for message in ws:
@@ -113,6 +114,19 @@ async def realtime_socket(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(writer, 2)
     return ws
+
+
+async def pump_audio(session: RealtimeSession) -> None:
+    """Read the reply audio in real time (20 ms frames, as the WebRTC track does, so that
+    barge-in and the heard text work alike) and send it as the playing response's
+    audio deltas."""
+    pacer = FramePacer()
+    core = session.call.core
+    while True:
+        await pacer.next_pts()
+        before = core.speaking
+        frame = session.call.output.next_frame()  # may start or end a reply
+        session.send_frame(frame, core.speaking if core.speaking is not None else before)
 
 
 async def _write(ws: web.WebSocketResponse, outbox: asyncio.Queue[str | None]) -> None:
