@@ -62,27 +62,17 @@ async def _read_offer(request: web.Request) -> tuple[str, dict[str, Any] | None]
     return sdp, session
 
 
-def _principal_token(request: web.Request) -> str | None:
-    from voxlive.server.auth import PRINCIPAL
-
-    who = request.get(PRINCIPAL)
-    return who.token if who is not None and who.kind == "token" else None
-
-
 async def realtime_call(request: web.Request) -> web.Response:
     from voxlive.server.app import OfferError
-    from voxlive.server.auth import AUTH
+    from voxlive.server.auth import authorize_call
 
     refuse_if_full(request)
     try:
         sdp, session = await _read_offer(request)
     except ProtocolError as exc:
         return _error(400, exc.message)
-    token = _principal_token(request)
-    if token is not None:
-        if not request.app[AUTH].tokens.consume(token):
-            return _error(403, "the client secret was already used", "invalid_api_key")
-        session = session or request.app[PRESETS].pop(token, None)
+    if (who := authorize_call(request)).kind == "token":  # a client secret: used up here
+        session = session or request.app[PRESETS].pop(who.token, None)
     daemon = daemon_of(request)
     model = request.query.get("model", "voxlive")
     holder: dict[str, RealtimeSession] = {}

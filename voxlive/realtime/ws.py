@@ -28,6 +28,7 @@ from voxlive.realtime.events import (
     stamp,
 )
 from voxlive.realtime.session import RealtimeSession
+from voxlive.server.auth import authorize_call
 from voxlive.transports.webrtc import FramePacer
 
 log = logging.getLogger(__name__)
@@ -53,16 +54,6 @@ def refuse_if_full(request: web.Request) -> None:
             content_type="application/json")
 
 
-def use_token(request: web.Request) -> None:
-    """A call token (or client secret) opens one session only."""
-    from voxlive.server.auth import AUTH, PRINCIPAL
-
-    who = request.get(PRINCIPAL)
-    if who is not None and who.kind == "token" and not request.app[AUTH].tokens.consume(
-            who.token or ""):
-        raise web.HTTPForbidden(text=json.dumps({"error": "the client secret was used"}),
-                                content_type="application/json")
-
 
 def is_beta(request: web.Request) -> bool:
     offered = request.headers.get("Sec-WebSocket-Protocol", "")
@@ -72,7 +63,7 @@ def is_beta(request: web.Request) -> bool:
 
 async def realtime_socket(request: web.Request) -> web.StreamResponse:
     refuse_if_full(request)
-    use_token(request)
+    authorize_call(request)  # a call token (client secret) opens one session only
     daemon = daemon_of(request)
     beta = is_beta(request)
     ws = web.WebSocketResponse(protocols=SUBPROTOCOLS, max_msg_size=MAX_EVENT_BYTES,

@@ -17,8 +17,9 @@ Every refusal is JSON: 401 without credentials, 403 with wrong ones or a refused
 Origin/Host. Keys and tokens are compared in constant time (hmac.compare_digest).
 
 Use from any aiohttp handler: `request.app[AUTH].authorize(request, scope)` returns the
-`Principal` or raises an HTTP error with a JSON body. `auth_middleware` applies it to
-the daemon's routes (see `scope_for`).
+`Principal` or raises an HTTP error with a JSON body; `authorize_call(request)` does the
+same for a handler that starts a call and uses up its call token. `auth_middleware`
+applies `authorize` to the daemon's routes (see `scope_for`).
 """
 
 from __future__ import annotations
@@ -308,6 +309,17 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     Origin like the requests they announce)."""
     request[PRINCIPAL] = request.app[AUTH].authorize(request, scope_for(request.path))
     return await handler(request)
+
+
+def authorize_call(request: web.Request) -> Principal:
+    """For any handler that starts a call (`POST /offer`, a realtime WebSocket): the
+    checks of the `call` scope (already done by the middleware, else done here), and a
+    call token is used up. Raises a JSON 401/403."""
+    policy = request.app[AUTH]
+    who = request.get(PRINCIPAL) or policy.authorize(request, "call")
+    if who.kind == "token" and not policy.tokens.consume(who.token or ""):
+        raise json_error(web.HTTPForbidden, "the call token was already used")  # single use
+    return who
 
 
 async def issue_token(request: web.Request) -> web.Response:
