@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         "latency", parents=[common], help="voice-to-voice latency over real WebRTC (loopback)")
     latency.add_argument("--turns", type=int, default=5, help="questions to ask (default 5)")
     latency.add_argument("--json", action="store_true", help="print JSON only")
+    latency.add_argument("--transport", choices=("webrtc", "realtime-ws"), default="webrtc",
+                         help="realtime-ws: every question over WebRTC and over the "
+                         "Realtime API's WebSocket, side by side")
     latency.add_argument("--compare-speculative", action="store_true",
                          help="run twice: speculative endpointing on, then off")
     bargein = bench_kinds.add_parser(
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             from voxlive.bench.latency import run_latency_bench
 
             return run_latency_bench(config, args.profile, args.turns, args.json,
-                                     args.compare_speculative)
+                                     args.compare_speculative, args.transport)
     except ConfigError as exc:
         print(f"voxlive: configuration problem:\n{exc}", file=sys.stderr)
         return 2

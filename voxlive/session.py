@@ -22,7 +22,7 @@ from voxlive.audio.echo import EchoGuard
 from voxlive.audio.input import AudioInput
 from voxlive.audio.output import AudioOutput
 from voxlive.audio.vad import WINDOW_S
-from voxlive.backends.base import BackendError, ToolCall
+from voxlive.backends.base import BackendError, ChatMessage, ToolCall
 from voxlive.backends.loader import Models
 from voxlive.backends.tts_stream import speak_into
 from voxlive.config import VoxliveConfig
@@ -34,6 +34,8 @@ from voxlive.turn.conversation import Conversation
 from voxlive.turn.core import (
     Action,
     Cancel,
+    ClientCancel,
+    ClientTurn,
     Event,
     JudgeTurn,
     PauseReply,
@@ -55,7 +57,7 @@ from voxlive.turn.core import (
 from voxlive.turn.echo_words import sounds_like_reply
 from voxlive.turn.look import LOOK_TOOL, LOOK_TOOL_NAME, look_tool_result
 from voxlive.turn.prompts import system_prompt_for
-from voxlive.turn.spoken import ReplyBudget, SpokenReply, speak_stream
+from voxlive.turn.spoken import ReplyBudget, SpokenReply, first_pieces, speak_stream
 from voxlive.vision.call_looks import CallLooks
 from voxlive.vision.camera import CallCamera
 
@@ -107,6 +109,13 @@ class CallSession:
         self.looks = CallLooks(self.camera, config.look, self._emit)
         self._last_loud_frame = 0.0
         self._last_audible_frame = 0.0
+        # For a transport with a protocol of its own (the Realtime API, voxlive/realtime):
+        self.vad_turns = True  # False: the client ends turns itself (push to talk)
+        self.prompt: Callable[[str], list[ChatMessage]] | None = None  # its own history
+        self.tools: list[dict[str, Any]] = []  # the client's tools: calls go to the client
+        self.speak_replies = True  # False: replies in text only
+        self.max_reply_pieces: int | None = None  # cut the LLM's reply after this many
+        self.may_reply: Callable[[int], bool] | None = None  # False: the turn gets no reply
 
     # --- input ------------------------------------------------------------------------
 
@@ -131,7 +140,21 @@ class CallSession:
     def _on_vad_window(self, t: float, probability: float, echo: bool) -> None:
         if self._closed:  # a batch the VAD finished after hang-up: no new turn may start
             return
-        self._handle(VadWindow(t, probability, WINDOW_S, echo))
+        if self.vad_turns:
+            self._handle(VadWindow(t, probability, WINDOW_S, echo))
+
+    def client_turn(self, text: str) -> int:
+        """A turn the client ended itself (typed text, push to talk): reply to `text` now,
+        cutting any reply in progress. Returns the reply's generation."""
+        generation = self.core.generation + 1
+        self._timing[generation] = TurnTiming(last_voiced=now(), transcribe_started=now(),
+                                              transcribed=now())
+        self._handle(ClientTurn(text))
+        return generation
+
+    def cancel_reply(self) -> None:
+        """The client cancels the reply being made or played."""
+        self._handle(ClientCancel())
 
     def handle_client_message(self, message: str) -> None:
         """A message from the page on the events channel."""
@@ -188,7 +211,10 @@ class CallSession:
             self._emit("resumed", turn=action.generation)
         elif isinstance(action, Respond):
             self._user_text[action.generation] = action.user_text
-            self._start(action.generation, self._reply(action.generation, action.user_text))
+            if self.may_reply is None or self.may_reply(action.generation):
+                self._start(action.generation, self._reply(action.generation, action.user_text))
+            else:  # no words: the turn ends at its commit, like a reply that said nothing
+                self.output.finish(action.generation)
         elif isinstance(action, Cancel):
             self._cancel(action)
         elif isinstance(action, JudgeTurn):
@@ -228,8 +254,9 @@ class CallSession:
             self._not_paused.set()
         self._timing.pop(generation, None)
         user_text = self._user_text.pop(generation, None)
+        heard = self.output.heard_text(generation)
+        self._emit("reply_cancelled", turn=generation, heard_text=heard)
         if action.barge_in and user_text is not None:
-            heard = self.output.heard_text(generation)
             self.conversation.commit(user_text, heard, interrupted=True)
             self._emit("interrupted", turn=generation, heard_text=heard)
         self.output.forget(generation)
@@ -266,14 +293,18 @@ class CallSession:
         camera = None
         if self.looks.asked_by(user_text):
             camera = await self.looks.for_turn("intent", generation, timing)
-        messages = self.conversation.messages_for(tagged, camera)
+        messages = (self.prompt(user_text) if self.prompt is not None
+                    else self.conversation.messages_for(tagged, camera))
         spoken: list[str] = []
         # The length policy and the no-echo rule (turn/spoken.py), over both streams.
         reply = SpokenReply(self.budget, notes=(self.conversation.system_prompt,))
         tools = ([LOOK_TOOL] if camera is None and self.looks.may_offer_tool(self.models.llm)
-                 else None)
-        calls = await self._stream_reply(generation, messages, tools, spoken, timing, style,
-                                         reply)
+                 else [])
+        calls = await self._stream_reply(generation, messages, tools + self.tools or None,
+                                         spoken, timing, style, reply)
+        if theirs := [c for c in calls if c.name != LOOK_TOOL_NAME]:
+            self._emit("tool_calls", turn=generation, calls=[
+                {"name": c.name, "arguments": c.arguments, "call_id": c.id} for c in theirs])
         if any(call.name == LOOK_TOOL_NAME for call in calls) and not spoken:
             # The model asked to look: answer its call with the camera's description and
             # let it reply (LLM tool calling, e.g. vLLM with --enable-auto-tool-choice).
@@ -294,6 +325,8 @@ class CallSession:
         policy allows (then the stream is closed); returns its tool calls."""
         stream = (self.models.llm.stream(messages, tools) if tools
                   else self.models.llm.stream(messages))
+        if self.max_reply_pieces is not None:
+            stream = first_pieces(stream, self.max_reply_pieces)
 
         def first_token() -> None:
             timing.llm_first_token = timing.llm_first_token or now()
@@ -307,6 +340,10 @@ class CallSession:
                      timing: TurnTiming, style: str = "default") -> None:
         sentence = speakable(sentence)
         if not any(ch.isalnum() for ch in sentence):
+            return
+        if not self.speak_replies:
+            spoken.append(sentence)
+            self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=False)
             return
         # While the reply is paused under the user's voice, the CPU goes to transcribing
         # what they say (is it an interruption?), not to speech that may be dropped.
@@ -367,6 +404,7 @@ class CallSession:
             self.conversation.commit(user_text, self._reply_text.pop(generation, ""))
         self.output.forget(generation)
         self._timing.pop(generation, None)
+        self._emit("reply_played", turn=generation)
         self._handle(ReplyPlayed(generation))
 
     # --- helpers ----------------------------------------------------------------------

@@ -125,17 +125,21 @@ class ImageTrack(VideoStreamTrack):
 class CallClient:
     """`receive_buffer`: "pass-through" hears the reply as it arrives (as the daemon hears
     the caller, rtp_receive.py); "aiortc" keeps aiortc's own audio jitter buffer (80 ms).
-    `headers` go with the offer (e.g. Authorization: Bearer KEY or a call token)."""
+    `headers` go with the offer (e.g. Authorization: Bearer KEY or a call token).
+    `realtime`: call the OpenAI Realtime API's WebRTC endpoint (/v1/realtime/calls, events
+    on `oai-events`) instead of voxlive's /offer."""
 
     def __init__(self, base_url: str, camera: np.ndarray | None = None,
                  receive_buffer: str = "pass-through",
-                 headers: dict[str, str] | None = None):
+                 headers: dict[str, str] | None = None, realtime: bool = False):
         if receive_buffer not in RECEIVE_BUFFERS:
             raise ValueError(f"receive_buffer must be one of {RECEIVE_BUFFERS}, "
                              f"not {receive_buffer!r}")
         self.receive_buffer = receive_buffer
         self.base_url = base_url.rstrip("/")
         self.headers = headers or {}  # e.g. Authorization: Bearer KEY or call token
+        self.realtime = realtime
+        self.location: str | None = None
         # A caller of a loopback daemon offers loopback candidates only, like the daemon.
         apply_host_policy(urlsplit(self.base_url).hostname or "127.0.0.1")
         self.pc = RTCPeerConnection(rtc_configuration([]))
@@ -145,7 +149,7 @@ class CallClient:
         self._received_at: list[float] = []
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.channel = self.pc.createDataChannel("events")
+        self.channel = self.pc.createDataChannel("oai-events" if realtime else "events")
         self.channel.on("message", self._on_message)
         self.pc.addTrack(self.mic)
         if camera is not None:
@@ -155,6 +159,8 @@ class CallClient:
     async def connect(self, ssl: Any = True) -> None:
         """`ssl`: aiohttp's ssl argument (an SSLContext trusting a test certificate)."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        if self.realtime:
+            return await self._connect_realtime()
         offer = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
         async with aiohttp.ClientSession() as http, http.post(
             f"{self.base_url}/offer", json=offer, headers=self.headers, ssl=ssl
@@ -166,6 +172,20 @@ class CallClient:
         if self.receive_buffer == "pass-through":
             pass_through_audio(self.pc)
         await self.wait_for(lambda e: e["type"] == "ready", timeout=10)
+
+    async def _connect_realtime(self) -> None:
+        async with aiohttp.ClientSession() as http, http.post(
+            f"{self.base_url}/v1/realtime/calls", data=self.pc.localDescription.sdp,
+            headers={**self.headers, "Content-Type": "application/sdp"},
+        ) as response:
+            text = await response.text()
+            if response.status != 201:
+                raise RuntimeError(f"offer refused ({response.status}): {text}")
+            self.location = response.headers.get("Location")
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="answer"))
+        if self.receive_buffer == "pass-through":
+            pass_through_audio(self.pc)
+        await self.wait_for(lambda e: e["type"] == "session.created", timeout=10)
 
     def _on_message(self, message: str) -> None:
         self.events.append(json.loads(message))

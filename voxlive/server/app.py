@@ -19,6 +19,7 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
+from voxlive.realtime.ws import add_realtime_routes
 from voxlive.server.auth import (
     AUTH,
     PRINCIPAL,
@@ -114,7 +116,10 @@ class Daemon:
 
     # --- signalling -------------------------------------------------------------------
 
-    async def answer(self, body: Any) -> RTCSessionDescription:
+    async def answer(self, body: Any, open_session: Callable[[Call], CallSession] | None = None
+                     ) -> RTCSessionDescription:
+        """The answer to an offer; `open_session` makes the call's session (default: a
+        CallSession speaking voxlive's events)."""
         offer = self._parse_offer(body)
         if self.live_calls() >= self.config.server.max_calls:
             raise json_error(web.HTTPServiceUnavailable, "too many calls; try again later")
@@ -124,7 +129,7 @@ class Daemon:
                     limits=self.limits)
         call.session = CallSession(
             self.models, self.config, self.vad_threshold, call.send_event, call_id
-        )
+        ) if open_session is None else open_session(call)
         self.calls[call_id] = call
         try:
             await self._connect(call, offer)
@@ -134,8 +139,9 @@ class Daemon:
         self._keep(call, watch_call(call.clock, lambda: pc.connectionState, self.limits,
                                     lambda reason: self.hang_up(call_id, reason)))
         self.metrics.call_started()
-        call.send_event({"type": "ready", "call_id": call_id, "profile": self.profile_name})
-        call.send_event({"type": "state", "state": call.session.core.state.value})
+        if open_session is None:
+            call.send_event({"type": "ready", "call_id": call_id, "profile": self.profile_name})
+            call.send_event({"type": "state", "state": call.session.core.state.value})
         return pc.localDescription
 
     def _parse_offer(self, body: Any) -> RTCSessionDescription:
@@ -163,7 +169,7 @@ class Daemon:
             call.channels_opened += 1
             if call.channels_opened > self.limits.max_data_channels:
                 channel.close()  # one events channel is all a call needs
-            elif channel.label == "events" and call.channel is None:
+            elif channel.label == call.channel_label and call.channel is None:
                 call.attach_channel(channel)
 
         @pc.on("track")
@@ -214,6 +220,8 @@ class Daemon:
         self.calls.pop(call_id, None)
         await call.session.close()
         current = asyncio.current_task()
+        for close in call.on_close:
+            await close()
         for task in list(call.tasks):
             if task is not current:  # the watchdog or a pump may be the one hanging up
                 task.cancel()
@@ -325,6 +333,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_static("/static", WEB_DIR)
+    add_realtime_routes(app)  # the OpenAI Realtime API (voxlive/realtime)
 
     async def on_startup(app: web.Application) -> None:
         app[DAEMON].loop_lag.start()  # /healthz and /metrics report the loop's lag

@@ -249,6 +249,8 @@ class AuthPolicy:
         if given.startswith(TOKEN_PREFIX):
             if self.tokens.valid(given):
                 return Principal("token", given)
+        elif not (self.keys or self.metrics_keys or self.required):
+            return Principal("none")  # no keys to check: SDKs send one whatever (openai)
         elif _matches(given, self.keys):
             return Principal("key")
         elif _matches(given, self.metrics_keys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,10 @@ class Call:
     channels_opened: int = 0
     ended: str | None = None  # why the call ended (a limit, a fault), once it has
     guard: EventsGuard = field(init=False)
+    # Another protocol on the same call path (the Realtime API, voxlive/realtime/calls.py):
+    channel_label: str = "events"
+    on_message: Callable[[str], None] | None = None
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.guard = EventsGuard(self.limits)
@@ -81,4 +86,4 @@ class Call:
         if error is not None:
             self.send_event({"type": "error", "message": error, "stage": None})
         if text is not None:
-            self.session.handle_client_message(text)
+            (self.on_message or self.session.handle_client_message)(text)

@@ -90,8 +90,24 @@ class StageFailed:
     message: str
 
 
-Event = (VadWindow | Transcribed | ReplyAudioStarted | ReplyPlayed | StageFailed | TurnJudged
-         | JudgeFailed)
+@dataclass(frozen=True)
+class ClientTurn:
+    """A user turn the client ended itself (a typed message, a push-to-talk commit, a
+    Realtime `response.create`): no endpointing, the reply to `text` starts and may play.
+    A reply still playing or being made is cut first (the user spoke over it)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ClientCancel:
+    """The client cancels the current reply (Realtime `response.cancel`)."""
+
+
+Event = (
+    VadWindow | Transcribed | ReplyAudioStarted | ReplyPlayed | StageFailed | TurnJudged
+    | JudgeFailed | ClientTurn | ClientCancel
+)
 
 
 # --- actions out ------------------------------------------------------------------------
@@ -211,6 +227,8 @@ class TurnCore:
             return self._on_vad(event)
         if isinstance(event, (ReplyAudioStarted, ReplyPlayed)):
             return self._on_playback(event)
+        if isinstance(event, (ClientTurn, ClientCancel)):
+            return self._on_client(event)
         if event.generation != self.generation:
             return []  # stale: a turn that was reopened or superseded
         if isinstance(event, Transcribed):
@@ -390,6 +408,26 @@ class TurnCore:
         if self.state in (State.THINKING, State.SPEAKING):
             return self._set_state(State.LISTENING)
         return []
+
+    # --- turns the client drives ---------------------------------------------------
+
+    def _on_client(self, event: ClientTurn | ClientCancel) -> list[Action]:
+        actions: list[Action] = []
+        if self.speaking is not None:
+            actions.append(Cancel(self.speaking, barge_in=True))
+        elif self.state == State.THINKING:
+            actions.append(Cancel(self.generation, barge_in=False))
+        self.speaking = None
+        self.paused = False
+        if isinstance(event, ClientCancel):
+            if not actions:
+                return []  # nothing to cancel (the user may be speaking: leave the turn be)
+            self.generation += 1  # whatever the cancelled reply still sends is stale
+            return actions + self._set_state(State.LISTENING)
+        self.generation += 1
+        self.committed = True
+        return [*actions, *self._set_state(State.THINKING), TurnCommitted(self.generation),
+                Respond(self.generation, event.text)]
 
     # --- model results --------------------------------------------------------------
 

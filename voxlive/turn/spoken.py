@@ -175,3 +175,19 @@ async def speak_stream(stream: AsyncIterator[str | ToolCall], reply: SpokenReply
     for sentence in reply.finish():
         await speak(sentence)
     return calls
+
+
+async def first_pieces(stream: AsyncIterator[str | ToolCall],
+                       limit: int) -> AsyncIterator[str | ToolCall]:
+    """At most `limit` text pieces of `stream` (a Realtime client's `max_output_tokens`);
+    closing this closes `stream`, so generation stops too."""
+    pieces = 0
+    try:
+        async for piece in stream:
+            if not isinstance(piece, ToolCall):
+                pieces += 1
+                if pieces > limit:
+                    return
+            yield piece
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,398 @@
+"""A Realtime API session on top of CallSession: one implementation behind both transports.
+
+CallSession does what it does in a WebRTC call (VAD, the turn core, STT, LLM, TTS,
+barge-in); this class speaks the protocol around it. Client events become calls on
+CallSession (audio in, client turns, cancels); CallSession's events become Realtime
+server events; the reply audio is read from CallSession's output 20 ms at a time by
+`pump_output` (WebSocket transport) and sent as `response.output_audio.delta` events.
+The conversation items are the LLM's history (`CallSession.prompt`), so the client's
+deletes and truncations change what the model sees. Transport-free: `send` takes
+server events, `handle` takes client events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from voxlive.audio.resample import MODEL_RATE
+from voxlive.backends.base import BackendError
+from voxlive.backends.loader import Models
+from voxlive.config import VoxliveConfig
+from voxlive.realtime.config import SessionConfig, TurnDetection, chat_tools, max_tokens
+from voxlive.realtime.events import ClientEvent, ProtocolError, error_event, new_id
+from voxlive.realtime.formats import (
+    AudioFormatError,
+    InputDecoder,
+    OutputEncoder,
+    decode_base64,
+)
+from voxlive.realtime.items import Items, check_item, item_text, message_item
+from voxlive.realtime.response import Response
+from voxlive.session import CallSession
+
+log = logging.getLogger(__name__)
+
+MIN_COMMIT_S = 0.1
+"""The API refuses to commit less than 100 ms of audio."""
+
+
+class RealtimeSession:
+    def __init__(self, models: Models, config: VoxliveConfig, vad_threshold: float,
+                 send: Callable[[dict[str, Any]], None], model: str = "voxlive",
+                 call_id: str = "", webrtc: bool = False,
+                 observe: Callable[[dict[str, Any]], None] | None = None):
+        self.send = send
+        self.webrtc = webrtc  # the audio goes on a WebRTC track, not in events
+        self._observe = observe  # voxlive's own events, for the daemon's metrics
+        self.models = models
+        self.base_turn = config.turn
+        self.max_history = config.assistant.max_history_messages
+        self.call = CallSession(models, config, vad_threshold, self._on_call_event, call_id)
+        self.call.prompt = self._prompt
+        self.call.may_reply = self._may_reply
+        detection = TurnDetection.from_voxlive(config.turn, vad_threshold)
+        self.settings = SessionConfig(model=model, id=new_id("sess"),
+                                      instructions=self.call.conversation.system_prompt,
+                                      turn_detection=detection, default_detection=detection)
+        self.items = Items()
+        self.responses: dict[int, Response] = {}
+        self._options: dict[int, dict[str, Any]] = {}  # per-response overrides
+        self._user_items: dict[int, str] = {}  # voice turn generation -> its user item
+        self._speech_item: str | None = None  # the item the current speech will become
+        self._buffer_start = 0.0  # stream seconds where the uncommitted input begins
+        self._transcribing: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failed: dict[str, Any] | None = None
+        self._client_cancelled = False
+        self._sent_ms: dict[str, int] = {}  # assistant item -> ms of its audio sent
+        self._decoder = InputDecoder(self.settings.input_format)
+        self._encoder = OutputEncoder(self.settings.output_format)
+        self.apply_settings()
+
+    def start(self) -> None:
+        self.send({"type": "session.created", "session": self.settings.as_json()})
+
+    # --- client events ----------------------------------------------------------------
+
+    async def handle(self, event: ClientEvent) -> None:
+        """Carry out one client event; a bad one gets an `error` and the session goes on."""
+        try:
+            await getattr(self, "_on_" + event.type.replace(".", "_"))(event)
+        except AudioFormatError as exc:
+            self.error(ProtocolError(str(exc), "invalid_audio", "audio"), event.event_id)
+        except ProtocolError as exc:
+            self.error(exc, event.event_id)
+        except Exception as exc:  # a bug here must not end the session
+            log.exception("realtime event %s failed", event.type)
+            self.error(ProtocolError(f"{type(exc).__name__}: {exc}", "server_error",
+                                     kind="server_error"), event.event_id)
+
+    def error(self, exc: ProtocolError, event_id: str | None = None) -> None:
+        exc.event_id = event_id or exc.event_id
+        self.send(error_event(exc))
+
+    async def _on_session_update(self, event: ClientEvent) -> None:
+        self.settings.update(event.field("session", dict))
+        self.apply_settings()
+        self.send({"type": "session.updated", "session": self.settings.as_json()})
+
+    def apply_settings(self) -> None:
+        s = self.settings
+        if self._decoder.format != s.input_format:
+            self._decoder = InputDecoder(s.input_format)
+        if self._encoder.format != s.output_format:
+            self._encoder = OutputEncoder(s.output_format)
+        detection = s.turn_detection
+        self.call.vad_turns = detection is not None
+        if detection is not None:
+            self.call.core.settings = detection.turn_settings(self.base_turn)
+            self.call.core.threshold = detection.threshold
+        self._set_reply_options(s.speaks, s.max_output_tokens, s.tools)
+
+    def _set_reply_options(self, speaks: bool, limit: int | str,
+                           tools: list[dict[str, Any]]) -> None:
+        self.call.speak_replies = speaks
+        self.call.max_reply_pieces = None if limit == "inf" else int(limit)
+        supports = getattr(self.models.llm, "supports_tools", False)
+        self.call.tools = chat_tools(tools) if supports else []
+
+    async def _on_input_audio_buffer_append(self, event: ClientEvent) -> None:
+        samples = self._decoder.decode(decode_base64(event.field("audio", str)))
+        if len(samples):
+            await self.call.feed(samples)
+
+    def _stream_s(self) -> float:
+        return self.call.input.audio.total / MODEL_RATE
+
+    async def _on_input_audio_buffer_commit(self, event: ClientEvent) -> None:
+        start, end = self._buffer_start, self._stream_s()
+        if end - start < MIN_COMMIT_S:
+            raise ProtocolError(
+                f"buffer too small: {int((end - start) * 1000)} ms of audio; a commit "
+                f"needs at least {int(MIN_COMMIT_S * 1000)} ms", "input_audio_buffer_commit_empty")
+        self._buffer_start = end
+        item = message_item("user", {"type": "input_audio", "transcript": None})
+        previous = self.items.add(item)
+        self.send({"type": "input_audio_buffer.committed", "previous_item_id": previous,
+                   "item_id": item["id"]})
+        self.send({"type": "conversation.item.added", "previous_item_id": previous,
+                   "item": item})
+        audio = self.call.input.audio.slice(start, end)
+        self._spawn(self._transcribe(item, audio), self._transcribing)
+
+    async def _transcribe(self, item: dict[str, Any], audio: Any) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            transcript = await loop.run_in_executor(None, self.models.stt.recognise, audio)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, BackendError) else str(exc)
+            self.send({"type": "conversation.item.input_audio_transcription.failed",
+                       "item_id": item["id"], "content_index": 0,
+                       "error": {"type": "transcription_error", "message": message}})
+            return
+        self._transcribed(item, transcript.text.strip())
+
+    def _transcribed(self, item: dict[str, Any], text: str) -> None:
+        item["content"][0]["transcript"] = text
+        if self.settings.transcription is not None:
+            self.send({"type": "conversation.item.input_audio_transcription.completed",
+                       "item_id": item["id"], "content_index": 0, "transcript": text,
+                       "usage": {"type": "duration", "seconds": 0}})
+        self.send({"type": "conversation.item.done", "item": item})
+
+    async def _on_input_audio_buffer_clear(self, event: ClientEvent) -> None:
+        self._buffer_start = self._stream_s()
+        self.send({"type": "input_audio_buffer.cleared"})
+
+    async def _on_conversation_item_create(self, event: ClientEvent) -> None:
+        item = check_item(event.field("item", dict))
+        previous_id = event.field("previous_item_id", str, None)
+        audio = None
+        for part in item.get("content") or []:
+            if part.get("type") == "input_audio" and part.get("audio"):
+                pcm = InputDecoder(self.settings.input_format).decode(
+                    decode_base64(part.pop("audio")))
+                part.setdefault("transcript", None)
+                audio = pcm
+        previous = self.items.add(item, previous_id)
+        self.send({"type": "conversation.item.added", "previous_item_id": previous,
+                   "item": item})
+        if audio is not None:
+            self._spawn(self._transcribe(item, audio), self._transcribing)
+        else:
+            self.send({"type": "conversation.item.done", "item": item})
+
+    async def _on_conversation_item_delete(self, event: ClientEvent) -> None:
+        item_id = event.field("item_id", str)
+        self.items.delete(item_id)
+        self.send({"type": "conversation.item.deleted", "item_id": item_id})
+
+    async def _on_conversation_item_retrieve(self, event: ClientEvent) -> None:
+        item = self.items.get(event.field("item_id", str))
+        self.send({"type": "conversation.item.retrieved", "item": item})
+
+    async def _on_conversation_item_truncate(self, event: ClientEvent) -> None:
+        item = self.items.get(event.field("item_id", str))
+        end_ms = event.field("audio_end_ms", int)
+        if item.get("role") != "assistant" or item["type"] != "message":
+            raise ProtocolError("only assistant messages can be truncated", param="item_id")
+        response = next((r for r in self.responses.values() if r.message is item), None)
+        sent_ms = self._sent_ms.get(item["id"], 0)
+        if end_ms < 0 or (end_ms > sent_ms and not self.webrtc):
+            raise ProtocolError(f"audio_end_ms must be 0 to {sent_ms} (the audio sent)",
+                                param="audio_end_ms")
+        if response is not None and not response.done:
+            self._client_cancelled = True
+            self.call.cancel_reply()  # the user heard this much: the rest goes
+        if not self.webrtc:  # over WebRTC the daemon knows what was played: kept already
+            words = item_text(item).split()
+            heard = " ".join(words[: int(len(words) * end_ms / max(1, sent_ms))])
+            part = item["content"][0]
+            part["transcript" if "transcript" in part else "text"] = heard
+        self.send({"type": "conversation.item.truncated", "item_id": item["id"],
+                   "content_index": event.field("content_index", int, 0),
+                   "audio_end_ms": end_ms})
+
+    async def _on_response_create(self, event: ClientEvent) -> None:
+        options = event.field("response", dict, {})
+        speaks, limit = self.settings.speaks, self.settings.max_output_tokens
+        modalities = options.get("output_modalities", options.get("modalities"))
+        if modalities is not None:
+            if not isinstance(modalities, list) or not set(modalities) <= {"audio", "text"}:
+                raise ProtocolError("output_modalities is [\"audio\"] or [\"text\"]",
+                                    param="response.output_modalities")
+            speaks = "audio" in modalities
+        if options.get("max_output_tokens") is not None:
+            limit = max_tokens(options["max_output_tokens"], "response.max_output_tokens")
+        instructions = options.get("instructions", self.settings.instructions)
+        if not isinstance(instructions, str):
+            raise ProtocolError("instructions must be a string", "invalid_type",
+                                "response.instructions")
+        tools = options.get("tools", self.settings.tools)
+        self._spawn(self._respond(speaks, limit, instructions, tools), self._tasks)
+
+    async def _respond(self, speaks: bool, limit: int | str, instructions: str,
+                       tools: list[dict[str, Any]]) -> None:
+        if self._transcribing:  # the committed audio must be words before the reply
+            await asyncio.gather(*self._transcribing, return_exceptions=True)
+        self._set_reply_options(speaks, limit, tools)
+        last_user = next((item_text(i) for i in reversed(list(self.items))
+                          if i.get("role") == "user"), "")
+        generation = self.call.core.generation + 1
+        self._options[generation] = {"instructions": instructions, "speaks": speaks,
+                                     "limit": limit}
+        self.call.client_turn(last_user or "(no words)")
+
+    async def _on_response_cancel(self, event: ClientEvent) -> None:
+        self._client_cancelled = True
+        self.call.cancel_reply()
+
+    # --- CallSession's events -----------------------------------------------------------
+
+    def _may_reply(self, generation: int) -> bool:
+        """A voice turn is answered unless turn_detection.create_response is false."""
+        detection = self.settings.turn_detection
+        return generation in self._options or detection is None or detection.create_response
+
+    def _prompt(self, user_text: str) -> list[dict[str, Any]]:
+        options = self._options.get(self.call.core.generation, {})
+        messages = self.items.messages(
+            options.get("instructions", self.settings.instructions), self.max_history)
+        last = messages[-1] if messages else {}
+        if last.get("role") == "user" and user_text.endswith(last["content"]):
+            messages[-1] = {"role": "user", "content": user_text}  # with its emotion tag
+        return messages
+
+    def _on_call_event(self, event: dict[str, Any]) -> None:
+        if self._observe is not None:
+            self._observe(event)
+        kind = event["type"]
+        turn = event.get("turn")
+        if kind == "speech_started":
+            self._speech_item = new_id("item")
+            self.send({"type": "input_audio_buffer.speech_started",
+                       "audio_start_ms": int(event["t"] * 1000), "item_id": self._speech_item})
+        elif kind == "speech_stopped":
+            self.send({"type": "input_audio_buffer.speech_stopped",
+                       "audio_end_ms": int(event["t"] * 1000),
+                       "item_id": self._speech_item or new_id("item")})
+        elif kind == "user_transcript":
+            self._voice_item(turn, event["text"])
+        elif kind == "turn_committed":
+            self._open_response(turn)
+        elif kind == "assistant_text" and turn in self.responses:
+            self.responses[turn].add_text(event["text"])
+        elif kind == "tool_calls" and turn in self.responses:
+            for call in event["calls"]:
+                self.responses[turn].add_function_call(call["name"], call["arguments"],
+                                                       call["call_id"])
+        elif kind == "reply_played":
+            self._buffer_event("stopped", turn)
+            self._close(turn, "completed")
+        elif kind == "reply_cancelled":
+            self._buffer_event("cleared", turn)
+            self._cancelled(turn, event.get("heard_text", ""))
+        elif kind == "state" and event["state"] == "speaking":
+            self._buffer_event("started", self.call.core.speaking)
+        elif kind == "error":
+            self._failed = {"type": "server_error", "message": event.get("message", "")}
+            self.send(error_event(ProtocolError(
+                f"{event.get('stage') or 'voxlive'}: {event.get('message')}",
+                "server_error", kind="server_error")))
+
+    def _buffer_event(self, what: str, generation: int | None) -> None:
+        """WebRTC mode: the `output_audio_buffer.*` events (the audio is on the track)."""
+        response = self.responses.get(generation) if generation is not None else None
+        if self.webrtc and response is not None and response.speaks:
+            self.send({"type": f"output_audio_buffer.{what}", "response_id": response.id})
+
+    def _voice_item(self, generation: int, text: str) -> None:
+        """A voice turn's words: commit the input, add the user item with its transcript."""
+        self._buffer_start = self._stream_s()
+        item = message_item("user", {"type": "input_audio", "transcript": None},
+                            item_id=self._speech_item)
+        self._speech_item = None
+        previous = self.items.add(item)
+        self._user_items[generation] = item["id"]
+        self.send({"type": "input_audio_buffer.committed", "previous_item_id": previous,
+                   "item_id": item["id"]})
+        self.send({"type": "conversation.item.added", "previous_item_id": previous,
+                   "item": item})
+        self._transcribed(item, text)
+
+    def _open_response(self, generation: int) -> None:
+        self._failed = None  # an earlier failure (no response then) is not this one's
+        if not self._may_reply(generation):
+            return
+        options = self._options.get(generation, {})
+        speaks = options.get("speaks", self.settings.speaks)
+        response = Response(
+            generation, self.send, speaks,
+            max_output_tokens=options.get("limit", self.settings.max_output_tokens),
+            voice=self.settings.voice, output_format=self.settings.output_format.as_json(),
+            input_words=sum(len(str(m.get("content") or "").split())
+                            for m in self.items.messages(self.settings.instructions)),
+            on_item=self.items.add)
+        self.responses[generation] = response
+        response.created()
+
+    def _close(self, generation: int, status: str, reason: str | None = None,
+               heard: str | None = None) -> None:
+        response = self.responses.pop(generation, None)
+        self._options.pop(generation, None)
+        self._user_items.pop(generation, None)
+        if response is None:
+            return
+        failed, self._failed = self._failed, None
+        if failed is not None and status != "completed":
+            response.finish("failed", error=failed)
+        else:
+            response.finish(status, reason, heard)
+        self._set_reply_options(self.settings.speaks, self.settings.max_output_tokens,
+                                self.settings.tools)
+
+    def _cancelled(self, generation: int, heard: str) -> None:
+        if generation not in self.responses:
+            # A speculative reply dropped because the user went on talking: the turn
+            # reopens, and its words come again as one new item.
+            item_id = self._user_items.pop(generation, None)
+            if item_id is not None:
+                with contextlib.suppress(ProtocolError):
+                    self.items.delete(item_id)
+                    self.send({"type": "conversation.item.deleted", "item_id": item_id})
+            return
+        reason = "client_cancelled" if self._client_cancelled else "turn_detected"
+        self._client_cancelled = False
+        self._close(generation, "cancelled", reason, heard)
+
+    # --- output (the WebSocket transport's pump calls this for every 20 ms frame) -----
+
+    def send_frame(self, frame: Any, generation: int | None) -> None:
+        """One output frame of reply `generation`, as an audio delta of its response."""
+        response = self.responses.get(generation) if generation is not None else None
+        if response is None or not response.speaks or not frame.any():
+            return
+        data = self._encoder.encode(frame)
+        response.add_audio(data)
+        if response.message is not None:
+            item_id = response.message["id"]
+            self._sent_ms[item_id] = (self._sent_ms.get(item_id, 0)
+                                      + len(data) * 1000 // self._encoder.bytes_per_second)
+
+    def _spawn(self, work: Any, group: set[asyncio.Task[None]]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        group.add(task)
+        task.add_done_callback(group.discard)
+
+    async def close_extras(self) -> None:
+        """Stop this session's own tasks (CallSession is closed by its owner)."""
+        for task in [*self._tasks, *self._transcribing]:
+            task.cancel()
+
+    async def close(self) -> None:
+        await self.close_extras()
+        await self.call.close()
