@@ -23,7 +23,8 @@ collect_ignore = [] if importlib.util.find_spec("parler_tts") else ["gpu_stack"]
 # minute. A test's tier follows from what it needs, so a new test is placed without a marker:
 # a real model loaded by a shared fixture makes it `models`, a whole call `e2e`, Chromium
 # `browser`. A test that loads a model some other way says so with @pytest.mark.models.
-MODEL_FIXTURES = {"embedded_models", "double_models", "whisper_stt", "tiny_siglip"}
+MODEL_FIXTURES = {"embedded_models", "double_models", "whisper_stt", "tiny_siglip",
+                  "stt", "detector", "human"}
 CALL_FIXTURES = {"embedded_server", "double_server", "vision_url", "pulse"}
 TIERS = ("unit", "models", "e2e", "browser")
 

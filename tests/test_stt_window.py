@@ -60,6 +60,7 @@ def test_audio_longer_than_the_window_goes_to_the_full_window(
     assert full.calls == 1
 
 
+@pytest.mark.models  # builds the real tiny.en model
 def test_the_short_window_can_be_turned_off() -> None:
     off = FasterWhisperStt(backend="faster-whisper", short_window_s=None)
     assert FasterWhisperSTT(off)._short is None
