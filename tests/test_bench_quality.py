@@ -28,7 +28,8 @@ SUMMARY_FIELDS = {
     "benchmark", "profile", "models", "machine", "assistant", "dialogues", "correct",
     "correct_rate", "by_kind", "reply_sentences", "reply_seconds_est", "empty_replies",
     "leaks", "errors", "stt_wer", "voice_to_voice_ms", "wall_s", "per_dialogue",
-    "per_recording", "prompt_family", "chat_template",
+    "per_recording", "prompt_family", "chat_template", "heard_right",
+    "correct_when_heard_right",
 }
 
 

@@ -203,6 +203,10 @@ def summarise(config: Any, profile_name: str, models: Any, results: list[dict[st
     latencies = [t["voice_to_voice_ms"] for r in results for t in r["turns"]
                  if t.get("voice_to_voice_ms") is not None]
     llama = getattr(models.llm, "llama", None)
+    # The LLM's share apart from the recogniser's: answers to questions heard word for word.
+    clean = [r for r in results if r["turns"][-1]["heard"]
+             and word_errors(r["turns"][-1]["said"], r["turns"][-1]["heard"], r["language"])[0]
+             == 0]
     return {
         "benchmark": "quality",
         "profile": profile_name,
@@ -215,6 +219,9 @@ def summarise(config: Any, profile_name: str, models: Any, results: list[dict[st
         "dialogues": n,
         "correct": sum(r["correct"] for r in results),
         "correct_rate": round(sum(r["correct"] for r in results) / n, 3) if n else None,
+        "heard_right": len(clean),
+        "correct_when_heard_right": round(sum(r["correct"] for r in clean) / len(clean), 3)
+        if clean else None,
         "by_kind": {k: {"dialogues": sum(r["kind"] == k for r in results),
                         "correct": sum(r["correct"] for r in results if r["kind"] == k)}
                     for k in kinds},
@@ -248,6 +255,8 @@ def print_table(result: dict[str, Any]) -> None:
     rows = [
         ("answers correct", f"{r['correct']}/{r['dialogues']} ({_pct(r['correct_rate'])})"),
         *[(f"  {k}", f"{v['correct']}/{v['dialogues']}") for k, v in r["by_kind"].items()],
+        ("  of questions heard right", f"{_pct(r['correct_when_heard_right'])} "
+         f"({r['heard_right']} heard word for word)"),
         ("replies <= 2 sentences", _pct(r["reply_sentences"]["at_most_two_rate"])),
         ("reply sentences mean/max",
          f"{r['reply_sentences']['mean']} / {r['reply_sentences']['max']}"),
