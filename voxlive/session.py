@@ -28,6 +28,7 @@ from voxlive.backends.tts_stream import speak_into
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.call_emotion import CallEmotion
 from voxlive.latency import BargeInTiming, TurnTiming, now
+from voxlive.tools.runner import ToolRounds, TurnIO
 from voxlive.turn.chunker import SentenceChunker, speakable
 from voxlive.turn.conversation import Conversation
 from voxlive.turn.core import (
@@ -50,7 +51,6 @@ from voxlive.turn.core import (
     TurnCore,
     VadWindow,
 )
-from voxlive.turn.look import LOOK_TOOL, LOOK_TOOL_NAME, look_tool_result
 from voxlive.vision.call_looks import CallLooks
 from voxlive.vision.camera import CallCamera
 
@@ -92,6 +92,7 @@ class CallSession:
         self._not_paused.set()
         self.camera = CallCamera(models.vision, config.look)
         self.looks = CallLooks(self.camera, config.look, self._emit)
+        self.tool_rounds = ToolRounds(models.tools, self._emit, models.vision)
         self._last_loud_frame = 0.0
 
     # --- input ------------------------------------------------------------------------
@@ -240,18 +241,25 @@ class CallSession:
             camera = await self.looks.for_turn("intent", generation, timing)
         messages = self.conversation.messages_for(user_text, camera)
         spoken: list[str] = []
-        tools = ([LOOK_TOOL] if camera is None and self.looks.may_offer_tool(self.models.llm)
-                 else None)
+        look = camera is None and self.looks.may_offer_tool(self.models.llm)
+        tools = await self.tool_rounds.offer(self.models.llm, look)
         calls = await self._stream_reply(generation, messages, tools, spoken, timing, style)
-        if any(call.name == LOOK_TOOL_NAME for call in calls) and not spoken:
-            # The model asked to look: answer its call with the camera's description and
-            # let it reply (LLM tool calling, e.g. vLLM with --enable-auto-tool-choice).
-            caption = await self.looks.for_turn("tool", generation, timing)
-            messages = [*messages, *look_tool_result(calls[0], caption)]
-            await self._stream_reply(generation, messages, None, spoken, timing, style)
+        if calls:  # the model asked for tools (look, MCP): voxlive/tools/runner.py
+            await self.tool_rounds.run(generation, user_text, messages, calls,
+                                       self._tool_io(generation, spoken, timing, style))
         self._reply_text[generation] = " ".join(spoken)
         self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=True)
         self.output.finish(generation)
+
+    def _tool_io(self, generation: int, spoken: list[str], timing: TurnTiming,
+                 style: str) -> TurnIO:
+        """What a tool round may do in this turn: stream an LLM pass, speak, look."""
+        return TurnIO(
+            stream=lambda messages, tools: self._stream_reply(
+                generation, messages, tools, spoken, timing, style),
+            say=lambda text: self._speak(generation, text, spoken, timing, style),
+            look=lambda: self.looks.for_turn("tool", generation, timing),
+        )
 
     async def _stream_reply(self, generation: int, messages: list[dict[str, Any]],
                             tools: list[dict[str, Any]] | None, spoken: list[str],

@@ -95,8 +95,11 @@ class Models:
     vision: Any = None  # voxlive.vision.base.Vision, when the profile has a vision stage
     emotion: Any = None  # voxlive.emotion.base.EmotionRecognizer, likewise
     load_seconds: dict[str, float] = field(default_factory=dict)
+    tools: Any = None  # voxlive.tools.mcp_client.ToolManager: MCP servers, connected lazily
 
     async def aclose(self) -> None:
+        if self.tools is not None:
+            await self.tools.aclose()
         await self.llm.aclose()
 
 
@@ -127,6 +130,10 @@ def load_models(profile: Profile, progress: bool | None = None) -> Models:
             loaded[stage], seconds[stage] = load_stage(stage, profile)
             log.info("%s: %s loaded in %.2f s", stage, loaded[stage].description, seconds[stage])
     models = Models(load_seconds=seconds, **loaded)
+    if profile.tools is not None and profile.tools.servers:
+        from voxlive.tools.mcp_client import ToolManager
+
+        models.tools = ToolManager(profile.tools)
     warm_up(models)
     return models
 
