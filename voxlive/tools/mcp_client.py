@@ -229,6 +229,7 @@ class ToolManager:
     async def connect(self) -> list[str]:
         """Connect every server not yet connected; the problems, one line each (the
         others still work)."""
+        self._attempted = True
         problems = []
         for connection in self.connections.values():
             try:
@@ -256,7 +257,6 @@ class ToolManager:
         that is down is left out and reconnected in the background, so a turn never waits
         for a server that hangs."""
         if not self._attempted:
-            self._attempted = True
             for problem in await self.connect():
                 log.warning("%s", problem)
         elif any(not c.connected for c in self.connections.values()) and (
