@@ -96,7 +96,7 @@ async def test_stdio_tool_is_offered_called_and_its_result_spoken(setup: Setup) 
     assert "weather Paris" in setup.server_log()  # called with the model's arguments
     answered = double.requests[1]["messages"]
     assert answered[-2]["tool_calls"][0]["function"]["name"] == "weather"
-    assert answered[-1] == {"role": "tool", "tool_call_id": "chatcmpl-tool-0-0",
+    assert answered[-1] == {"role": "tool", "tool_call_id": "chatcmpl-tool-0",
                             "content": PARIS}
     assert spoken == [PARIS]  # fast: no filler
     running, done = setup.tool_events()

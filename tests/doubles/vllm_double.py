@@ -267,7 +267,8 @@ class VllmDouble:
             elif scripted := self._scripted_calls(body, messages):
                 await response.write(chunk({"role": "assistant", "content": None}))
                 for i, (name, arguments) in enumerate(scripted):
-                    call = {"index": i, "id": f"chatcmpl-tool-{index}-{i}", "type": "function",
+                    call_id = f"chatcmpl-tool-{index}" + (f"-{i}" if i else "")
+                    call = {"index": i, "id": call_id, "type": "function",
                             "function": {"name": name, "arguments": ""}}
                     await response.write(chunk({"tool_calls": [call]}))
                     text = arguments if isinstance(arguments, str) else json.dumps(arguments)
