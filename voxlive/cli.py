@@ -24,6 +24,7 @@ examples:
   voxlive bench emotion               # what the emotion stage costs
   voxlive bench local                 # voxlive local: latency, barge-in, echo reduction
   voxlive bench codec                 # Parler-TTS streaming: the codec's cost per chunk
+  voxlive bench tools                 # what a tool round (MCP) adds; the filler's first audio
 """
 
 
@@ -111,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     local_bench.add_argument("--trials", type=int, default=3,
                              help="barge-in trials (default 3)")
     local_bench.add_argument("--json", action="store_true", help="print JSON only")
+    tools = bench_kinds.add_parser(
+        "tools", parents=[common],
+        help="latency a tool round (MCP) adds to a turn, and the filler's time to first audio")
+    tools.add_argument("--turns", type=int, default=5, help="questions per variant (default 5)")
+    tools.add_argument("--llm-url", default=None,
+                       help="an OpenAI-compatible server with tool calling (default: the vLLM "
+                       "test double of a checkout)")
+    tools.add_argument("--json", action="store_true", help="print JSON only")
     codec = bench_kinds.add_parser(
         "codec", help="Parler-TTS streaming: what decoding audio chunk by chunk costs, "
         "parler-tts's streamer against voxlive's (needs the gpu extra)")
@@ -159,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             from voxlive.bench.vision import run_vision_bench
 
             return run_vision_bench(config, args.config, args.profile, args.calls, args.json)
+        if args.command == "bench" and args.bench == "tools":
+            from voxlive.bench.tools import run_tools_bench
+
+            return run_tools_bench(config, args.profile, args.turns, args.llm_url, args.json)
         if args.command == "bench" and args.bench == "bargein":
             from voxlive.bench.bargein import run_bargein_bench
 
