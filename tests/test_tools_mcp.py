@@ -274,3 +274,26 @@ def test_the_tools_section_is_checked_and_inherited_by_profiles(config) -> None:
     data["tools"]["servers"][0]["url"] = "http://127.0.0.1:1/mcp"
     with pytest.raises(ConfigError, match="either `command`"):
         parse_config(data)
+
+
+async def test_the_example_server_tells_the_time_and_keeps_notes(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.json"
+    manager = manager_for({"name": "clock", "connect_timeout_s": 60, "command": [
+        "python", "-m", "voxlive.tools.examples.clock_notes", "--notes", str(notes)]})
+    try:
+        names = [tool.name for tool in await manager.tools()]
+        assert names == ["current_time", "add_note", "list_notes", "clear_notes"]
+
+        async def call(name: str, **arguments: Any) -> Any:
+            return await manager.call(manager.find(name), arguments)
+
+        tokyo = await call("current_time", timezone="Tokyo")
+        assert "(Asia/Tokyo)" in tokyo.content[0].text
+        mars = await call("current_time", timezone="Mars")
+        assert mars.is_error and "unknown time zone" in mars.content[0].text
+        await call("add_note", text="the meeting moved to Friday")
+        listed = await call("list_notes")
+        assert listed.content[0].text == "Note 1: the meeting moved to Friday"
+        assert json.loads(notes.read_text()) == ["the meeting moved to Friday"]
+    finally:
+        await manager.aclose()
