@@ -69,6 +69,7 @@ const voxlive = {
   call,
   hangup,
   send,
+  receive: (data) => onChannelMessage(data),  // as if `data` came on the events channel
 };
 window.voxlive = voxlive;
 
