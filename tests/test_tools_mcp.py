@@ -157,6 +157,20 @@ async def test_an_error_result_becomes_an_apology_and_an_error_event(setup: Setu
     assert len(double.requests) == 1
 
 
+async def test_bad_arguments_and_unknown_tools_are_errors_not_dead_turns(setup: Setup) -> None:
+    script = calls_when_user_speaks(("weather", {}), ("weather", "{not json"), ("nope", {}),
+                                    ("weather", {"city": "London"}))
+    async with VllmDouble(reply=echo_tool_results, tool_script=script) as double:
+        spoken, _ = await setup.turn(double, "Weather?")
+    errors = {e["id"]: e for e in setup.tool_events("error")}  # in the order they ended
+    missing, not_json, unknown = (errors[f"chatcmpl-tool-0{i}"] for i in ("", "-1", "-2"))
+    assert missing["error_kind"] == "error" and "city" in missing["error"].lower()
+    assert "not JSON" in not_json["error"]
+    assert unknown["error_kind"] == "unavailable" and "no tool named 'nope'" in unknown["error"]
+    assert spoken[0] == "Sorry, I could not get that from the weather tool."
+    assert "London is rainy" in spoken[-1]  # the call that worked is still answered
+
+
 async def test_images_are_shown_and_described_and_long_text_is_summarised(
         setup: Setup) -> None:
     pytest.importorskip("cv2", reason="the vision extra installs opencv-python-headless")

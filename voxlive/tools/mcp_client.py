@@ -188,8 +188,10 @@ class McpConnection:
             raise
         except Exception as exc:
             from mcp.shared.exceptions import MCPError
+            from mcp_types import CONNECTION_CLOSED
 
-            if isinstance(exc, MCPError) and exc.code > -32000:  # the server answered
+            if isinstance(exc, MCPError) and exc.code != CONNECTION_CLOSED:
+                # The server answered with an error (unknown tool, invalid arguments ...).
                 raise ToolError("error", f"the {remote_name} tool failed: {exc.error.message}"
                                 ) from None
             self._failed(_describe(exc))  # the connection broke: reconnect next time
