@@ -265,15 +265,23 @@ async def test_servers_that_do_not_start_or_answer_are_reported_clearly() -> Non
         {"name": "missing", "command": ["/nonexistent/mcp-server"]},
         {"name": "mute", "command": ["python", "-c", "import time; time.sleep(60)"],
          "connect_timeout_s": 1})
+    events: list[dict[str, Any]] = []
     try:
         problems = await manager.connect()
         assert await manager.tools() == []
+        llm = OpenAIChatLLM(OpenAILlm(backend="openai", model=DEFAULT_MODEL))
+        rounds = ToolRounds(manager, lambda kind, **f: events.append({"type": kind, **f}))
+        assert await rounds.offer(llm, look=False) is None
+        assert await rounds.offer(llm, look=False) is None
     finally:
         await manager.aclose()
     assert len(problems) == 2
     assert "'missing'" in problems[0] and "could not be started" in problems[0]
     assert "/nonexistent/mcp-server" in problems[0]
     assert "'mute'" in problems[1] and "did not answer the MCP handshake within 1 s" in problems[1]
+    # The call is told once, as `error` events of the tools stage.
+    assert [(e["type"], e["stage"]) for e in events] == [("error", "tools")] * 2
+    assert {e["message"] for e in events} == set(problems)
 
 
 def test_the_tools_section_is_checked_and_inherited_by_profiles(config) -> None:  # noqa: ANN001

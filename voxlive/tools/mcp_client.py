@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 class ToolError(Exception):
-    """A tool call that gave no result; `kind` is "error", "timeout" or "unavailable"."""
+    """A tool call that gave no result; `kind` is "error", "timeout" or "unavailable"
+    ("waiting": a server that failed, before its next reconnect; calls see "unavailable")."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
@@ -71,7 +72,7 @@ class McpConnection:
         self._stop: asyncio.Event | None = None
         self._lock: asyncio.Lock | None = None
         self._failed_at: float | None = None
-        self._last_error = ""
+        self.last_error = ""
 
     @property
     def connected(self) -> bool:
@@ -105,8 +106,8 @@ class McpConnection:
             wait = (0.0 if self._failed_at is None
                     else self._failed_at + self.reconnect_after_s - time.monotonic())
             if wait > 0:
-                raise ToolError("unavailable", f"tools server '{self.settings.name}' is down "
-                                f"({self._last_error}); reconnecting in {wait:.1f} s")
+                raise ToolError("waiting", f"tools server '{self.settings.name}' is down "
+                                f"({self.last_error}); reconnecting in {wait:.1f} s")
             await self._shutdown_owner()
             try:
                 await self._connect()
@@ -131,6 +132,9 @@ class McpConnection:
             await self._shutdown_owner()
             raise ToolError("unavailable", f"tools server '{name}' at {self._where()} did not "
                             f"answer the MCP handshake within {limit:g} s") from None
+        except asyncio.CancelledError:
+            await self._shutdown_owner()  # no server process left behind
+            raise
         except Exception as exc:
             await self._shutdown_owner()
             hint = (" (is the program installed, and is the command right?)"
@@ -171,13 +175,16 @@ class McpConnection:
     def _failed(self, message: str) -> None:
         self._client = None
         self._failed_at = time.monotonic()
-        self._last_error = message
+        self.last_error = message
         log.warning("tools server %s failed: %s", self.settings.name, message)
 
     async def call(self, remote_name: str, arguments: dict[str, Any], timeout_s: float) -> Any:
         """Call a tool; the mcp_types.CallToolResult, or ToolError. Cancelling the caller
         cancels the call on the server (notifications/cancelled)."""
-        client = await self.ensure()
+        try:
+            client = await self.ensure()
+        except ToolError as exc:
+            raise ToolError("unavailable", exc.message) from None
         try:
             async with asyncio.timeout(timeout_s):
                 return await client.call_tool(remote_name, arguments)
@@ -226,6 +233,7 @@ class ToolManager:
                             for s in settings.servers}
         self._tools: dict[str, McpTool] = {}
         self._attempted = False
+        self.problems: list[str] = []  # of the last connect(), one line per server
         self._reconnecting: asyncio.Task[list[str]] | None = None
 
     async def connect(self) -> list[str]:
@@ -237,7 +245,10 @@ class ToolManager:
             try:
                 await connection.ensure()
             except ToolError as exc:
-                problems.append(exc.message)
+                # While waiting to reconnect, the problem is still the last one (the same
+                # words, so a call is not told twice).
+                problems.append(connection.last_error if exc.kind == "waiting" else exc.message)
+        self.problems = problems
         self._index()
         return problems
 

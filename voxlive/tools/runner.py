@@ -68,6 +68,7 @@ class ToolRounds:
         self.vision = vision
         self._pending_confirmation: str | None = None  # a tool the assistant asked about
         self._offered: list[dict[str, Any]] | None = None
+        self._reported: set[str] = set()  # connection problems already told to this call
 
     async def offer(self, llm: Any, look: bool) -> list[dict[str, Any]] | None:
         """The tools to offer the LLM this turn (None: no tool calling)."""
@@ -76,6 +77,10 @@ class ToolRounds:
         tools = [LOOK_TOOL] if look else []
         if self.manager is not None and self.manager.connections:
             tools += [tool.schema() for tool in await self.manager.tools()]
+            for problem in self.manager.problems:  # a server that will not start or answer
+                if problem not in self._reported:
+                    self._reported.add(problem)
+                    self._emit("error", message=problem, stage="tools")
         self._offered = tools or None
         return self._offered
 
