@@ -28,6 +28,7 @@ examples:
   voxlive bench turns                 # end of turn: premature commits, commit delay
   voxlive bench soak --cycles 500     # does anything grow across calls?
   voxlive bench fuzz --offers 10000 --messages 10000   # fuzz /offer and the events channel
+  voxlive bench tools                 # what a tool round (MCP) adds; the filler's first audio
 """
 
 
@@ -170,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--seconds", type=float, default=600,
                       help="time bound of each part (default 600)")
     fuzz.add_argument("--json", action="store_true", help="print JSON only")
+    tools = bench_kinds.add_parser(
+        "tools", parents=[common],
+        help="latency a tool round (MCP) adds to a turn, and the filler's time to first audio")
+    tools.add_argument("--turns", type=int, default=5, help="questions per variant (default 5)")
+    tools.add_argument("--llm-url", default=None,
+                       help="an OpenAI-compatible server with tool calling (default: the vLLM "
+                       "test double of a checkout)")
+    tools.add_argument("--json", action="store_true", help="print JSON only")
     codec = bench_kinds.add_parser(
         "codec", help="Parler-TTS streaming: what decoding audio chunk by chunk costs, "
         "parler-tts's streamer against voxlive's (needs the gpu extra)")
@@ -238,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_fuzz_bench(config, args.profile, args.offers, args.messages, args.seed,
                                   args.seconds, args.json)
+        if args.command == "bench" and args.bench == "tools":
+            from voxlive.bench.tools import run_tools_bench
+
+            return run_tools_bench(config, args.profile, args.turns, args.llm_url, args.json)
         if args.command == "bench" and args.bench == "bargein":
             from voxlive.bench.bargein import run_bargein_bench
 

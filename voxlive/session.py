@@ -28,6 +28,7 @@ from voxlive.backends.tts_stream import speak_into
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.call_emotion import CallEmotion
 from voxlive.latency import FRAME_S, BargeInTiming, TurnTiming, audible, now
+from voxlive.tools.runner import ToolRounds, TurnIO
 from voxlive.turn.call_judge import CallTurnJudge
 from voxlive.turn.chunker import speakable
 from voxlive.turn.conversation import Conversation
@@ -55,7 +56,6 @@ from voxlive.turn.core import (
     VadWindow,
 )
 from voxlive.turn.echo_words import sounds_like_reply
-from voxlive.turn.look import LOOK_TOOL, LOOK_TOOL_NAME, look_tool_result
 from voxlive.turn.prompts import system_prompt_for
 from voxlive.turn.spoken import ReplyBudget, SpokenReply, first_pieces, speak_stream
 from voxlive.vision.call_looks import CallLooks
@@ -107,6 +107,7 @@ class CallSession:
         self._not_paused.set()
         self.camera = CallCamera(models.vision, config.look)
         self.looks = CallLooks(self.camera, config.look, self._emit)
+        self.tool_rounds = ToolRounds(models.tools, self._emit, models.vision)
         self._last_loud_frame = 0.0
         self._last_audible_frame = 0.0
         # For a transport with a protocol of its own (the Realtime API, voxlive/realtime):
@@ -296,26 +297,37 @@ class CallSession:
         messages = (self.prompt(user_text) if self.prompt is not None
                     else self.conversation.messages_for(tagged, camera))
         spoken: list[str] = []
-        # The length policy and the no-echo rule (turn/spoken.py), over both streams.
+        # The length policy and the no-echo rule (turn/spoken.py), over every LLM pass.
         reply = SpokenReply(self.budget, notes=(self.conversation.system_prompt,))
-        tools = ([LOOK_TOOL] if camera is None and self.looks.may_offer_tool(self.models.llm)
-                 else [])
-        calls = await self._stream_reply(generation, messages, tools + self.tools or None,
+        look = camera is None and self.looks.may_offer_tool(self.models.llm)
+        ours = await self.tool_rounds.offer(self.models.llm, look) or []
+        calls = await self._stream_reply(generation, messages, ours + self.tools or None,
                                          spoken, timing, style, reply)
-        if theirs := [c for c in calls if c.name != LOOK_TOOL_NAME]:
+        # A Realtime client's own tools are called by the client (voxlive/realtime).
+        theirs = {tool["function"]["name"] for tool in self.tools}
+        if client_calls := [c for c in calls if c.name in theirs]:
             self._emit("tool_calls", turn=generation, calls=[
-                {"name": c.name, "arguments": c.arguments, "call_id": c.id} for c in theirs])
-        if any(call.name == LOOK_TOOL_NAME for call in calls) and not spoken:
-            # The model asked to look: answer its call with the camera's description and
-            # let it reply (LLM tool calling, e.g. vLLM with --enable-auto-tool-choice).
-            caption = await self.looks.for_turn("tool", generation, timing)
-            messages = [*messages, *look_tool_result(calls[0], caption)]
-            await self._stream_reply(generation, messages, None, spoken, timing, style, reply)
+                {"name": c.name, "arguments": c.arguments, "call_id": c.id}
+                for c in client_calls])
+        if our_calls := [c for c in calls if c.name not in theirs]:
+            # The model asked for tools (look, MCP): voxlive/tools/runner.py
+            await self.tool_rounds.run(generation, user_text, messages, our_calls,
+                                       self._tool_io(generation, spoken, timing, style, reply))
         if reply.dropped:
             log.info("turn %d: not spoken, echoes bookkeeping: %s", generation, reply.dropped)
         self._reply_text[generation] = " ".join(spoken)
         self._emit("assistant_text", turn=generation, text=" ".join(spoken), final=True)
         self.output.finish(generation)
+
+    def _tool_io(self, generation: int, spoken: list[str], timing: TurnTiming,
+                 style: str, reply: SpokenReply) -> TurnIO:
+        """What a tool round may do in this turn: stream an LLM pass, speak, look."""
+        return TurnIO(
+            stream=lambda messages, tools: self._stream_reply(
+                generation, messages, tools, spoken, timing, style, reply),
+            say=lambda text: self._speak(generation, text, spoken, timing, style),
+            look=lambda: self.looks.for_turn("tool", generation, timing),
+        )
 
     async def _stream_reply(self, generation: int, messages: list[dict[str, Any]],
                             tools: list[dict[str, Any]] | None, spoken: list[str],

@@ -63,6 +63,8 @@ DEFAULT_REPLY = "Hello! I am a test double of vLLM, and this is my streamed repl
 
 Reply = str | Callable[[list[dict[str, Any]]], str]
 Delay = float | Callable[[int], float]
+ToolScript = Callable[[list[dict[str, Any]], list[dict[str, Any]]],
+                      list[tuple[str, Any]] | None]
 
 
 def split_tokens(text: str) -> list[str]:
@@ -90,6 +92,10 @@ class VllmDouble:
     tool_call: if given, a request that offers tools and ends with a user message is
         answered with a call of this tool (no content, finish_reason "tool_calls"), as
         vLLM does with --enable-auto-tool-choice.
+    tool_script: a function of (messages, tools) of each request that offers tools,
+        returning the calls to make as [(name, arguments dict or JSON text), ...]; an
+        empty list (or None) answers with `reply` instead. Several calls are streamed as
+        vLLM streams them: one delta per call index (name, then arguments in pieces).
     """
 
     def __init__(
@@ -101,6 +107,7 @@ class VllmDouble:
         token_delay_s: float = 0.0,
         raw_stream: bytes | None = None,
         tool_call: str | None = None,
+        tool_script: ToolScript | None = None,
         stt: Any = None,
         stt_model: str = DEFAULT_STT_MODEL,
         verbose_json: bool = True,
@@ -114,6 +121,7 @@ class VllmDouble:
         self.token_delay_s = token_delay_s
         self.raw_stream = raw_stream
         self.tool_call = tool_call
+        self.tool_script = tool_script
         self.stt = stt  # anything with recognise(audio16k) -> Transcript; None: built on use
         self.stt_model = stt_model
         self.verbose_json = verbose_json
@@ -256,13 +264,18 @@ class VllmDouble:
         try:
             if self.raw_stream is not None:
                 await response.write(self.raw_stream)
-            elif self.tool_call and body.get("tools") and messages[-1].get("role") == "user":
+            elif scripted := self._scripted_calls(body, messages):
                 await response.write(chunk({"role": "assistant", "content": None}))
-                call = {"index": 0, "id": f"chatcmpl-tool-{index}", "type": "function",
-                        "function": {"name": self.tool_call, "arguments": ""}}
-                await response.write(chunk({"tool_calls": [call]}))
-                await response.write(chunk(
-                    {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}))
+                for i, (name, arguments) in enumerate(scripted):
+                    call_id = f"chatcmpl-tool-{index}" + (f"-{i}" if i else "")
+                    call = {"index": i, "id": call_id, "type": "function",
+                            "function": {"name": name, "arguments": ""}}
+                    await response.write(chunk({"tool_calls": [call]}))
+                    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+                    half = len(text) // 2  # arguments arrive in pieces, as vLLM streams them
+                    for piece in (text[:half], text[half:]):
+                        await response.write(chunk(
+                            {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
                 await response.write(chunk({}, finish="tool_calls"))
                 await response.write(b"data: [DONE]\n\n")
             else:
@@ -286,6 +299,18 @@ class VllmDouble:
             return response
         self.completed += 1
         return response
+
+    def _scripted_calls(self, body: dict[str, Any], messages: list[dict[str, Any]]
+                        ) -> list[tuple[str, Any]]:
+        """The tool calls to answer this request with (none: answer with text)."""
+        tools = body.get("tools")
+        if not tools:
+            return []
+        if self.tool_script is not None:
+            return list(self.tool_script(messages, tools) or [])
+        if self.tool_call and messages[-1].get("role") == "user":
+            return [(self.tool_call, {})]
+        return []
 
     def _record_abort(self) -> None:
         self.aborted += 1

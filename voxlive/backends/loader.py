@@ -103,8 +103,11 @@ class Models:
     emotion: Any = None  # voxlive.emotion.base.EmotionRecognizer, likewise
     turn_detector: Any = None  # voxlive.turn.detector.EndOfTurnDetector, or None
     load_seconds: dict[str, float] = field(default_factory=dict)
+    tools: Any = None  # voxlive.tools.mcp_client.ToolManager: MCP servers, connected lazily
 
     async def aclose(self) -> None:
+        if self.tools is not None:
+            await self.tools.aclose()
         await self.llm.aclose()
 
 
@@ -136,6 +139,10 @@ def load_models(profile: Profile, progress: bool | None = None) -> Models:
             log.info("%s: %s loaded in %.2f s", stage,
                      getattr(loaded[stage], "description", "none"), seconds[stage])
     models = Models(load_seconds=seconds, **loaded)
+    if profile.tools is not None and profile.tools.servers:
+        from voxlive.tools.mcp_client import ToolManager
+
+        models.tools = ToolManager(profile.tools)
     warm_up(models)
     return models
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from voxlive.config.limits import ServerLimits
+from voxlive.tools.config import ToolSettings
 
 
 class ConfigError(ValueError):
@@ -205,6 +206,7 @@ class Profile(Strict):
     vision: VisionConfig | None = None
     emotion: EmotionConfig | None = None
     turn_detector: TurnDetectorConfig = Field(default_factory=TurnDetectorConfig)
+    tools: ToolSettings | None = Field(None, description="MCP tools; unset: the global `tools`")
 
 
 # --- the rest ---------------------------------------------------------------------------
@@ -297,6 +299,16 @@ class VoxliveConfig(Strict):
     assistant: AssistantSettings = Field(default_factory=AssistantSettings)
     look: LookSettings = Field(default_factory=LookSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings, description="voxlive/tools")
+
+    @model_validator(mode="after")
+    def _profiles_inherit_tools(self) -> VoxliveConfig:
+        """A profile without its own `tools:` uses the global one (load_models sees only
+        the profile)."""
+        for profile in self.profiles.values():
+            if profile.tools is None:
+                profile.tools = self.tools
+        return self
 
     def profile(self, name: str | None = None) -> Profile:
         name = name or self.default_profile

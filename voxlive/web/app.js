@@ -77,6 +77,7 @@ const voxlive = {
   call,
   hangup,
   send,
+  receive: (data) => onChannelMessage(data),  // as if `data` came on the events channel
 };
 window.voxlive = voxlive;
 
@@ -408,6 +409,7 @@ const EVENT_HANDLERS = new Map([
   ['barge_in', (ev) => noteBargeIn(ev.turn, ev.onset_to_silence_ms)],
   ['resumed', () => {}],
   ['vision', (ev) => showVision(ev)],
+  ['tool_call', (ev) => showToolCall(ev)],
   ['user_emotion', (ev) => noteEmotion(ev.turn, ev.label, ev.confidence)],
   ['turn_committed', () => {}],
   ['error', (ev) => addErrorLine(ev.message, ev.stage)],
@@ -571,6 +573,29 @@ function showVision(ev) {
     const caption = document.createElement('span');
     caption.textContent = ev.caption || '';
     parts.push(caption);
+    entry.replaceChildren(...parts);
+  });
+}
+
+// A tool the assistant called (voxlive/tools): name, arguments, status, time, error, and
+// any picture it made. Each call has one entry, updated as its status changes.
+const TOOL_IMAGE = /^data:image\/(png|jpeg|gif|webp);base64,/;
+function showToolCall(ev) {
+  const entry = transcriptEntry('tool', `${ev.turn}-${ev.id}`);
+  withAutoScroll(() => {
+    entry.dataset.status = ev.status || '';
+    const line = document.createElement('span');
+    const time = ev.duration_ms === undefined ? '' : `, ${formatMs(ev.duration_ms)} ms`;
+    line.textContent = `tool ${ev.name}(${ev.arguments || ''}): ${ev.status}${time}`
+      + (ev.error ? ` (${ev.error})` : '');
+    const parts = [line];
+    for (const src of ev.images || []) {
+      if (!TOOL_IMAGE.test(src)) continue;
+      const img = document.createElement('img');
+      img.src = src;
+      img.alt = `picture from the ${ev.name} tool`;
+      parts.push(img);
+    }
     entry.replaceChildren(...parts);
   });
 }
