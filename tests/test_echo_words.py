@@ -19,6 +19,9 @@ def test_the_replys_own_words_are_echo() -> None:
 def test_the_users_words_are_not() -> None:
     assert not sounds_like_reply("Stop. What is the capital of France?", STORY)
     assert not sounds_like_reply("Wait, tell me about the dragon instead", STORY)
+    # the reply's words, but not in its order: a question about what it just said
+    assert not sounds_like_reply("What is the capital of France?",
+                                 "The capital of France is Paris. It is lovely in spring.")
     assert not sounds_like_reply("", STORY)
     assert not sounds_like_reply("the dragon", "")  # no reply text to compare with
 
