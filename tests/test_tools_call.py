@@ -7,6 +7,7 @@ cancels the tool on the server. STT, VAD and TTS (espeak-ng) are real."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,11 @@ PARIS = "The weather in Paris is sunny and 21 degrees."
 
 
 def script(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[Any]:
-    """The double's tool choice, like a model's: by the words of the user's last turn."""
+    """The double's tool choice, like a model's: by the user's last sentence (a turn whose
+    reply was cut before its first word is joined to the next one: conversation.py)."""
     if messages[-1]["role"] != "user":
         return []
-    said = messages[-1]["content"].lower()
+    said = re.split(r"(?<=[.!?])\s+", messages[-1]["content"].strip().lower())[-1]
     if "weather" in said:
         return [("weather", {"city": "Paris"})]
     if "time" in said:
