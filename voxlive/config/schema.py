@@ -47,6 +47,10 @@ class FasterWhisperStt(Strict):
         description="audio up to this long (less 1 s) is encoded in a window this long, "
         "not Whisper's 30 s (several times faster on a CPU); null: always 30 s",
     )
+    short_window_min_confidence: float = Field(
+        0.86, ge=0, le=1, description="a short-window transcript less sure than this is "
+        "redone on the 30 s window (0: never; 1: always)",
+    )
 
 
 class RemoteStt(Strict):
