@@ -92,13 +92,15 @@ class FasterWhisperSTT:
 
 
 class _ShortWindow:
-    """One greedy pass of the CTranslate2 model on a window of `short_window_s`."""
+    """One pass of the CTranslate2 model (the profile's beam size) on a window of
+    `short_window_s`."""
 
     def __init__(self, model: object, config: FasterWhisperStt):
         from faster_whisper.feature_extractor import FeatureExtractor
         from faster_whisper.tokenizer import Tokenizer
 
         self.model = model
+        self.beam_size = config.beam_size
         self.window = int(round(config.short_window_s * MODEL_RATE))
         # Our own extractor: faster-whisper's keeps its window length as state.
         self.features = FeatureExtractor(feature_size=model.feature_extractor.mel_filters.shape[0])
@@ -125,7 +127,7 @@ class _ShortWindow:
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None]))
         max_length = len(self.prompt) + int(audio.size / MODEL_RATE * TOKENS_PER_S) + 8
         (result,) = self.model.model.generate(
-            features, [self.prompt], beam_size=1, max_length=max_length,
+            features, [self.prompt], beam_size=self.beam_size, max_length=max_length,
             return_scores=True, suppress_blank=True, suppress_tokens=self.suppress,
         )
         tokens = result.sequences_ids[0]
