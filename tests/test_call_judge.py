@@ -38,7 +38,8 @@ class Scripted:
 
 def judge_with(audio: Scripted, text: Scripted, timeout_ms: int = 1000
                ) -> tuple[CallTurnJudge, list[Any], list[dict[str, Any]]]:
-    config = TurnDetectorConfig(backend="smart-turn+text", timeout_ms=timeout_ms)
+    config = TurnDetectorConfig(backend="smart-turn+text", timeout_ms=timeout_ms,
+                                audio_weight=0.5, threshold=0.5)
     handled: list[Any] = []
     emitted: list[dict[str, Any]] = []
     judge = CallTurnJudge(EndOfTurnDetector(config, audio, text), handled.append,

@@ -78,28 +78,27 @@ def test_the_text_signal_hears_a_sentence_end(detector: EndOfTurnDetector) -> No
 
 
 # espeak-ng (words per minute, pitch) cases where Smart Turn alone is wrong: its flat
-# prosody. Measured here: the audio score on the wrong side of 0.5, the mix 0.1 or more
-# on the right side.
+# prosody makes unfinished phrases sound finished (0.94 here, against the 0.75 threshold).
+# The words say otherwise, and the mix (audio weight 0.7) lands at 0.66-0.67.
 ESPEAK_AUDIO_WRONG = (
-    ("How many legs does a spider have?", 175, 40, True),
-    ("What is the weather like in Berlin today?", 185, 70, True),
-    ("Can you tell me about the", 185, 70, False),
-    ("Please remind me to buy", 135, 30, False),
-    ("My favourite colour is blue and", 175, 40, False),
+    ("Please remind me to buy", 185, 70),
+    ("Please remind me to buy", 145, 60),
+    ("My favourite colour is blue and", 185, 70),
 )
 
 
 @requires_espeak
-@pytest.mark.parametrize(("text", "wpm", "pitch", "finished"), ESPEAK_AUDIO_WRONG)
+@pytest.mark.parametrize(("text", "wpm", "pitch"), ESPEAK_AUDIO_WRONG)
 def test_the_words_overrule_the_voice_where_espeak_fools_it(
-        detector: EndOfTurnDetector, text: str, wpm: int, pitch: int, finished: bool) -> None:
+        detector: EndOfTurnDetector, text: str, wpm: int, pitch: int) -> None:
+    threshold = detector.config.threshold
     audio = np.concatenate([silence(0.16), trim(espeak(text, 16_000, wpm, pitch)),
                             silence(0.1)])
     verdict = detector.judge(audio, text)
     assert verdict.audio is not None and verdict.text is not None
-    assert (verdict.audio >= 0.5) != finished, f"Smart Turn got {text!r} right this time"
-    assert verdict.complete == finished, verdict
-    assert abs(verdict.probability - 0.5) > 0.05, verdict
+    assert verdict.audio > threshold, f"Smart Turn heard {text!r} right this time"
+    assert not verdict.complete, verdict  # the mix: not finished, no premature reply
+    assert verdict.probability < threshold - 0.05, verdict
 
 
 def test_combine_mixes_what_is_there() -> None:

@@ -10,8 +10,9 @@ about 5 times faster with the same word error rate (espeak 0.067 against 0.075, 
 The two windows do not err on the same words, though ("capital of France" became
 "capital and friends" in one espeak voice): a short-window transcript that loops
 (Whisper's own rule: gzip compression ratio above 2.4) or that the model is unsure of
-(confidence below `RECHECK_BELOW`, about a quarter of those utterances) is redone on the
-full window, whose transcript is kept: the p50 stays short, the doubtful cases pay.
+(confidence below `short_window_min_confidence`, 0.86 by default: about a quarter of
+those utterances, but most cut-off phrases) is redone on the full window, whose
+transcript is kept: the doubtful cases pay for their second pass.
 """
 
 from __future__ import annotations
@@ -27,10 +28,6 @@ from voxlive.config import FasterWhisperStt, resolve_model
 
 LOOPING_RATIO = 2.4
 """gzip compression ratio above which a transcript repeats itself (faster-whisper's rule)."""
-RECHECK_BELOW = 0.86
-"""Short-window confidence under which the full window decides (the France errors scored
-0.80-0.83, over WebRTC too; most right transcripts 0.86-0.97; about a quarter of the
-measured utterances fall below)."""
 TOKENS_PER_S = 8
 """Text tokens that speech can hold, at most, per second: a looping decoder stops there."""
 
@@ -59,7 +56,10 @@ class FasterWhisperSTT:
         with self._lock:
             if self._short is not None and self._short.fits(audio):
                 short = self._short.recognise(audio)
-                if short is not None and short.confidence >= RECHECK_BELOW:
+                # The default 0.86: the France errors scored 0.80-0.83, over WebRTC too;
+                # most right transcripts 0.86-0.97.
+                least = self.config.short_window_min_confidence
+                if short is not None and short.confidence >= least:
                     return short
             return self._full_window(audio)
 
@@ -92,13 +92,15 @@ class FasterWhisperSTT:
 
 
 class _ShortWindow:
-    """One greedy pass of the CTranslate2 model on a window of `short_window_s`."""
+    """One pass of the CTranslate2 model (the profile's beam size) on a window of
+    `short_window_s`."""
 
     def __init__(self, model: object, config: FasterWhisperStt):
         from faster_whisper.feature_extractor import FeatureExtractor
         from faster_whisper.tokenizer import Tokenizer
 
         self.model = model
+        self.beam_size = config.beam_size
         self.window = int(round(config.short_window_s * MODEL_RATE))
         # Our own extractor: faster-whisper's keeps its window length as state.
         self.features = FeatureExtractor(feature_size=model.feature_extractor.mel_filters.shape[0])
@@ -125,7 +127,7 @@ class _ShortWindow:
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None]))
         max_length = len(self.prompt) + int(audio.size / MODEL_RATE * TOKENS_PER_S) + 8
         (result,) = self.model.model.generate(
-            features, [self.prompt], beam_size=1, max_length=max_length,
+            features, [self.prompt], beam_size=self.beam_size, max_length=max_length,
             return_scores=True, suppress_blank=True, suppress_tokens=self.suppress,
         )
         tokens = result.sequences_ids[0]

@@ -283,7 +283,7 @@ def run_turns_bench(config: Any, profile_name: str | None, turns: int, as_json: 
     corpus = build_corpus(models, turns)
     rows = signal_rows(models, shared, corpus)
     weights = {"smart-turn": 1.0, "text": 0.0, **{
-        f"mix audio_weight={w}": w for w in (0.25, 0.5, 0.75)}}
+        f"mix audio_weight={w}": w for w in sorted({0.25, 0.5, 0.75, settings.audio_weight})}}
     result: dict[str, Any] = {
         "benchmark": "end_of_turn", "profile": name, "corpus": len(corpus),
         "machine_cpus": os.cpu_count(),
