@@ -22,7 +22,7 @@ from voxlive.bench.speech import espeak
 from voxlive.config import VoxliveConfig
 from voxlive.server.app import Daemon, running
 
-pytestmark = requires_espeak
+pytestmark = [requires_espeak, pytest.mark.e2e]  # a whole call, models loaded here
 pytest.importorskip("mcp", reason="the tools extra installs the MCP SDK (pip install mcp)")
 
 PARIS = "The weather in Paris is sunny and 21 degrees."
