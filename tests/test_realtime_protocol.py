@@ -96,6 +96,24 @@ def test_session_update_maps_onto_voxlive_and_is_all_or_nothing() -> None:
     assert settings.as_json()["audio"]["input"]["turn_detection"] is None
 
 
+def test_semantic_vad_hands_the_pause_to_the_end_of_turn_detector() -> None:
+    base = TurnSettings()
+    assert TurnDetection.from_voxlive(base, 0.5, semantic=True).type == "semantic_vad"
+    assert TurnDetection.from_voxlive(base, 0.5).type == "server_vad"  # no detector
+    settings = SessionConfig(turn_detection=TurnDetection.from_voxlive(base, 0.5, True))
+    settings.update({"audio": {"input": {"turn_detection": {"type": "semantic_vad",
+                                                            "eagerness": "high"}}}})
+    quick = settings.turn_detection.turn_settings(base)
+    settings.update({"audio": {"input": {"turn_detection": {"type": "semantic_vad",
+                                                            "eagerness": "low"}}}})
+    patient = settings.turn_detection.turn_settings(base)
+    assert quick.max_incomplete_silence_ms < base.max_incomplete_silence_ms
+    assert patient.max_incomplete_silence_ms > base.max_incomplete_silence_ms
+    # the detector decides: the silence rules stay voxlive's own, as its fallback
+    assert quick.end_of_turn_silence_ms == base.end_of_turn_silence_ms
+    assert settings.as_json()["audio"]["input"]["turn_detection"]["eagerness"] == "low"
+
+
 def test_items_make_the_chat_prompt_with_tool_calls() -> None:
     items = Items()
     items.add(check_item({"type": "message", "role": "user",

@@ -96,6 +96,9 @@ async def test_spoken_question_gets_a_spoken_answer_that_matches_its_transcript(
         events = Events(conn)
         created = await events.wait("session.created")
         assert created["session"]["audio"]["output"]["format"]["rate"] == RATE
+        # the profile's end-of-turn detector is what semantic_vad means here
+        detection = created["session"]["audio"]["input"]["turn_detection"]["type"]
+        assert detection == ("semantic_vad" if embedded_models.turn_detector else "server_vad")
         await conn.session.update(session={
             "type": "realtime",
             "instructions": "You are a helpful assistant. Answer in one short sentence.",

@@ -22,8 +22,10 @@ VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse",
 
 @dataclass
 class TurnDetection:
-    """`server_vad` settings; `semantic_vad` is read as server_vad (no semantic detector
-    in voxlive yet); None: the client commits the input buffer (push to talk)."""
+    """`server_vad`: silence ends the turn. `semantic_vad`: the profile's end-of-turn
+    detector (voxlive/turn/detector.py) decides at each pause, and `eagerness` is how long
+    an unfinished-sounding pause may last; without a detector it is server_vad.
+    None: the client commits the input buffer (push to talk)."""
 
     type: str = "server_vad"
     threshold: float = 0.5
@@ -34,9 +36,12 @@ class TurnDetection:
     eagerness: str = "auto"
 
     @classmethod
-    def from_voxlive(cls, turn: TurnSettings, threshold: float) -> TurnDetection:
-        """The daemon's own endpointing, as a session starts with it (and reports it)."""
-        return cls(threshold=threshold, prefix_padding_ms=turn.pre_roll_ms,
+    def from_voxlive(cls, turn: TurnSettings, threshold: float,
+                     semantic: bool = False) -> TurnDetection:
+        """The daemon's own endpointing, as a session starts with it (and reports it):
+        semantic_vad where the profile has an end-of-turn detector."""
+        return cls(type="semantic_vad" if semantic else "server_vad", threshold=threshold,
+                   prefix_padding_ms=turn.pre_roll_ms,
                    silence_duration_ms=turn.end_of_turn_silence_ms,
                    interrupt_response=turn.barge_in)
 
@@ -55,12 +60,20 @@ class TurnDetection:
         """voxlive's turn settings for this detection: silence ends the turn, the prefix
         is kept before the onset, barge-in follows interrupt_response."""
         silence = max(64, self.silence_duration_ms)
-        return base.model_copy(update={
+        update: dict[str, Any] = {
             "end_of_turn_silence_ms": silence,
             "speculative_silence_ms": min(base.speculative_silence_ms, silence),
             "pre_roll_ms": self.prefix_padding_ms,
             "barge_in": self.interrupt_response,
-        })
+        }
+        if self.type == "semantic_vad":  # the detector decides; silence is its fallback
+            update = {"barge_in": self.interrupt_response, "max_incomplete_silence_ms":
+                      EAGERNESS_WAIT_MS.get(self.eagerness, base.max_incomplete_silence_ms)}
+        return base.model_copy(update=update)
+
+
+EAGERNESS_WAIT_MS = {"low": 4000, "medium": 2000, "auto": 2000, "high": 1000}
+"""semantic_vad: how long a pause that sounds unfinished may last before the turn ends."""
 
 
 def _turn_detection(value: Any, param: str, current: TurnDetection | None

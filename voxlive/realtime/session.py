@@ -54,7 +54,8 @@ class RealtimeSession:
         self.call = CallSession(models, config, vad_threshold, self._on_call_event, call_id)
         self.call.prompt = self._prompt
         self.call.may_reply = self._may_reply
-        detection = TurnDetection.from_voxlive(config.turn, vad_threshold)
+        self.has_detector = self.call.judge.detector is not None
+        detection = TurnDetection.from_voxlive(config.turn, vad_threshold, self.has_detector)
         self.settings = SessionConfig(model=model, id=new_id("sess"),
                                       instructions=self.call.conversation.system_prompt,
                                       turn_detection=detection, default_detection=detection)
@@ -111,6 +112,7 @@ class RealtimeSession:
         if detection is not None:
             self.call.core.settings = detection.turn_settings(self.base_turn)
             self.call.core.threshold = detection.threshold
+            self.call.core.semantic = self.has_detector and detection.type == "semantic_vad"
         self._set_reply_options(s.speaks, s.max_output_tokens, s.tools)
 
     def _set_reply_options(self, speaks: bool, limit: int | str,
