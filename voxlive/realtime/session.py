@@ -55,7 +55,10 @@ class RealtimeSession:
         self.call.prompt = self._prompt
         self.call.may_reply = self._may_reply
         self.has_detector = self.call.judge.detector is not None
-        detection = TurnDetection.from_voxlive(config.turn, vad_threshold, self.has_detector)
+        # server_vad to start with, as OpenAI's sessions: semantic_vad waits up to seconds of
+        # streamed audio after a pause that sounds unfinished, which a client that stops
+        # streaming after its question would never send.
+        detection = TurnDetection.from_voxlive(config.turn, vad_threshold)
         self.settings = SessionConfig(model=model, id=new_id("sess"),
                                       instructions=self.call.conversation.system_prompt,
                                       turn_detection=detection, default_detection=detection)
