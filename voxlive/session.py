@@ -25,9 +25,11 @@ from voxlive.audio.vad import WINDOW_S
 from voxlive.backends.base import BackendError, ChatMessage, ToolCall
 from voxlive.backends.loader import Models
 from voxlive.backends.tts_stream import speak_into
+from voxlive.barge_in_watch import BargeInWatch
 from voxlive.config import VoxliveConfig
 from voxlive.emotion.call_emotion import CallEmotion
-from voxlive.latency import FRAME_S, BargeInTiming, TurnTiming, audible, now
+from voxlive.events import answer_client, make_event
+from voxlive.latency import TurnTiming, now
 from voxlive.tools.runner import ToolRounds, TurnIO
 from voxlive.turn.call_judge import CallTurnJudge
 from voxlive.turn.chunker import speakable
@@ -64,9 +66,6 @@ from voxlive.vision.camera import CallCamera
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
-BARGE_IN_STAMPS_S = 1.0
-"""The `barge_in` event carries the VAD stamps of the input frames this long before the
-decision: enough to find the interruption's first frame."""
 CALL_TASK = -1
 """Key in `_tasks` (otherwise keyed by generation) of work that belongs to no turn."""
 
@@ -89,27 +88,25 @@ class CallSession:
                                   assistant.words_per_second)
         turn = config.turn
         self.echo = EchoGuard(turn.echo_correlation) if turn.echo_guard else None
-        self.output = AudioOutput(
-            on_started=self._on_reply_started,
-            on_played=self._on_reply_played,
-            on_frame=self._on_frame_sent,
-        )
         keep = config.turn.max_utterance_s + config.turn.pre_roll_ms / 1000 + 5
         self.input = AudioInput(models.vad.stream(), vad_threshold, self.echo, keep,
                                 on_window=self._on_vad_window)
+        self.barge_in = BargeInWatch(self.input, self.echo, self._emit)
+        self.output = AudioOutput(
+            on_started=self._on_reply_started,
+            on_played=self._on_reply_played,
+            on_frame=self.barge_in.frame_sent,
+        )
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._user_text: dict[int, str] = {}
         self._reply_text: dict[int, str] = {}
         self._timing: dict[int, TurnTiming] = {}
         self._closed = False
-        self._barge_in: BargeInTiming | None = None
         self._not_paused = asyncio.Event()
         self._not_paused.set()
         self.camera = CallCamera(models.vision, config.look)
         self.looks = CallLooks(self.camera, config.look, self._emit)
         self.tool_rounds = ToolRounds(models.tools, self._emit, models.vision)
-        self._last_loud_frame = 0.0
-        self._last_audible_frame = 0.0
         # For a transport with a protocol of its own (the Realtime API, voxlive/realtime):
         self.vad_turns = True  # False: the client ends turns itself (push to talk)
         self.prompt: Callable[[str], list[ChatMessage]] | None = None  # its own history
@@ -128,9 +125,7 @@ class CallSession:
         """Frames from the transport that arrived together: analysed in one VAD run."""
         if self._closed or not frames:
             return
-        samples = [self.input.resample(frame) for frame in frames]
-        stamps = [(frame.pts, len(piece)) for frame, piece in zip(frames, samples, strict=True)]
-        await self.input.feed(np.concatenate(samples), stamps)
+        await self.input.feed_frames(frames)
 
     async def feed(self, samples: np.ndarray) -> None:
         """16 kHz mono float32 input audio, in stream order."""
@@ -158,19 +153,8 @@ class CallSession:
         self._handle(ClientCancel())
 
     def handle_client_message(self, message: str) -> None:
-        """A message from the page on the events channel."""
-        import json
-
-        try:
-            data = json.loads(message)
-            kind = data["type"]
-        except (ValueError, TypeError, KeyError, RecursionError):
-            self._emit("error", message="events must be JSON objects with a 'type'", stage=None)
-            return
-        if kind == "ping":
-            self._emit("pong")
-        else:  # never echo more than a few bytes of what the client sent
-            self._emit("error", message=f"unknown event type {str(kind)[:40]!r}", stage=None)
+        """A message from the page on the events channel: a ping gets its pong."""
+        self.send_event(answer_client(message).to_dict())
 
     # --- the core's actions ---------------------------------------------------------
 
@@ -183,9 +167,7 @@ class CallSession:
             self._emit("state", state=action.state.value)
         elif isinstance(action, SpeechStarted):
             self._emit("speech_started", t=round(action.t, 3))
-            if self._barge_in is not None:  # the speech that just paused or cut the reply
-                # arrival of the first voiced window's end, less that window's length
-                self._barge_in.onset = self.input.arrival(action.t + WINDOW_S) - WINDOW_S
+            self.barge_in.speech_started(action.t)
         elif isinstance(action, SpeechStopped):
             self._emit("speech_stopped", t=round(action.t, 3))
         elif isinstance(action, Transcribe):
@@ -205,7 +187,7 @@ class CallSession:
         elif isinstance(action, PauseReply):
             self.output.pause()
             self._not_paused.clear()
-            self._barge_in = BargeInTiming(onset=now(), decided=now(), turn=action.generation)
+            self.barge_in.decided(action.generation)
         elif isinstance(action, ResumeReply):
             self.output.resume()
             self._not_paused.set()
@@ -244,7 +226,7 @@ class CallSession:
     def _cancel(self, action: Cancel) -> None:
         generation = action.generation
         if action.barge_in and not self.output.paused:  # cut by speech alone
-            self._barge_in = BargeInTiming(onset=now(), decided=now(), turn=generation)
+            self.barge_in.decided(generation)
         task = self._tasks.pop(generation, None)
         if task is not None:
             task.cancel()  # closes the LLM stream; TTS stops at its sentence
@@ -380,28 +362,7 @@ class CallSession:
             task = asyncio.get_running_loop().create_task(self.looks.look_at_start())
             self._tasks[CALL_TASK] = task  # cancelled with the call
 
-    # --- output callbacks (from the transport's frame clock) --------------------------
-
-    def _on_frame_sent(self, frame: np.ndarray) -> None:
-        sent = now()
-        if self.echo is not None:
-            self.echo.played(sent, frame)
-        if frame.any():
-            self._last_loud_frame = sent
-            if audible(frame):
-                self._last_audible_frame = sent
-            if self._barge_in is not None:
-                self._barge_in.frames_after_decision += 1
-        elif self._barge_in is not None:
-            self._report_barge_in(self._barge_in)
-            self._barge_in = None
-
-    def _report_barge_in(self, timing: BargeInTiming) -> None:
-        # The input frames' VAD stamps let a caller split its own figure (bench/bargein.py).
-        received = self.input.reached_vad_since(timing.decided - BARGE_IN_STAMPS_S)
-        self._emit("barge_in", **timing.report(self._last_loud_frame),
-                   audible_until_at=round(self._last_audible_frame + FRAME_S, 4),
-                   received=received)
+    # --- output callbacks (the frame clock's: voxlive/barge_in_watch.py) -------------
 
     def _on_reply_started(self, generation: int) -> None:
         timing = self._timing.get(generation)
@@ -422,7 +383,8 @@ class CallSession:
     # --- helpers ----------------------------------------------------------------------
 
     def _emit(self, kind: str, **fields: Any) -> None:
-        self.send_event({"type": kind, **fields})
+        """One event to the page; an unknown type or field raises (voxlive/events.py)."""
+        self.send_event(make_event(kind, **fields).to_dict())
 
     async def close(self) -> None:
         self._closed = True

@@ -50,6 +50,12 @@ class AudioInput:
         """One transport frame, any rate or layout, as 16 kHz mono float32."""
         return self._resampler.process_frame(frame)
 
+    async def feed_frames(self, frames: Sequence[av.AudioFrame]) -> None:
+        """Transport frames that arrived together, any rate or layout: one VAD run."""
+        samples = [self.resample(frame) for frame in frames]
+        stamps = [(frame.pts, len(piece)) for frame, piece in zip(frames, samples, strict=True)]
+        await self.feed(np.concatenate(samples), stamps)
+
     async def feed(self, samples: np.ndarray, frames: Sequence[tuple[int | None, int]] = ()
                    ) -> None:
         """16 kHz mono float32 input audio, in stream order; `frames`: the (RTP time, sample

@@ -29,6 +29,7 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
+from voxlive.events import CallEnded, ErrorEvent, Ready, StateEvent
 from voxlive.realtime.ws import add_realtime_routes
 from voxlive.server.auth import (
     AUTH,
@@ -140,8 +141,8 @@ class Daemon:
                                     lambda reason: self.hang_up(call_id, reason)))
         self.metrics.call_started()
         if open_session is None:
-            call.send_event({"type": "ready", "call_id": call_id, "profile": self.profile_name})
-            call.send_event({"type": "state", "state": call.session.core.state.value})
+            call.send_event(Ready(call_id, self.profile_name).to_dict())
+            call.send_event(StateEvent(call.session.core.state.value).to_dict())
         return pc.localDescription
 
     def _parse_offer(self, body: Any) -> RTCSessionDescription:
@@ -214,8 +215,8 @@ class Daemon:
         call.ended = reason or "hung up"
         if reason is not None:
             log.info("call %s ended: %s", call_id, reason)
-            call.send_event({"type": "error", "message": reason, "stage": "call"})
-            call.send_event({"type": "call_ended", "reason": reason})
+            call.send_event(ErrorEvent(reason, "call").to_dict())
+            call.send_event(CallEnded(reason).to_dict())
             await asyncio.sleep(0.05)  # let the events go out before the channel closes
         self.calls.pop(call_id, None)
         await call.session.close()

@@ -18,6 +18,7 @@ from typing import Any
 from aiortc import RTCDataChannel, RTCPeerConnection
 
 from voxlive.config.limits import ServerLimits
+from voxlive.events import ErrorEvent
 from voxlive.server.call_guard import CallClock, EventsGuard
 from voxlive.server.guards import LogLimiter
 from voxlive.server.metrics import Metrics
@@ -84,6 +85,6 @@ class Call:
     def _on_message(self, message: str | bytes) -> None:
         text, error = self.guard.check(message)
         if error is not None:
-            self.send_event({"type": "error", "message": error, "stage": None})
+            self.send_event(ErrorEvent(error, None).to_dict())
         if text is not None:
             (self.on_message or self.session.handle_client_message)(text)

@@ -412,6 +412,10 @@ const EVENT_HANDLERS = new Map([
   ['tool_call', (ev) => showToolCall(ev)],
   ['user_emotion', (ev) => noteEmotion(ev.turn, ev.label, ev.confidence)],
   ['turn_committed', () => {}],
+  ['turn_judged', () => {}],
+  ['reply_played', () => {}],
+  ['reply_cancelled', () => {}],
+  ['tool_calls', () => {}],  // a Realtime client's own tools: the page offers none
   ['error', (ev) => addErrorLine(ev.message, ev.stage)],
   ['pong', () => {}],
   // The daemon ended the call (a limit: no audio, maximum duration; or a fault).
