@@ -5,10 +5,9 @@ barge-in); this class speaks the protocol around it. Client events become calls 
 CallSession (audio in, client turns, cancels); CallSession's events become Realtime
 server events; the reply audio is read from CallSession's output 20 ms at a time by
 `pump_output` (WebSocket transport) and sent as `response.output_audio.delta` events.
-The conversation items are the LLM's history (`CallSession.prompt`), so the client's
-deletes and truncations change what the model sees. Transport-free: `send` takes
-server events, `handle` takes client events.
-"""
+The conversation items are the LLM's history (`CallSession.prompt`): the client's deletes
+and truncations change what the model sees. Transport-free: `send` takes server events,
+`handle` client events."""
 
 from __future__ import annotations
 
@@ -55,9 +54,7 @@ class RealtimeSession:
         self.call.prompt = self._prompt
         self.call.may_reply = self._may_reply
         self.has_detector = self.call.judge.detector is not None
-        # server_vad to start with, as OpenAI's sessions: semantic_vad waits up to seconds of
-        # streamed audio after a pause that sounds unfinished, which a client that stops
-        # streaming after its question would never send.
+        # server_vad to start with: semantic_vad may wait for audio a client never streams
         detection = TurnDetection.from_voxlive(config.turn, vad_threshold)
         self.settings = SessionConfig(model=model, id=new_id("sess"),
                                       instructions=self.call.conversation.system_prompt,
