@@ -64,8 +64,8 @@ run: setup
 test: setup-test
 	$(PY) -m pytest -ra
 
-# The fast loop (about a minute here): lint, types, and the unit tier, which needs no model,
-# no llama.cpp build, no torch and no browser. .ci/run runs it before the full suite.
+# The fast loop: lint, types, and the unit tier (about 10 s: no model, no spawned server, no
+# llama.cpp build, no torch, no browser). .ci/run runs it before the full suite.
 check: $(VENV)/.installed-check
 	$(VENV)/bin/ruff check voxlive tests
 	$(VENV)/bin/mypy
@@ -73,7 +73,6 @@ check: $(VENV)/.installed-check
 
 $(VENV)/.installed-check: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[vision,local,test]'
 	@bash scripts/install-system-deps.sh
 	touch $@

@@ -26,7 +26,7 @@ collect_ignore = [] if importlib.util.find_spec("parler_tts") else ["gpu_stack"]
 MODEL_FIXTURES = {"embedded_models", "double_models", "whisper_stt", "tiny_siglip",
                   "stt", "detector", "human"}
 CALL_FIXTURES = {"embedded_server", "double_server", "vision_url", "pulse"}
-TIERS = ("unit", "models", "e2e", "browser")
+TIERS = ("unit", "integration", "models", "e2e", "browser")
 
 
 def tier_of(item: pytest.Item) -> str:

@@ -12,6 +12,8 @@ from voxlive.backends.base import BackendError, ToolCall
 from voxlive.backends.llm_openai import OpenAIChatLLM
 from voxlive.config import OpenAILlm
 
+pytestmark = pytest.mark.integration  # an HTTP server with slow and hung answers
+
 MESSAGES = [
     {"role": "system", "content": "You are a test."},
     {"role": "user", "content": "Say hello."},

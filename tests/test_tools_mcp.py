@@ -23,6 +23,8 @@ from voxlive.tools.mcp_client import ToolManager
 from voxlive.tools.results import LONG_RESULT_NOTE
 from voxlive.tools.runner import ToolRounds
 
+pytestmark = pytest.mark.integration  # real MCP servers as subprocesses, with timeouts
+
 pytest.importorskip("mcp", reason="the tools extra installs the MCP SDK (pip install mcp)")
 
 PARIS = "The weather in Paris is sunny and 21 degrees."
