@@ -28,8 +28,6 @@ from tests.doubles.vllm_double import DEFAULT_MODEL
 from voxlive.backends.loader import load_stage
 from voxlive.config import OpenAILlm, Profile, VoxliveConfig, parse_config
 from voxlive.server.llm_process import (
-
-pytestmark = pytest.mark.integration  # a server process spawned, stopped and killed
     LOG_PREFIX,
     VLLM_COMMAND_ENV,
     LlmProcess,
@@ -38,6 +36,8 @@ pytestmark = pytest.mark.integration  # a server process spawned, stopped and ki
     spawned_llm,
     vllm_command,
 )
+
+pytestmark = pytest.mark.integration  # a server process spawned, stopped and killed
 
 DOUBLE_COMMAND = [sys.executable, "-m", "tests.doubles.vllm_double"]
 
