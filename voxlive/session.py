@@ -31,7 +31,7 @@ from voxlive.emotion.call_emotion import CallEmotion
 from voxlive.events import answer_client, make_event
 from voxlive.latency import TurnTiming, now
 from voxlive.tools.runner import ToolRounds, TurnIO
-from voxlive.turn.call_judge import CallTurnJudge
+from voxlive.turn.call_judge import CallTurnJudge, semantic_policy
 from voxlive.turn.chunker import speakable
 from voxlive.turn.conversation import Conversation
 from voxlive.turn.core import (
@@ -78,7 +78,8 @@ class CallSession:
         self.call_id = call_id
         self.send_event = send_event
         detector = getattr(models, "turn_detector", None)
-        self.core = TurnCore(config.turn, vad_threshold, semantic=detector is not None)
+        self.core = TurnCore(config.turn, vad_threshold, semantic=detector is not None,
+                             policy=semantic_policy(detector))
         self.judge = CallTurnJudge(detector, self._handle, self._emit)
         self.emotion = CallEmotion(models.emotion, self._emit)
         assistant = config.assistant

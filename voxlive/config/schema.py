@@ -175,6 +175,14 @@ class TurnDetectorConfig(Strict):
     audio_weight: float = Field(
         0.7, ge=0, le=1, description="smart-turn+text: weight of the audio signal"
     )
+    voice_alone: float | None = Field(
+        0.75, gt=0, le=1, description="smart-turn+text: Smart Turn's P(complete) at or above "
+        "which the voice alone ends the turn, before the words are in; null: wait for them"
+    )
+    ask_silence_ms: int | None = Field(
+        64, ge=32, description="silence after which the detector is asked, when sooner than "
+        "turn.speculative_silence_ms (its verdict is in when STT starts); null: at that point"
+    )
     cpu_threads: int = Field(1, ge=1, description="threads of each detector model")
     timeout_ms: int = Field(
         1000, ge=50, description="the detector's own time (wall clock, each signal from "
