@@ -51,8 +51,12 @@ class FasterWhisperStt(Strict):
         "not Whisper's 30 s (several times faster on a CPU); null: always 30 s",
     )
     short_window_min_confidence: float = Field(
-        0.86, ge=0, le=1, description="a short-window transcript less sure than this is "
+        0.5, ge=0, le=1, description="a short-window transcript less sure than this is "
         "redone on the 30 s window (0: never; 1: always)",
+    )
+    short_window_doubtful_word: float = Field(
+        0.65, ge=0, le=1, description="... and one with two words in a row each less "
+        "likely than this (the first word and punctuation aside; 0: never)",
     )
 
 
