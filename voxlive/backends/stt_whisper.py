@@ -11,14 +11,17 @@ The two windows do not err on the same words, though ("capital of France" became
 "capital and friends" in one espeak voice): a short-window transcript that loops
 (Whisper's own rule: gzip compression ratio above 2.4), that the model is unsure of as a
 whole (confidence below `short_window_min_confidence`, 0.5), or that has two doubtful
-words in a row (each below `short_window_doubtful_word`, 0.65: "and friends" 0.47/0.57,
-"in dial" 0.59/0.63 for "and dial") is redone on the full window, whose transcript is
-kept. Where the short window errs, it errs on a run of words; a single unsure token is
-most often the first one, a punctuation mark, or the last word of a cut-off phrase,
-where the full window is no better (it tends to invent the rest of the sentence).
-Measured on the `bench turns` corpus (40 utterances, clean and Opus-coded): the mean
-confidence rule at 0.86 redid 53 of 80, this rule 11, and both caught the 7 where the
-full window was right and the short one wrong, but for one cut-off last word.
+words in a row (each below `short_window_doubtful_word`, 0.8: "and friends" 0.47/0.57
+offline and 0.47/0.69-0.73 over WebRTC, "in dial" 0.52-0.59/0.52-0.63 for "and dial")
+is redone on the full window, whose transcript is kept. Where the short window errs, it
+errs on a run of words; a lone unsure token is most often the first one, a punctuation
+mark, or the last word of a cut-off phrase, where the full window is no better (it
+tends to invent the rest of the sentence). Measured on the `bench turns` corpus (40
+utterances at their pause, clean and Opus-coded): the former rule (mean confidence
+below 0.86) redid 53 of 80, 38 of them cut-off phrases; this one 20 (10 cut-off), and
+both caught the wrong transcripts the full window gets right, but one cut-off last
+word. Tuned on that corpus: a rule of thumb, not a guarantee ("a joke about cats",
+right, has "about" at 0.31 and is sometimes redone, once into "a joke on Outcast").
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class FasterWhisperStt(Strict):
         "redone on the 30 s window (0: never; 1: always)",
     )
     short_window_doubtful_word: float = Field(
-        0.65, ge=0, le=1, description="... and one with two words in a row each less "
+        0.8, ge=0, le=1, description="... and one with two words in a row each less "
         "likely than this (the first word and punctuation aside; 0: never)",
     )
 
