@@ -469,7 +469,7 @@ CTRL_C_SCRIPT = """
 import sys
 from types import SimpleNamespace
 import numpy as np
-import voxlive.cli
+import voxlive.models
 from voxlive.backends.loader import Models, load_stage
 from voxlive.config import load_config
 from voxlive.local_cli import run_local
@@ -485,7 +485,7 @@ class Mute:  # the test is about the audio and the exit, not about the models
 
 config = load_config(sys.argv[1])
 vad, _ = load_stage("vad", config.profile("embedded"))
-voxlive.cli.load_or_explain = lambda c, p: ("embedded", Models(vad, Mute(), Mute(), Mute()))
+voxlive.models.load_or_explain = lambda c, p: ("embedded", Models(vad, Mute(), Mute(), Mute()))
 args = SimpleNamespace(list_devices=False, input_device="pulse", output_device="pulse",
                        duration=float(sys.argv[2]), half_duplex=True, audio_latency=0.05)
 sys.exit(run_local(config, None, args))

@@ -9,6 +9,7 @@ import sys
 import time
 
 from voxlive.config import ConfigError, check_profile, load_config
+from voxlive.models import load_or_explain
 
 EPILOG = """\
 examples:
@@ -265,21 +266,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"voxlive: configuration problem:\n{exc}", file=sys.stderr)
         return 2
     return 2
-
-
-def load_or_explain(config, profile_name):  # noqa: ANN001, ANN201 - CLI glue
-    """Check the profile, then load its models with a progress bar."""
-    from voxlive.backends.base import BackendError
-    from voxlive.backends.loader import load_models
-
-    name = profile_name or config.default_profile
-    problems = check_profile(config, name)
-    if problems:
-        raise ConfigError("models.yaml", problems)
-    try:
-        return name, load_models(config.profile(name))
-    except BackendError as exc:
-        raise ConfigError("models.yaml", [f"profiles.{name}.{exc.stage}: {exc.message}"]) from None
 
 
 def serve(config, args: argparse.Namespace) -> int:  # noqa: ANN001

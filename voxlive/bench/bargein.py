@@ -33,6 +33,7 @@ from voxlive.bench.bargein_breakdown import (
     playing_at,
 )
 from voxlive.bench.latency import percentiles, question_audio
+from voxlive.models import load_or_explain
 
 STORY = "Tell me a long story about a dragon who lives in a castle."
 INTERRUPTIONS = ("Stop, please.", "Wait a moment.", "Hold on, I have a question.")
@@ -237,8 +238,6 @@ def print_latency(title: str, lat: dict[str, Any]) -> None:
 
 def run_bargein_bench(config: Any, profile_name: str | None, trials: int, as_json: bool,
                       chromium_trials: int = 0) -> int:
-    from voxlive.cli import load_or_explain
-
     if not 1 <= trials <= 50 or not 0 <= chromium_trials <= 50:
         print("voxlive bench: --trials and --chromium must be between 1 (0) and 50",
               file=sys.stderr)

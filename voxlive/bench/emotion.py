@@ -17,6 +17,7 @@ import numpy as np
 
 from voxlive.audio.resample import MODEL_RATE, resample_once
 from voxlive.bench.latency import percentiles
+from voxlive.models import load_or_explain
 
 SENTENCES = (
     "What is the capital of France?",
@@ -35,8 +36,6 @@ def spoken(models: Any, text: str) -> np.ndarray:
 
 
 def run_emotion_bench(config: Any, profile_name: str | None, repeats: int, as_json: bool) -> int:
-    from voxlive.cli import load_or_explain
-
     name, models = load_or_explain(config, profile_name)
     if models.emotion is None:
         print(f"voxlive bench: profile {name} has no emotion stage", file=sys.stderr)

@@ -25,6 +25,7 @@ import numpy as np
 
 from voxlive.audio.resample import CALL_RATE, resample_once
 from voxlive.latency import STAGES
+from voxlive.models import load_or_explain
 
 QUESTIONS = (
     "What is the capital of France?",
@@ -178,8 +179,6 @@ def print_table(result: dict[str, Any]) -> None:
 
 def run_latency_bench(config: Any, profile_name: str | None, turns: int, as_json: bool,
                       compare_speculative: bool = False, transport: str = "webrtc") -> int:
-    from voxlive.cli import load_or_explain
-
     if turns < 1 or turns > 100:
         print("voxlive bench: --turns must be between 1 and 100", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from voxlive.bench.latency import QUESTIONS, percentiles
+from voxlive.models import load_or_explain
 
 STORY = "Tell me a long story about a dragon who lives in a castle."
 INTERRUPTIONS = ("Stop, please.", "Wait a moment.", "Hold on, I have a question.")
@@ -212,7 +213,6 @@ def run_local_bench(config: Any, profile_name: str | None, turns: int, trials: i
                     as_json: bool) -> int:
     from voxlive.audio.aec import AecUnavailable, aec_description
     from voxlive.bench.local_pulse import PulseUnavailable
-    from voxlive.cli import load_or_explain
     from voxlive.transports.local import AudioUnavailable, sounddevice
 
     try:

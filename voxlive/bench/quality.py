@@ -37,6 +37,7 @@ from voxlive.audio.resample import CALL_RATE, MODEL_RATE, resample_once
 from voxlive.bench.latency import percentiles
 from voxlive.bench.quality_set import DIALOGUES, Dialogue, voice_for
 from voxlive.bench.scoring import answers, leaks, sentence_count, word_errors
+from voxlive.models import load_or_explain
 from voxlive.turn.prompts import chat_template_in_use, family_of, model_names
 
 WORDS_PER_SECOND = 2.6
@@ -295,8 +296,6 @@ def load_recordings(per_source: int) -> list[Any]:
 def run_quality_bench(config: Any, profile_name: str | None, limit: int | None,
                       real: int, as_json: bool) -> int:
     from voxlive.bench.speech import have_espeak
-    from voxlive.cli import load_or_explain
-
     if not have_espeak():
         print("voxlive bench quality: espeak-ng is needed to say the questions "
               "(Debian: apt-get install espeak-ng)", file=sys.stderr)

@@ -36,6 +36,7 @@ from voxlive.bench.turn_corpus import (
     whisper_word_times,
 )
 from voxlive.latency import STAGES
+from voxlive.models import load_or_explain
 from voxlive.turn.detector import EndOfTurnDetector, combine
 
 DETECTORS = ("none", "smart-turn", "text", "smart-turn+text")
@@ -263,7 +264,6 @@ def print_tables(result: dict[str, Any]) -> None:
 
 def run_turns_bench(config: Any, profile_name: str | None, turns: int, as_json: bool,
                     detectors: list[str], signals_only: bool) -> int:
-    from voxlive.cli import load_or_explain
     from voxlive.turn.detector import load_detector
 
     if not 2 <= turns <= 80:
