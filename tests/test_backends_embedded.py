@@ -17,8 +17,8 @@ from tests.words import share_found, words
 from voxlive.audio.resample import MODEL_RATE, resample_once
 from voxlive.backends.loader import Models
 from voxlive.backends.tts_espeak import EspeakTTS
-from voxlive.bench.speech import espeak
 from voxlive.config import EspeakTts
+from voxlive.harness.speech import espeak
 
 
 @requires_espeak

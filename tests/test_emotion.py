@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from tests.conftest import requires_espeak
-from voxlive.bench.speech import espeak, silence
 from voxlive.emotion.base import UNKNOWN, Emotion
 from voxlive.emotion.prosody import (
     EXCITED_ABOVE,
@@ -28,6 +27,7 @@ from voxlive.emotion.prosody import (
     scores_for,
 )
 from voxlive.emotion.speechbrain_backend import _as_probabilities
+from voxlive.harness.speech import espeak, silence
 
 RATE = 16_000
 SENTENCES = [

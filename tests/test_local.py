@@ -33,8 +33,8 @@ from tests.words import share_found
 from voxlive.audio.echo import EchoGuard
 from voxlive.backends.base import BackendError
 from voxlive.backends.loader import Models
-from voxlive.bench.speech import espeak, write_wav
 from voxlive.config import VoxliveConfig
+from voxlive.harness.speech import espeak, write_wav
 from voxlive.local_cli import (
     LocalCall,
     echo_handling,

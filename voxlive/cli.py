@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ask only the first N dialogues (default: all)")
     quality.add_argument("--real", type=int, default=5, metavar="N",
                          help="real recordings per corpus for the STT error rate (default 5; "
-                         "0: none; fetch them first: python -m voxlive.bench.real_speech "
+                         "0: none; fetch them first: python -m voxlive.harness.real_speech "
                          "fetch)")
     quality.add_argument("--json", action="store_true", help="print JSON only")
     turns = bench_kinds.add_parser(
@@ -272,7 +272,7 @@ def serve(config, args: argparse.Namespace) -> int:  # noqa: ANN001
     """With --spawn-llm, the vLLM server runs (and is stopped) around the daemon."""
     if not getattr(args, "spawn_llm", False):
         return serve_daemon(config, args)
-    from voxlive.server.llm_process import SpawnError, spawned_llm
+    from voxlive.backends.llm_process import SpawnError, spawned_llm
 
     try:
         with spawned_llm(config, args.profile):

@@ -87,7 +87,7 @@ def music(seconds: float, rms: float) -> np.ndarray:
 
 
 async def start_call(url: str, echo_gain: float = 0.0, echo_delay_s: float = 0.0) -> Any:
-    from voxlive.bench.client import CallClient
+    from voxlive.harness.client import CallClient
 
     client = CallClient(url)
     client.mic.echo_gain, client.mic.echo_delay_s = echo_gain, echo_delay_s
@@ -180,7 +180,7 @@ def latency_summary(trials: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def measure(config: Any, profile_name: str, models: Any, trials: int,
                   chromium_trials: int = 0) -> dict[str, Any]:
-    from voxlive.bench.speech import espeak, have_espeak
+    from voxlive.harness.speech import espeak, have_espeak
     from voxlive.server.app import Daemon, running
 
     daemon = Daemon(config, profile_name, models, host="127.0.0.1")

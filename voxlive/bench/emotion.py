@@ -27,7 +27,7 @@ SENTENCES = (
 
 
 def spoken(models: Any, text: str) -> np.ndarray:
-    from voxlive.bench.speech import espeak, have_espeak
+    from voxlive.harness.speech import espeak, have_espeak
 
     if have_espeak():
         return espeak(text, MODEL_RATE)

@@ -54,7 +54,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def question_audio(models: Any, text: str) -> np.ndarray:
-    from voxlive.bench.speech import espeak, have_espeak
+    from voxlive.harness.speech import espeak, have_espeak
 
     if have_espeak():
         return espeak(text, CALL_RATE)
@@ -65,7 +65,7 @@ def question_audio(models: Any, text: str) -> np.ndarray:
 async def one_turn(url: str, models: Any, question: str) -> dict[str, Any] | None:
     """Ask one question in a new call (so every turn starts from an empty history);
     the turn's `turn_latency` event, or None if the reply had nothing to say aloud."""
-    from voxlive.bench.client import CallClient
+    from voxlive.harness.client import CallClient
 
     client = CallClient(url)
     await client.connect()

@@ -1,6 +1,6 @@
 """`voxlive bench turns`: does the turn end when the user is done, and how soon?
 
-The corpus (turn_corpus.py): finished questions and sentences with a thinking pause of
+The corpus (harness/turn_corpus.py): finished questions and sentences with a thinking pause of
 0.6-1.5 s inside, in espeak-ng voices and real human speech. Two parts:
 1. signals: each turn judged offline at its pause (the pause turns at the thinking pause,
    the complete ones at their end), by each signal alone (Smart Turn's audio, the text
@@ -28,7 +28,7 @@ import numpy as np
 
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, resample_once
 from voxlive.bench.latency import percentiles
-from voxlive.bench.turn_corpus import (
+from voxlive.harness.turn_corpus import (
     SpokenTurn,
     espeak_turns,
     human_turns,
@@ -128,7 +128,7 @@ def _share(flags: list[bool]) -> str:
 
 
 async def one_call(url: str, turn: SpokenTurn) -> dict[str, Any]:
-    from voxlive.bench.client import CallClient
+    from voxlive.harness.client import CallClient
 
     client = CallClient(url)
     await client.connect()

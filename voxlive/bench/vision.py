@@ -88,7 +88,7 @@ def _rss_mb(pid: int) -> float:
 
 async def hold_calls(url: str, pid: int, calls: int, camera: np.ndarray | None
                      ) -> dict[str, float]:
-    from voxlive.bench.client import CallClient
+    from voxlive.harness.client import CallClient
 
     clients = [CallClient(url, camera=camera) for _ in range(calls)]
     try:
