@@ -70,7 +70,7 @@ async def test_a_finished_real_question_ends_on_the_voice_alone(patient_server: 
     conference.", Smart Turn 0.97 offline) over WebRTC: the voice is sure, the turn
     commits without waiting for the words' signal."""
     from voxlive.audio.resample import CALL_RATE, MODEL_RATE, resample_once
-    from voxlive.bench.turn_corpus import asterisk_prompts, trim
+    from voxlive.harness.turn_corpus import asterisk_prompts, trim
 
     try:
         [(_, audio)] = asterisk_prompts(("conf-onlyperson",)).values()

@@ -10,7 +10,7 @@ from faster_whisper.feature_extractor import FeatureExtractor
 
 from tests.conftest import requires_espeak
 from voxlive.backends.turn_smart import whisper_log_mel
-from voxlive.bench.speech import espeak
+from voxlive.harness.speech import espeak
 
 
 def reference(audio: np.ndarray) -> np.ndarray:
