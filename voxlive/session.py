@@ -36,32 +36,10 @@ from voxlive.latency import TurnTiming, now
 from voxlive.reply import Reply
 from voxlive.reply_work import ReplyWork
 from voxlive.tools.runner import ToolRounds
+from voxlive.turn import vocabulary as vocab
 from voxlive.turn.call_judge import CallTurnJudge
 from voxlive.turn.conversation import Conversation
-from voxlive.turn.core import (
-    Cancel,
-    ClientCancel,
-    ClientTurn,
-    CommitHistory,
-    Event,
-    ForgetTurn,
-    JudgeTurn,
-    PauseReply,
-    ReplyAudioStarted,
-    ReplyPlayed,
-    ReportError,
-    Respond,
-    ResumeReply,
-    SpeechStarted,
-    SpeechStopped,
-    StageFailed,
-    StateChanged,
-    Transcribe,
-    TurnCommitted,
-    TurnCore,
-    UserSaid,
-    VadWindow,
-)
+from voxlive.turn.core import TurnCore
 from voxlive.turn.prompts import system_prompt_for
 from voxlive.turn.spoken import ReplyBudget
 from voxlive.vision.call_looks import CallLooks
@@ -115,20 +93,20 @@ class CallSession:
         self.may_reply: Callable[[int], bool] | None = None  # False: the turn gets no reply
         # The other half of the state machine: what each of the core's actions does here.
         self._handlers: dict[type, Callable[[Any], object]] = {
-            StateChanged: lambda a: self.emit("state", state=a.state.value),
-            SpeechStarted: self._speech_started,
-            SpeechStopped: lambda a: self.emit("speech_stopped", t=round(a.t, 3)),
-            Transcribe: self._transcribe,
-            JudgeTurn: lambda a: self.judge.start(a, self.input.audio.slice(a.start, a.end)),
-            TurnCommitted: self._committed,
-            UserSaid: self._user_said,
-            Respond: self._respond,
-            PauseReply: self._pause,
-            ResumeReply: self._resume,
-            Cancel: self._cancel,
-            CommitHistory: self._commit_history,
-            ForgetTurn: lambda a: self._dispose(a.generation),
-            ReportError: lambda a: self.emit("error", message=a.message, stage=a.stage),
+            vocab.StateChanged: lambda a: self.emit("state", state=a.state.value),
+            vocab.SpeechStarted: self._speech_started,
+            vocab.SpeechStopped: lambda a: self.emit("speech_stopped", t=round(a.t, 3)),
+            vocab.Transcribe: self._transcribe,
+            vocab.JudgeTurn: lambda a: self.judge.start(a, self.input.audio.slice(a.start, a.end)),
+            vocab.TurnCommitted: self._committed,
+            vocab.UserSaid: self._user_said,
+            vocab.Respond: self._respond,
+            vocab.PauseReply: self._pause,
+            vocab.ResumeReply: self._resume,
+            vocab.Cancel: self._cancel,
+            vocab.CommitHistory: self._commit_history,
+            vocab.ForgetTurn: lambda a: self._dispose(a.generation),
+            vocab.ReportError: lambda a: self.emit("error", message=a.message, stage=a.stage),
         }
 
     # --- input ------------------------------------------------------------------------
@@ -153,7 +131,7 @@ class CallSession:
         if self._closed:  # a batch the VAD finished after hang-up: no new turn may start
             return
         if self.vad_turns:
-            self.handle(VadWindow(t, probability, WINDOW_S, echo))
+            self.handle(vocab.VadWindow(t, probability, WINDOW_S, echo))
 
     def client_turn(self, text: str) -> int:
         """A turn the client ended itself (typed text, push to talk): reply to `text` now,
@@ -161,12 +139,12 @@ class CallSession:
         generation = self.core.generation + 1
         self._new_reply(generation, TurnTiming(last_voiced=now(), transcribe_started=now(),
                                                transcribed=now()))
-        self.handle(ClientTurn(text))
+        self.handle(vocab.ClientTurn(text))
         return generation
 
     def cancel_reply(self) -> None:
         """The client cancels the reply being made or played."""
-        self.handle(ClientCancel())
+        self.handle(vocab.ClientCancel())
 
     def handle_client_message(self, message: str) -> None:
         """A message from the page on the events channel: a ping gets its pong."""
@@ -181,21 +159,21 @@ class CallSession:
 
     # --- the core's actions -----------------------------------------------------------
 
-    def handle(self, event: Event) -> None:
+    def handle(self, event: vocab.Event) -> None:
         """Feed one event to the core and carry out every action it returns, in order."""
         for action in self.core.handle(event):
             self._handlers[type(action)](action)
 
-    def _speech_started(self, action: SpeechStarted) -> None:
+    def _speech_started(self, action: vocab.SpeechStarted) -> None:
         self.emit("speech_started", t=round(action.t, 3))
         self.barge_in.speech_started(action.t)
 
-    def _transcribe(self, action: Transcribe) -> None:
+    def _transcribe(self, action: vocab.Transcribe) -> None:
         reply = self._new_reply(action.generation, TurnTiming(
             last_voiced=self.input.arrival(action.last_voiced), transcribe_started=now()))
         self._start(reply, self.work.transcribe(reply, action))
 
-    def _committed(self, action: TurnCommitted) -> None:
+    def _committed(self, action: vocab.TurnCommitted) -> None:
         reply = self.replies.get(action.generation)
         if reply is not None:
             reply.timing.committed = now()
@@ -203,12 +181,12 @@ class CallSession:
         if reply is not None:
             self.output.open(reply.playback)
 
-    def _user_said(self, action: UserSaid) -> None:
+    def _user_said(self, action: vocab.UserSaid) -> None:
         reply = self.replies.get(action.generation)
         self.emotion.keep(action.generation, reply.emotion if reply is not None else None)
         self.emit("user_transcript", turn=action.generation, text=action.text)
 
-    def _respond(self, action: Respond) -> None:
+    def _respond(self, action: vocab.Respond) -> None:
         reply = self.replies[action.generation]
         reply.user_text = action.user_text
         if self.may_reply is None or self.may_reply(action.generation):
@@ -216,17 +194,17 @@ class CallSession:
         else:  # no words: the turn ends at its commit, like a reply that said nothing
             self.output.finish(reply.playback)
 
-    def _pause(self, action: PauseReply) -> None:
+    def _pause(self, action: vocab.PauseReply) -> None:
         if (reply := self.replies.get(action.generation)) is not None:
             reply.pause(action.hold_synthesis)
         self.barge_in.decided(action.generation)
 
-    def _resume(self, action: ResumeReply) -> None:
+    def _resume(self, action: vocab.ResumeReply) -> None:
         if (reply := self.replies.get(action.generation)) is not None:
             reply.resume()
         self.emit("resumed", turn=action.generation)
 
-    def _cancel(self, action: Cancel) -> None:
+    def _cancel(self, action: vocab.Cancel) -> None:
         if action.cut_by_speech:
             self.barge_in.decided(action.generation)
         self.judge.cancel(action.generation)
@@ -237,7 +215,7 @@ class CallSession:
             self.conversation.commit(reply.user_text or "", heard, interrupted=True)
             self.emit("interrupted", turn=action.generation, heard_text=heard)
 
-    def _commit_history(self, action: CommitHistory) -> None:
+    def _commit_history(self, action: vocab.CommitHistory) -> None:
         reply = self.replies.get(action.generation)
         if reply is not None:
             self.conversation.commit(reply.user_text or "", reply.text)
@@ -269,10 +247,10 @@ class CallSession:
         except asyncio.CancelledError:
             raise
         except BackendError as exc:
-            self.handle(StageFailed(generation, exc.stage, exc.message))
+            self.handle(vocab.StageFailed(generation, exc.stage, exc.message))
         except Exception as exc:
             log.exception("turn %d failed", generation)
-            self.handle(StageFailed(generation, "pipeline", f"{type(exc).__name__}: {exc}"))
+            self.handle(vocab.StageFailed(generation, "pipeline", f"{type(exc).__name__}: {exc}"))
 
     # --- output callbacks (the frame clock's: voxlive/barge_in_watch.py) -------------
 
@@ -281,11 +259,11 @@ class CallSession:
         if reply is not None and reply.timing.first_frame_sent is None:
             reply.timing.first_frame_sent = now()
             self.emit("turn_latency", turn=generation, **reply.timing.report())
-        self.handle(ReplyAudioStarted(generation))
+        self.handle(vocab.ReplyAudioStarted(generation))
 
     def _on_reply_played(self, generation: int) -> None:
         self.emit("reply_played", turn=generation)
-        self.handle(ReplyPlayed(generation))  # the core commits its history
+        self.handle(vocab.ReplyPlayed(generation))  # the core commits its history
         self._dispose(generation)
 
     # --- helpers ----------------------------------------------------------------------
