@@ -10,6 +10,7 @@ time is the audio fed, output time the frames pulled (tests/fakes_session.py).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -77,6 +78,10 @@ async def test_a_speculative_reply_is_held_until_the_commit(new: New) -> None:
 @pytest.mark.parametrize("said", ["Mm-hmm.", "there was a dragon"])  # backchannel, echo
 async def test_speech_over_the_reply_pauses_it_and_no_words_resume_it(new: New, said: str) -> None:
     tl = new(["Tell me a story.", said], [STORY])
+    heard_by_transport: list[str] = []  # a transport's own buffer (transports/contract.py)
+    tl.session.output.buffers.append(SimpleNamespace(
+        paused=lambda: heard_by_transport.append("paused"),
+        resumed=lambda: heard_by_transport.append("resumed")))
     await tl.speech(1.0)
     await tl.silence(0.6)
     await tl.reply_made(1)
@@ -91,6 +96,7 @@ async def test_speech_over_the_reply_pauses_it_and_no_words_resume_it(new: New, 
     assert tl.session.paused_reply() is None
     assert set(tl.session.replies) == {1}  # the "turn" that paused it is forgotten
     assert all(tl.play(5))  # plays on from where it paused
+    assert heard_by_transport == ["paused", "resumed"]
     tl.play_until("reply_played")
     assert tl.of("interrupted") == [] and tl.of("reply_cancelled") == []
     assert tl.session.conversation.turns[-1] == {"role": "assistant", "content": STORY_TEXT}

@@ -43,12 +43,12 @@ class Reply:
         """The reply's words so far, as said (the history's assistant turn)."""
         return " ".join(self.spoken)
 
-    def pause(self, hold_synthesis: bool) -> None:
-        self.playback.pause()
+    def pause(self, output: AudioOutput, hold_synthesis: bool) -> None:
+        output.pause(self.playback)
         self.holds_synthesis = hold_synthesis
 
-    def resume(self) -> None:
-        self.playback.resume()
+    def resume(self, output: AudioOutput) -> None:
+        output.resume(self.playback)
 
     async def may_synthesise(self) -> None:
         """Wait while the reply is paused under the user's voice, when the core says so."""

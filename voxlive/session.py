@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-import av
 import numpy as np
 
 from voxlive.audio.echo import EchoGuard
@@ -40,6 +39,7 @@ from voxlive.turn import vocabulary as vocab
 from voxlive.turn.call_judge import CallTurnJudge
 from voxlive.turn.conversation import Conversation
 from voxlive.turn.core import TurnCore
+from voxlive.turn.end_of_turn import JudgeTurn
 from voxlive.turn.prompts import system_prompt_for
 from voxlive.turn.spoken import ReplyBudget
 from voxlive.vision.call_looks import CallLooks
@@ -97,7 +97,7 @@ class CallSession:
             vocab.SpeechStarted: self._speech_started,
             vocab.SpeechStopped: lambda a: self.emit("speech_stopped", t=round(a.t, 3)),
             vocab.Transcribe: self._transcribe,
-            vocab.JudgeTurn: lambda a: self.judge.start(a, self.input.audio.slice(a.start, a.end)),
+            JudgeTurn: lambda a: self.judge.start(a, self.input.audio.slice(a.start, a.end)),
             vocab.TurnCommitted: self._committed,
             vocab.UserSaid: self._user_said,
             vocab.Respond: self._respond,
@@ -111,21 +111,14 @@ class CallSession:
 
     # --- input ------------------------------------------------------------------------
 
-    async def feed_frame(self, frame: av.AudioFrame) -> None:
-        """One frame from the transport, any rate or layout."""
-        await self.feed_frames([frame])
-
-    async def feed_frames(self, frames: list[av.AudioFrame]) -> None:
-        """Frames from the transport that arrived together: analysed in one VAD run."""
-        if self._closed or not frames:
+    async def feed(self, samples: np.ndarray, frames: Sequence[tuple[int | None, int]] = ()
+                   ) -> None:
+        """16 kHz mono float32 input audio, in stream order, analysed in one VAD run; the
+        transport resampled it (transports/contract.py). `frames`: the (RTP time, sample
+        count) of the transport frames it holds, for the barge-in breakdown."""
+        if self._closed or not len(samples):
             return
-        await self.input.feed_frames(frames)
-
-    async def feed(self, samples: np.ndarray) -> None:
-        """16 kHz mono float32 input audio, in stream order."""
-        if self._closed:
-            return
-        await self.input.feed(samples)
+        await self.input.feed(samples, frames)
 
     def _on_vad_window(self, t: float, probability: float, echo: bool) -> None:
         if self._closed:  # a batch the VAD finished after hang-up: no new turn may start
@@ -196,12 +189,12 @@ class CallSession:
 
     def _pause(self, action: vocab.PauseReply) -> None:
         if (reply := self.replies.get(action.generation)) is not None:
-            reply.pause(action.hold_synthesis)
+            reply.pause(self.output, action.hold_synthesis)
         self.barge_in.decided(action.generation)
 
     def _resume(self, action: vocab.ResumeReply) -> None:
         if (reply := self.replies.get(action.generation)) is not None:
-            reply.resume()
+            reply.resume(self.output)
         self.emit("resumed", turn=action.generation)
 
     def _cancel(self, action: vocab.Cancel) -> None:

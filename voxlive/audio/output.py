@@ -1,15 +1,16 @@
 """The assistant's outgoing audio: queued sentences, read out 20 ms at a time.
 
-The transport pulls one frame per 20 ms tick. A sentence is queued whole, or streamed
-in chunks as a TTS makes them (`push(..., complete=False)`, then `extend`); a streamed
-sentence that runs dry plays silence until its next chunk instead of ending early.
-Each reply's audio is a `Playback` (owned by the session's reply object,
-voxlive/reply.py): its sentences and what of them played, whether it may play yet (its
-turn is committed: `open`), whether more will come, and whether it is paused under the
-user's voice. A reply's audio may be queued before the user's turn is committed; it plays
-only once opened. `pause()` and `drop()` take effect at the very next frame, so a
-barge-in is silent within one frame. The played samples of each sentence are how the
-history learns what the user actually heard.
+The transport pulls one frame per 20 ms tick. A sentence is queued whole, or streamed in
+chunks as a TTS makes them (`push(..., complete=False)`, then `extend`); a streamed
+sentence that runs dry plays silence until its next chunk instead of ending early. Each
+reply's audio is a `Playback` (owned by the session's reply object, voxlive/reply.py):
+its sentences and what of them played, whether it may play yet (its turn is committed:
+`open`), whether more will come, and whether it is paused under the user's voice. A
+reply's audio may be queued before the user's turn is committed; it plays only once
+opened. `pause()` and `drop()` take effect at the very next frame, so a barge-in is
+silent within one frame; a transport that buffers frames beyond that one registers a
+`PlayoutBuffer` to empty its own buffer on a pause (transports/contract.py). The played
+samples of each sentence are how the history learns what the user actually heard.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -85,6 +87,16 @@ class Playback:
         return " ".join(s.text for s in self.sentences)
 
 
+class PlayoutBuffer(Protocol):
+    """A transport's own buffer of frames already taken from the output (the local sound
+    card's jitter queue): told when the reply pauses, so that what it holds goes silent
+    too, and when it plays on (LiveKit Agents' io.AudioOutput: pause/resume)."""
+
+    def paused(self) -> None: ...
+
+    def resumed(self) -> None: ...
+
+
 def _ignore(generation: int) -> None:
     return None
 
@@ -102,6 +114,19 @@ class AudioOutput:
         self._queue: deque[_Sentence] = deque()
         self._silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         self.frames_sent = 0
+        self.buffers: list[PlayoutBuffer] = []  # the transport's, if it buffers frames
+
+    def pause(self, playback: Playback) -> None:
+        """Hold this reply from the next frame, keeping what is queued."""
+        playback.pause()
+        for buffer in self.buffers:
+            buffer.paused()
+
+    def resume(self, playback: Playback) -> None:
+        """Play on from where it paused."""
+        playback.resume()
+        for buffer in self.buffers:
+            buffer.resumed()
 
     def push(self, playback: Playback, samples: np.ndarray, text: str,
              complete: bool = True) -> None:
