@@ -50,6 +50,13 @@ class SessionTimeline:
         for _ in range(round(seconds * MODEL_RATE / WINDOW)):
             await self.session.feed(np.full(WINDOW, level, np.float32))
 
+    async def burst(self, *parts: tuple[float, float]) -> None:
+        """(seconds, level) parts fed as one block: frames that arrived together after a
+        stall, analysed in one VAD run, so the core sees them in one go."""
+        await self.session.feed(np.concatenate(
+            [np.full(round(s * MODEL_RATE / WINDOW) * WINDOW, level, np.float32)
+             for s, level in parts]))
+
     async def speech(self, seconds: float) -> None:
         await self.audio(seconds, LOUD)
 

@@ -9,13 +9,15 @@ time is the audio fed, output time the frames pulled (tests/fakes_session.py).
 
 from __future__ import annotations
 
+import gc
+import warnings
 from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from tests.fakes import GATE
+from tests.fakes import GATE, LOUD
 from tests.fakes_session import SessionTimeline
 from voxlive.backends.base import BackendError
 from voxlive.config import VoxliveConfig
@@ -211,3 +213,19 @@ async def test_a_failing_stage_is_reported_and_the_call_listens_again(new: New) 
     assert error == {"type": "error", "message": "the server is down", "stage": "stt"}
     assert tl.of("state")[-1]["state"] == "listening"
     assert tl.session.replies == {} and tl.llm.prompts == []
+
+
+async def test_a_turn_reopened_within_one_burst_leaves_no_work_behind(new: New) -> None:
+    tl = new(["I think we should go."], [["Yes."]])
+    await tl.speech(1.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # the speculative end and the user going on, in one VAD run: the transcription
+        # is cancelled before it ever ran
+        await tl.burst((0.224, 0.0), (0.3, LOUD))
+        assert tl.of("reply_cancelled")[0]["turn"] == 1
+        await tl.silence(0.6)
+        await tl.reply_made(tl.session.core.generation)
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+    assert len(tl.stt.heard) == 1  # the cancelled one never ran: one transcription

@@ -232,6 +232,7 @@ class CallSession:
 
     def _start(self, reply: Reply, work: Coroutine[Any, Any, None]) -> None:
         reply.task = asyncio.get_running_loop().create_task(self._guard(reply.generation, work))
+        reply.task.add_done_callback(lambda _: work.close())  # cancelled before it ran
 
     async def _guard(self, generation: int, work: Coroutine[Any, Any, None]) -> None:
         """A failing model reports an error event; the call stays up."""
