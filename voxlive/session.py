@@ -171,7 +171,7 @@ class CallSession:
         if reply is not None:
             reply.timing.committed = now()
         self.emit("turn_committed", turn=action.generation, rule=action.rule.value)
-        if reply is not None:
+        if reply is not None:  # after the event: a reply with no words ends here
             self.output.open(reply.playback)
 
     def _user_said(self, action: vocab.UserSaid) -> None:
