@@ -15,11 +15,18 @@ from it, and its audio (`Playback`, which holds the one copy of "paused" outside
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from voxlive.audio.output import AudioOutput, Playback
+from voxlive.backends.base import BackendError
 from voxlive.latency import TurnTiming
+
+log = logging.getLogger(__name__)
+Failed = Callable[[int, str, str], None]
+"""(generation, stage, message) of a reply's work that failed."""
 
 
 @dataclass(eq=False)
@@ -55,6 +62,13 @@ class Reply:
         if self.holds_synthesis:
             await self.playback.playing.wait()
 
+    def run(self, work: Coroutine[Any, Any, None], failed: Failed) -> None:
+        """Start `work` as the reply's task (the one `dispose` cancels). A failing model is
+        handed to `failed` with its stage; work cancelled before it ran is closed."""
+        self.task = asyncio.get_running_loop().create_task(_guarded(self.generation, work,
+                                                                    failed))
+        self.task.add_done_callback(lambda _: work.close())
+
     def dispose(self, output: AudioOutput) -> None:
         """Stop its work (closing the LLM stream; TTS stops at its next chunk) and silence
         its audio from the next frame. The task that disposes its own reply runs on."""
@@ -63,3 +77,15 @@ class Reply:
         self.task = None
         output.drop(self.playback)
         self.playback.resume()  # nothing of it plays again; nothing waits on it
+
+
+async def _guarded(generation: int, work: Coroutine[Any, Any, None], failed: Failed) -> None:
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except BackendError as exc:  # already says what failed (STT server down, ...)
+        failed(generation, exc.stage, exc.message)
+    except Exception as exc:
+        log.exception("turn %d failed", generation)
+        failed(generation, "pipeline", f"{type(exc).__name__}: {exc}")

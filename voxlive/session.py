@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from voxlive.audio.echo import EchoGuard
 from voxlive.audio.input import AudioInput
 from voxlive.audio.output import AudioOutput
 from voxlive.audio.vad import WINDOW_S
-from voxlive.backends.base import BackendError, ChatMessage
+from voxlive.backends.base import ChatMessage
 from voxlive.backends.loader import Models
 from voxlive.barge_in_watch import BargeInWatch
 from voxlive.config import VoxliveConfig
@@ -44,8 +43,6 @@ from voxlive.turn.prompts import system_prompt_for
 from voxlive.turn.spoken import ReplyBudget
 from voxlive.vision.call_looks import CallLooks
 from voxlive.vision.camera import CallCamera
-
-log = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -164,7 +161,7 @@ class CallSession:
     def _transcribe(self, action: vocab.Transcribe) -> None:
         reply = self._new_reply(action.generation, TurnTiming(
             last_voiced=self.input.arrival(action.last_voiced), transcribe_started=now()))
-        self._start(reply, self.work.transcribe(reply, action))
+        reply.run(self.work.transcribe(reply, action), self._failed)
 
     def _committed(self, action: vocab.TurnCommitted) -> None:
         reply = self.replies.get(action.generation)
@@ -183,7 +180,7 @@ class CallSession:
         reply = self.replies[action.generation]
         reply.user_text = action.user_text
         if self.may_reply is None or self.may_reply(action.generation):
-            self._start(reply, self.work.respond(reply, action.user_text))
+            reply.run(self.work.respond(reply, action.user_text), self._failed)
         else:  # no words: the turn ends at its commit, like a reply that said nothing
             self.output.finish(reply.playback)
 
@@ -230,21 +227,9 @@ class CallSession:
         """The reply paused under the user's voice, if any (its text is the echo check's)."""
         return next((r for r in self.replies.values() if r.playback.paused), None)
 
-    def _start(self, reply: Reply, work: Coroutine[Any, Any, None]) -> None:
-        reply.task = asyncio.get_running_loop().create_task(self._guard(reply.generation, work))
-        reply.task.add_done_callback(lambda _: work.close())  # cancelled before it ran
-
-    async def _guard(self, generation: int, work: Coroutine[Any, Any, None]) -> None:
-        """A failing model reports an error event; the call stays up."""
-        try:
-            await work
-        except asyncio.CancelledError:
-            raise
-        except BackendError as exc:
-            self.handle(vocab.StageFailed(generation, exc.stage, exc.message))
-        except Exception as exc:
-            log.exception("turn %d failed", generation)
-            self.handle(vocab.StageFailed(generation, "pipeline", f"{type(exc).__name__}: {exc}"))
+    def _failed(self, generation: int, stage: str, message: str) -> None:
+        """A reply's work failed (Reply.run): the core reports it; the call stays up."""
+        self.handle(vocab.StageFailed(generation, stage, message))
 
     # --- output callbacks (the frame clock's: voxlive/barge_in_watch.py) -------------
 
