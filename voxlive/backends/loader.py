@@ -49,6 +49,10 @@ def _build_tts(config: Any) -> TextToSpeech:
         from voxlive.backends.tts_parler import ParlerTTS
 
         return ParlerTTS(config)
+    if config.backend == "remote":
+        from voxlive.backends.tts_remote import RemoteTTS
+
+        return RemoteTTS(config)
     from voxlive.backends.tts_espeak import EspeakTTS
 
     return EspeakTTS(config)

@@ -1,0 +1,75 @@
+"""Several utterances transcribed in one pass of Whisper: the batch of the STT deployment.
+
+faster-whisper transcribes one audio at a time; CTranslate2's `generate` takes a batch.
+Utterances that fit the backend's short window (voxlive/backends/stt_whisper.py: up to
+`short_window_s` less 1 s) are padded to that window, stacked, and decoded together in
+one `generate` call: on a GPU a batch of N costs little more than one, on a CPU it saves
+the per-call overhead. Each result is judged as the backend judges its own (looping or
+unsure: redone alone, on the full window), and any utterance that does not fit goes
+through the backend's own `recognise`: the transcripts are the backend's, only batched.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+
+from voxlive.audio.resample import MODEL_RATE
+from voxlive.backends.base import SpeechToText, Transcript
+
+LOOPING_RATIO = 2.4  # faster-whisper's rule, as in stt_whisper.py
+TOKENS_PER_S = 8
+
+
+def recognise_batch(stt: SpeechToText, audios: list[np.ndarray]) -> list[Transcript]:
+    """One Transcript per audio, in order."""
+    short = getattr(stt, "_short", None)  # FasterWhisperSTT's short window, if enabled
+    lock = getattr(stt, "_lock", None)
+    results: list[Transcript | None] = [None] * len(audios)
+    if short is not None and lock is not None:
+        batch = [i for i, audio in enumerate(audios) if short.fits(audio)]
+        if len(batch) > 1:
+            with lock:
+                decoded = _generate(short, [audios[i] for i in batch])
+            least = stt.config.short_window_min_confidence  # type: ignore[attr-defined]
+            for i, transcript in zip(batch, decoded, strict=True):
+                if transcript is not None and transcript.confidence >= least:
+                    results[i] = transcript
+    return [result if result is not None else stt.recognise(audio.astype(np.float32))
+            for result, audio in zip(results, audios, strict=True)]
+
+
+def _generate(short: Any, audios: list[np.ndarray]) -> list[Transcript | None]:
+    """The short window's pass (stt_whisper._ShortWindow.recognise) for a batch."""
+    import ctranslate2
+
+    mels = []
+    for audio in audios:
+        padded = np.zeros(short.window, np.float32)
+        padded[: audio.size] = audio
+        mels.append(short.features(padded, padding=0)[:, : short.window // 160])
+    features = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(mels)))
+    longest = max(audio.size for audio in audios)
+    max_length = len(short.prompt) + int(longest / MODEL_RATE * TOKENS_PER_S) + 8
+    results = short.model.model.generate(
+        features, [short.prompt] * len(audios), beam_size=short.beam_size,
+        max_length=max_length, return_scores=True, suppress_blank=True,
+        suppress_tokens=short.suppress,
+    )
+    out: list[Transcript | None] = []
+    for audio, result in zip(audios, results, strict=True):
+        tokens = result.sequences_ids[0]
+        text = short.tokenizer.decode(tokens).strip()
+        own_cap = len(short.prompt) + int(audio.size / MODEL_RATE * TOKENS_PER_S) + 8
+        data = text.encode()
+        if not text:
+            out.append(Transcript("", 0.0))
+        elif (len(short.prompt) + len(tokens) >= own_cap - 1
+              or len(data) / len(zlib.compress(data)) > LOOPING_RATIO):
+            out.append(None)  # loops: the full window decides
+        else:
+            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+            out.append(Transcript(text, float(np.exp(avg_logprob))))
+    return out
