@@ -15,6 +15,7 @@ tell the two apart. Replicas load the profile's models with voxlive's own loader
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from ray import serve
@@ -55,7 +56,7 @@ class BatchedStage:
         return self.engine.description
 
     def stats(self) -> dict[str, Any]:
-        return self.engine.stats()
+        return {**self.engine.stats(), "pid": os.getpid()}  # which replica answered
 
 
 @serve.deployment
@@ -73,7 +74,7 @@ class SpeechStage:
         return self.engine.description
 
     def stats(self) -> dict[str, Any]:
-        return self.engine.stats()
+        return {**self.engine.stats(), "pid": os.getpid()}
 
 
 @serve.deployment
