@@ -94,11 +94,12 @@ async def test_concurrent_requests_are_batched_across_replicas(ray_models: str) 
 
 async def test_a_streamed_synthesis_stops_when_the_client_closes(ray_models: str) -> None:
     before = (await stats(ray_models))["tts"]
+    speech = {"input": LONG, "model": "tts-1", "voice": "x"}
     async with aiohttp.ClientSession() as http, http.post(f"{ray_models}/audio/speech",
-                         json={"input": LONG, "model": "tts-1", "voice": "x"}) as r:
+                                                          json=speech) as r:
         assert r.status == 200 and r.headers["X-Sample-Rate"] == "24000"
         assert len(await r.content.readany()) > 0
-        # leaving the block closed the stream: Serve cancels the request in the replica
+    # leaving the block closed the stream: Serve cancels the request in the replica
     for _ in range(300):
         now = (await stats(ray_models))["tts"]
         if now["active"] == 0 and now["stopped_early"] > before["stopped_early"]:
