@@ -21,6 +21,8 @@ from voxlive.backends.base import SpeechToText, Transcript
 
 LOOPING_RATIO = 2.4  # faster-whisper's rule, as in stt_whisper.py
 TOKENS_PER_S = 8
+FULL_WINDOW = 30 * MODEL_RATE
+LEAST_FULL_WINDOW_LOGPROB = -1.0  # faster-whisper's log_prob_threshold: below, it retries
 
 
 def recognise_batch(stt: SpeechToText, audios: list[np.ndarray]) -> list[Transcript]:
@@ -28,28 +30,48 @@ def recognise_batch(stt: SpeechToText, audios: list[np.ndarray]) -> list[Transcr
     short = getattr(stt, "_short", None)  # FasterWhisperSTT's short window, if enabled
     lock = getattr(stt, "_lock", None)
     results: list[Transcript | None] = [None] * len(audios)
-    if short is not None and lock is not None:
-        batch = [i for i, audio in enumerate(audios) if short.fits(audio)]
-        if len(batch) > 1:
-            with lock:
-                decoded = _generate(short, [audios[i] for i in batch])
-            least = stt.config.short_window_min_confidence  # type: ignore[attr-defined]
-            for i, transcript in zip(batch, decoded, strict=True):
-                if transcript is not None and transcript.confidence >= least:
-                    results[i] = transcript
+    if short is not None and lock is not None and len(audios) > 1:
+        least = stt.config.short_window_min_confidence  # type: ignore[attr-defined]
+        with lock:
+            batch = [i for i, audio in enumerate(audios) if short.fits(audio)]
+            _keep(results, batch, _generate(short, [audios[i] for i in batch], short.window),
+                  least)
+            batch = [i for i, audio in enumerate(audios)
+                     if results[i] is None and 0 < audio.size <= FULL_WINDOW]
+            _keep(results, batch, _generate(short, [audios[i] for i in batch], FULL_WINDOW),
+                  float(np.exp(LEAST_FULL_WINDOW_LOGPROB)))
     return [result if result is not None else stt.recognise(audio.astype(np.float32))
             for result, audio in zip(results, audios, strict=True)]
 
 
-def _generate(short: Any, audios: list[np.ndarray]) -> list[Transcript | None]:
-    """The short window's pass (stt_whisper._ShortWindow.recognise) for a batch."""
+def _keep(results: list[Transcript | None], batch: list[int],
+          decoded: list[Transcript | None], least: float) -> None:
+    for i, transcript in zip(batch, decoded, strict=True):
+        if transcript is not None and (transcript.confidence >= least or not transcript.text):
+            results[i] = transcript
+
+
+def _mel(short: Any, audio: np.ndarray, window: int) -> np.ndarray:
+    """The log-mel input as each pass makes it: the short window pads the audio with
+    silence (stt_whisper._ShortWindow); faster-whisper's 30 s pass pads the mel itself
+    with zeros (pad_or_trim), which Whisper hears differently: copied, not improved."""
+    if window != FULL_WINDOW:
+        padded = np.zeros(window, np.float32)
+        padded[: audio.size] = audio
+        return short.features(padded, padding=0)[:, : window // 160]
+    from faster_whisper.audio import pad_or_trim
+
+    return pad_or_trim(short.model.feature_extractor(audio), window // 160)
+
+
+def _generate(short: Any, audios: list[np.ndarray], window: int) -> list[Transcript | None]:
+    """The short window's pass (stt_whisper._ShortWindow.recognise), on a window of
+    `window` samples, for a batch (None: looping, the backend decides)."""
     import ctranslate2
 
-    mels = []
-    for audio in audios:
-        padded = np.zeros(short.window, np.float32)
-        padded[: audio.size] = audio
-        mels.append(short.features(padded, padding=0)[:, : short.window // 160])
+    if not audios:
+        return []
+    mels = [_mel(short, audio, window) for audio in audios]
     features = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(mels)))
     longest = max(audio.size for audio in audios)
     max_length = len(short.prompt) + int(longest / MODEL_RATE * TOKENS_PER_S) + 8
