@@ -106,3 +106,14 @@ def test_healthz_says_full_so_a_balancer_routes_around_it() -> None:
     assert (status, body["status"]) == (200, "full")  # alive: a restarter leaves it alone
     body, status = health_report(stub_daemon(calls=2, stuck=1), live_only=True)
     assert (status, body["status"]) == (503, "not ok")  # broken is broken, full or not
+
+
+def test_serve_models_cli_reports_a_bad_serve_config(tmp_path, capsys) -> None:  # noqa: ANN001
+    from voxlive.cli import main
+
+    assert main(["serve-models", "--serve-config", str(tmp_path / "none.yaml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "serve.yaml"
+    bad.write_text("tts: {replicas: -1}\n")
+    assert main(["serve-models", "--serve-config", str(bad)]) == 2
+    assert "tts.replicas" in capsys.readouterr().err
