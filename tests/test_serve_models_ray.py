@@ -164,6 +164,7 @@ async def ask(caller: CallClient) -> tuple[dict[str, Any], np.ndarray]:
     return reply, caller.received_audio()
 
 
+@pytest.mark.e2e
 async def test_two_calls_through_two_daemons_share_one_model_server(
         daemons: list[tuple[str, Daemon]]) -> None:
     urls = [url for url, _ in daemons]
@@ -192,6 +193,7 @@ async def test_two_calls_through_two_daemons_share_one_model_server(
             await caller.close()
 
 
+@pytest.mark.e2e
 async def test_a_failing_tts_replica_is_an_error_event_and_the_call_goes_on(
         daemons: list[tuple[str, Daemon]], ray_models: str) -> None:
     pid = (await stats(ray_models))["tts"]["pid"]

@@ -5,8 +5,8 @@ process (the same engines and wire as the Ray deployments; Ray adds processes, n
 different path) and measures, in one run on one machine:
 
 - STT under concurrent requests: per concurrency level, the same engine with dynamic
-  batching (up to 8 requests, 5 ms wait) and without (batches of 1): throughput,
-  latency p50/p95 and the mean batch size the engine saw.
+  batching (up to 8 requests, 5 ms wait) and without (batches of 1), taking turns round
+  by round: throughput, latency p50/p95 and the mean batch size the engine saw.
 - TTS over HTTP: time to the first pcm chunk through the `remote` backend, against the
   same piper in process.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -59,7 +60,16 @@ async def stt_level(url: str, wavs: list[bytes], concurrency: int, waves: int
         for _ in range(waves):
             await asyncio.gather(*[one(http, wavs[i % len(wavs)]) for i in range(concurrency)])
     wall = time.perf_counter() - started
-    return {"concurrency": concurrency, "requests": len(latencies),
+    return {"concurrency": concurrency, "requests": len(latencies), "wall_s": wall,
+            "latencies": latencies, "sizes": sizes}
+
+
+def merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one level and mode: throughput over their summed time, latency spread."""
+    latencies = [ms for r in rounds for ms in r["latencies"]]
+    sizes = [n for r in rounds for n in r["sizes"]]
+    wall = sum(r["wall_s"] for r in rounds)
+    return {"concurrency": rounds[0]["concurrency"], "requests": len(latencies),
             "per_s": round(len(latencies) / wall, 2), "latency_ms": percentiles(latencies),
             "mean_batch": round(float(np.mean(sizes)), 2)}
 
@@ -86,12 +96,19 @@ async def run(profile: Any, levels: list[int], waves: int, repeats: int) -> dict
     engines = {"stt": load_engine("stt", profile), "tts": load_engine("tts", profile)}
     wavs = [encode_wav(espeak(s, 16_000)) for s in SENTENCES]
     stt: dict[str, list[dict[str, Any]]] = {"batched": [], "one_by_one": []}
-    for mode, size in (("one_by_one", 1), ("batched", 8)):
-        config = ServeModelsConfig(stt={"max_batch_size": size, "batch_wait_ms": 5})
-        async with serving(engines, config, port=0) as url:
-            await stt_level(url, wavs, 1, 1)  # warm
-            for level in levels:
-                stt[mode].append(await stt_level(url, wavs, level, waves))
+    modes = {"one_by_one": 1, "batched": 8}
+    async with contextlib.AsyncExitStack() as stack:
+        urls = {mode: await stack.enter_async_context(serving(
+            engines, ServeModelsConfig(stt={"max_batch_size": size, "batch_wait_ms": 5}),
+            port=0)) for mode, size in modes.items()}
+        await stt_level(urls["batched"], wavs, 1, 1)  # warm
+        for level in levels:
+            rounds: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+            for _ in range(waves):  # the modes take turns: a machine's load drifts
+                for mode, url in urls.items():
+                    rounds[mode].append(await stt_level(url, wavs, level, 1))
+            for mode in modes:
+                stt[mode].append(merge(rounds[mode]))
     async with serving(engines, ServeModelsConfig(), port=0) as url:
         remote = RemoteTTS(RemoteTts(backend="remote", base_url=url, timeout_s=60))
         backend = engines["tts"].backend
