@@ -19,8 +19,8 @@ import pytest
 
 from tests.conftest import REPO
 from voxlive.backends.loader import Models
-from voxlive.bench.client import CallClient
 from voxlive.config import VoxliveConfig, parse_config
+from voxlive.harness.client import CallClient
 from voxlive.server.app import Daemon, running
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None,

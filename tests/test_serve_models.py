@@ -18,9 +18,9 @@ from tests.words import share_found
 from voxlive.audio.resample import resample_once
 from voxlive.backends.stt_remote import RemoteSTT, encode_wav, multipart
 from voxlive.backends.tts_remote import RemoteTTS
-from voxlive.bench.speech import espeak
 from voxlive.config import RemoteStt
 from voxlive.config.schema import RemoteTts
+from voxlive.harness.speech import espeak
 from voxlive.serving.config import ServeModelsConfig
 from voxlive.serving.engines import EmotionEngine, SttEngine, TtsEngine, VisionEngine
 from voxlive.serving.local_app import BATCH_HEADER, serving

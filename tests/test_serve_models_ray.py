@@ -23,9 +23,9 @@ from tests.conftest import SMALL_PROFILE, config_with_profile, requires_espeak
 from tests.words import share_found
 from voxlive.backends.loader import Models, load_models
 from voxlive.backends.stt_remote import encode_wav, multipart
-from voxlive.bench.client import CallClient
-from voxlive.bench.speech import espeak
 from voxlive.config import VoxliveConfig, parse_config
+from voxlive.harness.client import CallClient
+from voxlive.harness.speech import espeak
 from voxlive.server.app import Daemon, running
 from voxlive.serving.local_app import BATCH_HEADER
 

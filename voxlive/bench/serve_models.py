@@ -87,8 +87,8 @@ def first_chunk_ms(synthesize: Any, text: str) -> float:
 async def run(profile: Any, levels: list[int], waves: int, repeats: int) -> dict[str, Any]:
     from voxlive.backends.stt_remote import encode_wav
     from voxlive.backends.tts_remote import RemoteTTS
-    from voxlive.bench.speech import espeak
     from voxlive.config.schema import RemoteTts
+    from voxlive.harness.speech import espeak
     from voxlive.serving.config import ServeModelsConfig
     from voxlive.serving.engines import load_engine
     from voxlive.serving.local_app import serving
