@@ -6,7 +6,8 @@ different path) and measures, in one run on one machine:
 
 - STT under concurrent requests: per concurrency level, the same engine with dynamic
   batching (up to 8 requests, 5 ms wait) and without (batches of 1), taking turns round
-  by round: throughput, latency p50/p95 and the mean batch size the engine saw.
+  by round: throughput, latency p50/p95, this process's CPU time per request (less
+  disturbed by other work on the machine than the wall clock) and the mean batch size.
 - TTS over HTTP: time to the first pcm chunk through the `remote` backend, against the
   same piper in process.
 
@@ -55,13 +56,13 @@ async def stt_level(url: str, wavs: list[bytes], concurrency: int, waves: int
             sizes.append(int(r.headers[BATCH_HEADER]))
         latencies.append((time.perf_counter() - started) * 1000)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     async with aiohttp.ClientSession() as http:
         for _ in range(waves):
             await asyncio.gather(*[one(http, wavs[i % len(wavs)]) for i in range(concurrency)])
     wall = time.perf_counter() - started
     return {"concurrency": concurrency, "requests": len(latencies), "wall_s": wall,
-            "latencies": latencies, "sizes": sizes}
+            "cpu_s": time.process_time() - cpu, "latencies": latencies, "sizes": sizes}
 
 
 def merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -69,8 +70,10 @@ def merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     latencies = [ms for r in rounds for ms in r["latencies"]]
     sizes = [n for r in rounds for n in r["sizes"]]
     wall = sum(r["wall_s"] for r in rounds)
+    cpu = sum(r["cpu_s"] for r in rounds)
     return {"concurrency": rounds[0]["concurrency"], "requests": len(latencies),
             "per_s": round(len(latencies) / wall, 2), "latency_ms": percentiles(latencies),
+            "cpu_ms_per_request": round(cpu / len(latencies) * 1000),
             "mean_batch": round(float(np.mean(sizes)), 2)}
 
 
@@ -124,15 +127,17 @@ async def run(profile: Any, levels: list[int], waves: int, repeats: int) -> dict
 
 def print_table(result: dict[str, Any]) -> None:
     print(f"models: {result['models']}")
-    print("STT, concurrent requests   | one by one: req/s  p50 ms  p95 ms | "
-          "batched: req/s  p50 ms  p95 ms  mean batch")
+    print("| STT requests at once | one by one: req/s, p50 / p95 ms, CPU ms per request | "
+          "batched: req/s, p50 / p95 ms, CPU ms per request, mean batch |")
+    print("|---|---|---|")
     for single, batched in zip(result["stt"]["one_by_one"], result["stt"]["batched"],
                                strict=True):
-        print(f"  {single['concurrency']:>3} at once ({single['requests']:>3} requests) | "
-              f"{single['per_s']:>17} {single['latency_ms']['p50']:>7} "
-              f"{single['latency_ms']['p95']:>7} | {batched['per_s']:>14} "
-              f"{batched['latency_ms']['p50']:>7} {batched['latency_ms']['p95']:>7} "
-              f"{batched['mean_batch']:>11}")
+        print(f"| {single['concurrency']} ({single['requests']} requests) | "
+              f"{single['per_s']}, {single['latency_ms']['p50']:.0f} / "
+              f"{single['latency_ms']['p95']:.0f}, {single['cpu_ms_per_request']} | "
+              f"{batched['per_s']}, {batched['latency_ms']['p50']:.0f} / "
+              f"{batched['latency_ms']['p95']:.0f}, {batched['cpu_ms_per_request']}, "
+              f"{batched['mean_batch']} |")
     tts = result["tts_first_chunk_ms"]
     print("TTS first chunk, ms (p50 / p95): in process "
           f"{tts['in_process']['p50']} / {tts['in_process']['p95']}, through HTTP "
