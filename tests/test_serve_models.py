@@ -149,3 +149,27 @@ def test_a_batch_hears_what_the_backend_hears_one_by_one(embedded_models) -> Non
         assert share_found(sentence, transcript.text) == 1.0, transcript
         assert 0.3 < transcript.confidence <= 1.0
     assert recognise_batch(embedded_models.stt, [np.zeros(0, np.float32)])[0].text == ""
+
+
+@requires_espeak
+async def test_remote_emotion_and_vision_backends_use_the_server(model_server) -> None:  # noqa: ANN001
+    from tests.doubles.vllm_double import unused_base_url
+    from voxlive.backends.base import BackendError
+    from voxlive.config.schema import RemoteModelServer
+    from voxlive.emotion.remote_backend import RemoteEmotion
+    from voxlive.vision.remote_backend import RemoteVision
+
+    url, _ = model_server
+    config = RemoteModelServer(backend="remote", base_url=url, timeout_s=30)
+    emotion = RemoteEmotion(config)
+    heard = await asyncio.to_thread(emotion.analyse, espeak(QUESTION, 16_000),
+                                    emotion.new_speaker())
+    assert heard.label and heard.backend.endswith("(remote)") and heard.scores
+    image = np.zeros((240, 320, 3), np.uint8)
+    image[:, :, 2] = 230  # blue
+    scene = await asyncio.to_thread(RemoteVision(config).describe, image)
+    assert "blue" in scene.caption.lower() and scene.backend.endswith("(remote)")
+    down = RemoteModelServer(backend="remote", base_url=unused_base_url(), timeout_s=2)
+    with pytest.raises(BackendError, match="cannot reach the model server") as error:
+        await asyncio.to_thread(RemoteVision(down).describe, image)
+    assert error.value.stage == "vision" and "vision.base_url" in error.value.message

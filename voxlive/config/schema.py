@@ -162,6 +162,16 @@ class SpeechBrainEmotion(Strict):
 
 
 
+class RemoteModelServer(Strict):
+    """Emotion or vision on `voxlive serve-models` (POST /v1/emotion, /v1/vision), shared by
+    many daemons (voxlive/emotion/remote_backend.py, voxlive/vision/remote_backend.py)."""
+
+    backend: Literal["remote"]
+    base_url: str = "http://127.0.0.1:8300/v1"
+    api_key: str = "EMPTY"
+    timeout_s: float = Field(5.0, gt=0, description="one request, connect to last byte")
+
+
 class ParlerTts(Strict):
     """Parler-TTS (Expresso fine-tune): a voice described in words, the style per reply."""
 
@@ -202,8 +212,10 @@ SttConfig = Annotated[FasterWhisperStt | RemoteStt, Field(discriminator="backend
 LlmConfig = Annotated[LlamaCppLlm | OpenAILlm, Field(discriminator="backend")]
 TtsConfig = Annotated[PiperTts | EspeakTts | ParlerTts | RemoteTts,
                       Field(discriminator="backend")]
-VisionConfig = Annotated[OpenCVVision | SiglipVision, Field(discriminator="backend")]
-EmotionConfig = Annotated[ProsodyEmotion | SpeechBrainEmotion, Field(discriminator="backend")]
+VisionConfig = Annotated[OpenCVVision | SiglipVision | RemoteModelServer,
+                         Field(discriminator="backend")]
+EmotionConfig = Annotated[ProsodyEmotion | SpeechBrainEmotion | RemoteModelServer,
+                          Field(discriminator="backend")]
 
 
 class LookSettings(Strict):
