@@ -26,7 +26,11 @@ LEAST_FULL_WINDOW_LOGPROB = -1.0  # faster-whisper's log_prob_threshold: below, 
 
 
 def recognise_batch(stt: SpeechToText, audios: list[np.ndarray]) -> list[Transcript]:
-    """One Transcript per audio, in order."""
+    """One Transcript per audio, in order. A backend with its own batched path
+    (`recognise_many`, issue 18's in-daemon batching) is used as it is."""
+    many = getattr(stt, "recognise_many", None)
+    if callable(many):
+        return list(many(audios))
     short = getattr(stt, "_short", None)  # FasterWhisperSTT's short window, if enabled
     lock = getattr(stt, "_lock", None)
     results: list[Transcript | None] = [None] * len(audios)
