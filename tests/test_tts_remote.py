@@ -83,6 +83,13 @@ async def test_server_down_is_an_error_that_says_what_to_check() -> None:
     assert "tts.base_url" in error.value.message
 
 
+async def test_a_stream_that_breaks_off_is_an_error() -> None:
+    async with SpeechDouble(cut_after_chunks=2, chunk_delay_s=0.05) as server:
+        with pytest.raises(BackendError, match="broke off") as error:
+            await asyncio.to_thread(synthesize, make_tts(server.base_url))
+    assert error.value.stage == "tts"
+
+
 async def test_an_http_error_carries_the_servers_message() -> None:
     async with SpeechDouble(fail_status=503) as server:
         with pytest.raises(BackendError) as error:

@@ -7,7 +7,8 @@ own server only. It answers like those servers on the wire: a JSON body {"model"
 "input", "response_format": "pcm", "speed"} gets a chunked stream of raw 16-bit mono
 little-endian PCM at 24 kHz (a tone whose length follows the text: `seconds_per_char`),
 sent in `chunk_s` pieces every `chunk_delay_s`, after `first_chunk_delay_s`. Other
-formats get OpenAI's 400 error body; `fail_status` answers every request with that status.
+formats get OpenAI's 400 error body; `fail_status` answers every request with that status;
+`cut_after_chunks` drops the connection mid-stream (a server, or a replica, that dies).
 
 It listens on 127.0.0.1 only. It records each request body (`requests`), counts streams
 the client closed before the end (`aborted`, and `abort_event` is set) and streams sent
@@ -38,12 +39,14 @@ def tone(seconds: float, rate: int = RATE, hz: float = 220.0) -> bytes:
 class SpeechDouble:
     def __init__(self, *, seconds_per_char: float = 0.05, chunk_s: float = 0.1,
                  chunk_delay_s: float = 0.0, first_chunk_delay_s: float = 0.0,
-                 fail_status: int | None = None, host: str = HOST):
+                 fail_status: int | None = None, cut_after_chunks: int | None = None,
+                 host: str = HOST):
         self.seconds_per_char = seconds_per_char
         self.chunk_s = chunk_s
         self.chunk_delay_s = chunk_delay_s
         self.first_chunk_delay_s = first_chunk_delay_s
         self.fail_status = fail_status
+        self.cut_after_chunks = cut_after_chunks
         self.host = host
         self.requests: list[dict[str, Any]] = []
         self.aborted = 0
@@ -96,7 +99,10 @@ class SpeechDouble:
         await response.prepare(request)
         try:
             await asyncio.sleep(self.first_chunk_delay_s)
-            for start in range(0, len(audio), step):
+            for index, start in enumerate(range(0, len(audio), step)):
+                if index == self.cut_after_chunks and request.transport is not None:
+                    request.transport.abort()  # no end of the chunked body: a broken stream
+                    return response
                 if start:
                     await asyncio.sleep(self.chunk_delay_s)
                 await response.write(audio[start:start + step])
