@@ -204,11 +204,13 @@ def run(config: ServeModelsConfig, profile: Any, address: str | None = None,
     if blocking:
         print(f"voxlive serve-models (Ray Serve): {', '.join(config.stages())} on {url}",
               flush=True)
-        import time
+        import signal
+        import threading
 
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            serve.shutdown()
+        stop = threading.Event()  # Ctrl-C, or SIGTERM from systemd, docker or Kubernetes
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+        print("voxlive serve-models: stopping the deployments", flush=True)
+        serve.shutdown()
     return url
