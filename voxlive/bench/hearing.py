@@ -184,7 +184,7 @@ def _denoiser(level: str):  # noqa: ANN202
 
 def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_size: int = 1,
             details: list[dict] | None = None, other: str | None = None,
-            below: float = 0.75) -> list[dict]:
+            below: float = 0.6) -> list[dict]:
     """`other`: a multilingual model for the turns under `below` confidence
     (stt.other_languages), as the embedded profile runs it."""
     from voxlive.backends.loader import _build_stt
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--other-languages", metavar="MODEL",
                         help="a multilingual model for unsure turns (stt.other_languages)")
-    parser.add_argument("--below", type=float, default=0.75,
+    parser.add_argument("--below", type=float, default=0.6,
                         help="... for the turns under this confidence")
     parser.add_argument("--no-noise", action="store_true", help="clean audio only")
     parser.add_argument("--details", action="store_true", help="also list every misheard clip")

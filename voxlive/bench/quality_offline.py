@@ -37,7 +37,7 @@ class SttCandidate:
     beam_size: int = 5
     language: str | None = "en"
     other: str | None = None  # a multilingual model for unsure turns (stt.other_languages)
-    below: float = 0.75
+    below: float = 0.6
 
     @classmethod
     def parse(cls, text: str) -> SttCandidate:
@@ -47,7 +47,7 @@ class SttCandidate:
         beam = int(rest[0]) if rest and rest[0] else 5
         lang = rest[1] if len(rest) > 1 else "en"
         other = rest[2] if len(rest) > 2 and rest[2] else None
-        below = float(rest[3]) if len(rest) > 3 else 0.75
+        below = float(rest[3]) if len(rest) > 3 else 0.6
         return cls(model, beam, None if lang in ("", "auto") else lang, other, below)
 
     @property

@@ -38,17 +38,14 @@ class SileroVad(Strict):
 
 
 class OtherLanguages(Strict):
-    """A multilingual Whisper for the turns an English-only one is unsure of
-    (voxlive/backends/stt_languages.py): it says the language, and hears it."""
+    """A multilingual Whisper for the turns an English-only one is unsure of: it hears
+    them again in each of `languages` (voxlive/backends/stt_languages.py)."""
 
     model: str = "pip:whisper-base"
+    languages: list[str] = Field(default_factory=lambda: ["de", "es", "fr"], min_length=1)
     below_confidence: float = Field(
-        0.75, ge=0, le=1, description="the English model's transcripts under this "
-        "confidence are checked for another language")
-    min_probability: float = Field(
-        0.5, ge=0, le=1, description="the language is switched only when it is this likely")
-    languages: list[str] = Field(
-        default_factory=list, description="the languages to switch to (empty: any)")
+        0.6, ge=0, le=1, description="the English model's transcripts under this "
+        "confidence are heard again in the other languages")
     beam_size: int = Field(5, ge=1)
 
 
