@@ -77,3 +77,11 @@ def test_an_english_only_second_model_is_refused() -> None:
 def test_the_languages_may_not_be_empty() -> None:
     with pytest.raises(ValueError, match="languages"):
         OtherLanguages(languages=[])
+
+
+def test_silence_is_not_heard_in_another_language(
+        languages_stt: LanguageFallbackSTT, monkeypatch: pytest.MonkeyPatch) -> None:
+    # base, asked for French words in silence, writes "C'est la première fois que j'ai".
+    calls = Calls(languages_stt, monkeypatch)
+    heard = languages_stt.recognise(silence(1.0, 16_000))
+    assert heard.text == "" and calls.count == 0

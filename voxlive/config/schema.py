@@ -46,6 +46,8 @@ class OtherLanguages(Strict):
     below_confidence: float = Field(
         0.6, ge=0, le=1, description="the English model's transcripts under this "
         "confidence are heard again in the other languages")
+    min_confidence: float = Field(
+        0.45, ge=0, le=1, description="... and replaced only by a transcript this sure")
     beam_size: int = Field(5, ge=1)
 
 
