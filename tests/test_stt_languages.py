@@ -10,9 +10,9 @@ import pytest
 from tests.conftest import requires_espeak
 from voxlive.backends.packaged import packaged_problem
 from voxlive.backends.stt_languages import LanguageFallbackSTT
-from voxlive.bench.speech import espeak, silence
 from voxlive.config import FasterWhisperStt
 from voxlive.config.schema import OtherLanguages
+from voxlive.harness.speech import espeak, silence
 
 pytestmark = [requires_espeak, pytest.mark.models]
 

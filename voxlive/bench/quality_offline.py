@@ -60,7 +60,7 @@ def turn_audio(only: set[str] | None = None) -> list[list[np.ndarray]]:
     """Each dialogue's turns as the bench says them, at 16 kHz, with the pre-roll before
     and some silence after (as the turn detector hands audio to the STT); none for the
     dialogues not in `only`."""
-    from voxlive.bench.speech import espeak, silence
+    from voxlive.harness.speech import espeak, silence
 
     out: list[list[np.ndarray]] = []
     for i, d in enumerate(DIALOGUES):
