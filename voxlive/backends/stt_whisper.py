@@ -114,7 +114,9 @@ class _ShortWindow:
         # Our own extractor: faster-whisper's keeps its window length as state.
         self.features = FeatureExtractor(feature_size=model.feature_extractor.mel_filters.shape[0])
         multilingual = model.model.is_multilingual
-        language = config.language if multilingual else None
+        # A multilingual model without a language detects it on the 30 s path; the
+        # tokenizer still needs one (unused then: `enabled` is False).
+        language = (config.language or "en") if multilingual else None
         self.enabled = not multilingual or config.language is not None  # else: detect first
         tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe",
                               language=language)

