@@ -41,6 +41,9 @@ LOOPING_RATIO = 2.4
 """gzip compression ratio above which a transcript repeats itself (faster-whisper's rule)."""
 TOKENS_PER_S = 8
 """Text tokens that speech can hold, at most, per second: a looping decoder stops there."""
+NO_SPEECH_DOUBT = 0.6
+"""Whisper's no-speech probability above which faster-whisper may drop a segment: a
+short-window transcript above it goes to the full window, where its rules decide."""
 
 
 class FasterWhisperSTT:
@@ -137,8 +140,8 @@ class _ShortWindow:
         return any(a < least and b < least for a, b in zip(words, words[1:], strict=False))
 
     def recognise(self, audio: np.ndarray) -> tuple[Transcript, list[float]] | None:
-        """The transcript and its word tokens' probabilities, or None when it loops
-        (then the full window decides)."""
+        """The transcript and its word tokens' probabilities, or None when it loops or
+        may be no speech at all (then the full window decides)."""
         import ctranslate2
 
         padded = np.zeros(self.window, np.float32)
@@ -150,19 +153,19 @@ class _ShortWindow:
         (result,) = self.model.model.generate(
             features, [self.prompt], beam_size=self.beam_size, max_length=max_length,
             return_scores=True, return_logits_vocab=greedy, suppress_blank=True,
-            suppress_tokens=self.suppress,
+            suppress_tokens=self.suppress, return_no_speech_prob=True,
         )
         tokens = result.sequences_ids[0]
         text = self.tokenizer.decode(tokens).strip()
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         if not text:
             return Transcript("", 0.0), []
+        if result.no_speech_prob > NO_SPEECH_DOUBT:
+            return None  # Whisper's "you" on silence or a cough: faster-whisper's rules decide
         data = text.encode()
         stopped_by_cap = len(self.prompt) + len(tokens) >= max_length - 1
         if stopped_by_cap or len(data) / len(zlib.compress(data)) > LOOPING_RATIO:
             return None
-        # faster-whisper's avg_logprob: the length-normalised score times the length,
-        # over the length plus the end token.
-        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         words = self._word_probabilities(tokens, result.logits[0]) if greedy else []
         return Transcript(text, float(np.exp(avg_logprob))), words
 
@@ -178,3 +181,4 @@ class _ShortWindow:
             probabilities.append(float(np.exp(log_p[token] - top - np.log(
                 np.exp(log_p - top).sum()))))
         return probabilities
+
