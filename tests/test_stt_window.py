@@ -83,6 +83,15 @@ def test_an_unsure_transcript_is_redone_on_the_full_window(
     assert full.calls == 1
 
 
+def test_silence_is_not_heard_as_a_word(stt: FasterWhisperSTT,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # On its short window tiny.en writes "you" for a second of silence, sure enough of it
+    # (0.52) to pass the doubt rule; its own no-speech probability (0.99) sends it on.
+    full = Counting(stt, monkeypatch)
+    assert stt.recognise(silence(1.0, 16_000)).text == ""
+    assert full.calls == 1
+
+
 def test_audio_longer_than_the_window_goes_to_the_full_window(
         stt: FasterWhisperSTT, monkeypatch: pytest.MonkeyPatch) -> None:
     full = Counting(stt, monkeypatch)
