@@ -30,6 +30,7 @@ from voxlive.config import VoxliveConfig
 from voxlive.emotion.call_emotion import CallEmotion
 from voxlive.events import answer_client, make_event
 from voxlive.latency import TurnTiming, now
+from voxlive.sched.reply import begin_reply
 from voxlive.tools.runner import ToolRounds, TurnIO
 from voxlive.turn.call_judge import CallTurnJudge
 from voxlive.turn.chunker import speakable
@@ -271,6 +272,7 @@ class CallSession:
         self._handle(Transcribed(action.generation, text, transcript.confidence, echo))
 
     async def _reply(self, generation: int, user_text: str) -> None:
+        begin_reply()  # the shared models order this reply's work by it (voxlive/sched)
         timing = self._timing[generation]
         style, tagged = self.emotion.for_reply(generation, user_text)  # tag: a prompt note
         camera = None

@@ -31,6 +31,7 @@ from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
 from voxlive.events import CallEnded, ErrorEvent, Ready, StateEvent
 from voxlive.realtime.ws import add_realtime_routes
+from voxlive.sched import gauges as sched_gauges
 from voxlive.server.auth import (
     AUTH,
     PRINCIPAL,
@@ -65,7 +66,7 @@ from voxlive.server.ice import (
 from voxlive.server.metrics import Metrics
 from voxlive.session import CallSession
 from voxlive.transports.rtp_receive import pass_through_audio
-from voxlive.transports.webrtc import OutputAudioTrack, pump_input, pump_video
+from voxlive.transports.webrtc import OutputAudioTrack, output_gauges, pump_input, pump_video
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +311,8 @@ async def metrics(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
     gauges = {"loop_lag_seconds": daemon.loop_lag.lag_s, "threads": os_threads(),
               "python_threads": threading.active_count(),
-              "open_fds": open_fds(), "stuck_calls": daemon.stuck_calls()}
+              "open_fds": open_fds(), "stuck_calls": daemon.stuck_calls(),
+              **sched_gauges(daemon.models), **output_gauges()}
     for guard in request.app[GUARDS]:
         gauges.update({f"http_connections_{k}": v for k, v in guard.stats().items()})
     return web.Response(text=daemon.metrics.render(daemon.live_calls(), gauges),
