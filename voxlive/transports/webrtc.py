@@ -13,9 +13,11 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from voxlive.audio.input import legacy_audio
 from voxlive.audio.output import FRAME_SAMPLES, AudioOutput
 from voxlive.audio.resample import CALL_RATE
 from voxlive.session import CallSession
+from voxlive.transports.opus_out import OpusOut
 from voxlive.transports.rtp_receive import FrameInbox, read_into, stop
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,9 @@ class OutputAudioTrack(MediaStreamTrack):
     """Sends the session's output: one 20 ms frame per tick, silence when idle.
 
     The frame is taken from the buffer only when its tick comes, so a barge-in
-    that clears the buffer is silent from the very next frame.
+    that clears the buffer is silent from the very next frame. It goes out as an Opus
+    packet made here (transports/opus_out.py); VOXLIVE_LEGACY_AUDIO=1 hands aiortc the
+    frame to encode instead (the benchmarks compare both).
     """
 
     kind = "audio"
@@ -103,11 +107,14 @@ class OutputAudioTrack(MediaStreamTrack):
         super().__init__()
         self.output = output
         self._pacer = FramePacer(OUTPUT_GAPS)
+        self._opus = None if legacy_audio() else OpusOut()
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
         pts = await self._pacer.next_pts()
+        if self._opus is not None:
+            return self._opus.packet(self.output.next_frame(), pts)
         return audio_frame(self.output.next_frame(), pts)
 
 
