@@ -31,7 +31,6 @@ from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
 from voxlive.events import CallEnded, ErrorEvent, Ready, StateEvent
 from voxlive.realtime.ws import add_realtime_routes
-from voxlive.sched import gauges as sched_gauges
 from voxlive.server.auth import (
     AUTH,
     PRINCIPAL,
@@ -63,10 +62,11 @@ from voxlive.server.ice import (
     is_loopback,
     rtc_configuration,
 )
+from voxlive.server.load_gauges import daemon_started, load_gauges
 from voxlive.server.metrics import Metrics
 from voxlive.session import CallSession
 from voxlive.transports.rtp_receive import pass_through_audio
-from voxlive.transports.webrtc import OutputAudioTrack, output_gauges, pump_input, pump_video
+from voxlive.transports.webrtc import OutputAudioTrack, pump_input, pump_video
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +312,7 @@ async def metrics(request: web.Request) -> web.Response:
     gauges = {"loop_lag_seconds": daemon.loop_lag.lag_s, "threads": os_threads(),
               "python_threads": threading.active_count(),
               "open_fds": open_fds(), "stuck_calls": daemon.stuck_calls(),
-              **sched_gauges(daemon.models), **output_gauges()}
+              **load_gauges(daemon.models)}
     for guard in request.app[GUARDS]:
         gauges.update({f"http_connections_{k}": v for k, v in guard.stats().items()})
     return web.Response(text=daemon.metrics.render(daemon.live_calls(), gauges),
@@ -340,6 +340,7 @@ def build_app(daemon: Daemon) -> web.Application:
 
     async def on_startup(app: web.Application) -> None:
         app[DAEMON].loop_lag.start()  # /healthz and /metrics report the loop's lag
+        daemon_started()  # and the collector's pauses; the start-up heap frozen
 
     async def on_shutdown(app: web.Application) -> None:
         await app[DAEMON].close()
