@@ -49,8 +49,11 @@ class Level:
     rss_per_call_mb: float = 0.0
     rss_growth_mb: float = 0.0  # during the hold (steady state: about 0)
     loop_lag_ms: float = 0.0
-    server_gaps_over_60ms: int = 0
+    server_gaps_over_60ms: int = 0  # while the calls held (after their set-up)
     server_max_gap_ms: float = 0.0
+    setup_gaps_over_60ms: int = 0  # while they connected and hung up
+    gc_max_pause_ms: float = 0.0  # the longest collection so far in the daemon
+    gc_gen2: int = 0  # full collections during the level
     client_gaps_over_60ms: int = 0
     client_max_gap_ms: float = 0.0
     realtime: float = 0.0
@@ -83,6 +86,7 @@ async def run_level(server: ServerProcess, mode: str, calls: int, hold_s: float,
                                                  start_delay_s=seed * 0.1 % 1.0))
                  for seed in range(calls)]
     await asyncio.sleep(warm_s)
+    held = await server.metrics()
     cpu0, rss0, t0 = server.cpu_seconds(), server.rss_mb(), time.monotonic()
     await asyncio.sleep(hold_s * 0.9)
     cpu1, rss1, t1 = server.cpu_seconds(), server.rss_mb(), time.monotonic()
@@ -98,7 +102,11 @@ async def run_level(server: ServerProcess, mode: str, calls: int, hold_s: float,
     level.rss_per_call_mb = round((rss1 - idle_rss) / max(1, level.connected), 2)
     level.rss_growth_mb = round(rss1 - rss0, 1)
     level.loop_lag_ms = round(during.get("loop_lag_seconds", 0.0) * 1000, 1)
-    level.server_gaps_over_60ms = int(_delta(after, before, "output_gaps_over_60ms_total"))
+    gaps = "output_gaps_over_60ms_total"
+    level.server_gaps_over_60ms = int(_delta(during, held, gaps))
+    level.setup_gaps_over_60ms = int(_delta(after, before, gaps)) - level.server_gaps_over_60ms
+    level.gc_max_pause_ms = round(after.get("gc_max_pause_seconds", 0.0) * 1000, 1)
+    level.gc_gen2 = int(_delta(after, before, "gc_collections_gen2"))
     level.server_max_gap_ms = round(during.get("output_max_gap_seconds", 0.0) * 1000, 1)
     ok = [r for r in results if r.connected and not r.error]
     level.client_gaps_over_60ms = sum(r.gaps_over_60ms for r in ok)
@@ -147,15 +155,16 @@ def print_levels(mode: str, levels: list[Level], knees: dict[str, Any]) -> None:
     print(f"capacity, {mode} mode (the daemon pinned to one core; a shared machine: "
           "compare variants within this run)")
     head = (f"{'variant':8}{'calls':>6}{'core':>7}{'core/c':>7}{'MB/c':>6}{'grow':>6}"
-            f"{'lag ms':>7}{'gaps d/c':>10}{'max gap':>8}{'rt':>6}")
+            f"{'lag ms':>7}{'gaps d/c/setup':>15}{'max gap':>8}{'rt':>6}{'gc ms':>6}")
     if mode == "talk":
         head += f"{'turns':>6}{'v2v p50':>8}{'p95':>7}{'queue':>7}  batch stt/llm/tts"
     print(head)
     for v in levels:
         line = (f"{v.variant:8}{v.calls:>6}{v.cpu_cores:>7.2f}{v.cpu_per_call:>7.3f}"
                 f"{v.rss_per_call_mb:>6.2f}{v.rss_growth_mb:>6.1f}{v.loop_lag_ms:>7.0f}"
-                f"{f'{v.server_gaps_over_60ms}/{v.client_gaps_over_60ms}':>10}"
-                f"{max(v.server_max_gap_ms, v.client_max_gap_ms):>8.0f}{v.realtime:>6.2f}")
+                f"{f'{v.server_gaps_over_60ms}/{v.client_gaps_over_60ms}/{v.setup_gaps_over_60ms}':>15}"
+                f"{max(v.server_max_gap_ms, v.client_max_gap_ms):>8.0f}{v.realtime:>6.2f}"
+                f"{v.gc_max_pause_ms:>6.0f}")
         if mode == "talk":
             batches = "/".join(f"{v.mean_batch.get(s, 0):.2f}" for s in BATCH_STAGES)
             line += (f"{v.turns:>6}{v.v2v_p50_ms:>8.0f}{v.v2v_p95_ms:>7.0f}"

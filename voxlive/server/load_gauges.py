@@ -12,9 +12,9 @@ from voxlive.server.gc_watch import GC_WATCH, settle
 
 
 def daemon_started() -> None:
-    GC_WATCH.install()
     if not legacy_audio():
         settle()  # the loaded models out of the collector's way
+    GC_WATCH.install()  # from here on: the pauses a call may hear
 
 
 def load_gauges(models: Any) -> dict[str, float]:
