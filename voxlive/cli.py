@@ -166,9 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
         "capacity", parents=[common],
         help="ramp simulated calls on a daemon pinned to one core: gaps, CPU and RSS per "
         "call, voice-to-voice and queueing, batch sizes, the knee (bench/capacity.py)")
-    capacity.add_argument("--mode", default="listen", choices=("listen", "talk"),
+    capacity.add_argument("--mode", default="listen", choices=("listen", "talk", "models"),
                           help="listen: noise in, no turns (the audio path); talk: "
-                          "conversations with barge-ins (default listen)")
+                          "conversations with barge-ins; models: N requests at once to "
+                          "the shared LLM and STT, fair against serial (default listen)")
     capacity.add_argument("--levels", default="1,4,8,12,16",
                           help="calls per level, comma-separated (default 1,4,8,12,16)")
     capacity.add_argument("--hold", type=float, default=20.0,

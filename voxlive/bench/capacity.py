@@ -240,8 +240,8 @@ def pin_callers(server_core: int | None) -> None:
 def run_capacity_bench(config: Any, profile: str | None, mode: str, levels: list[int],
                        hold_s: float, compare: bool, server_core: int | None,
                        as_json: bool) -> int:
-    if mode not in ("listen", "talk"):
-        print("voxlive bench capacity: --mode is listen or talk", file=sys.stderr)
+    if mode not in ("listen", "talk", "models"):
+        print("voxlive bench capacity: --mode is listen, talk or models", file=sys.stderr)
         return 2
     if not levels or min(levels) < 1 or max(levels) > MAX_CALLS:
         print(f"voxlive bench capacity: levels between 1 and {MAX_CALLS} calls",
@@ -254,8 +254,17 @@ def run_capacity_bench(config: Any, profile: str | None, mode: str, levels: list
     if server_core is not None and server_core not in os.sched_getaffinity(0):
         print(f"voxlive bench capacity: no core {server_core} here", file=sys.stderr)
         return 2
-    pin_callers(server_core)
     name = profile or config.default_profile
+    if mode == "models":
+        from voxlive.bench.capacity_models import print_models, run_models_mode
+
+        models_result = run_models_mode(config, name, sorted(set(levels)))
+        if as_json:
+            print(json.dumps(models_result, indent=2))
+        else:
+            print_models(models_result)
+        return 0
+    pin_callers(server_core)
     result = asyncio.run(ramp(config, name, mode, sorted(set(levels)), hold_s, compare,
                               server_core))
     if as_json:

@@ -70,8 +70,16 @@ class FairLlamaCpp:
         self._worker: threading.Thread | None = None
         self._closing: list[_Request] = []
 
-    def __getattr__(self, name: str) -> Any:  # description, config, warm_up, ...
+    def __getattr__(self, name: str) -> Any:  # description, warm_up, supports_tools ...
         return getattr(self.inner, name)
+
+    @property
+    def config(self) -> Any:
+        return self.inner.config
+
+    @config.setter
+    def config(self, value: Any) -> None:  # e.g. the benchmarks' greedy decoding
+        self.inner.config = value
 
     async def stream(self, messages: list[ChatMessage],
                      tools: list[dict] | None = None) -> AsyncIterator[str]:
