@@ -47,7 +47,8 @@ class Level:
     cpu_per_call: float = 0.0
     rss_mb: float = 0.0
     rss_per_call_mb: float = 0.0
-    rss_growth_mb: float = 0.0  # during the hold (steady state: about 0)
+    rss_growth_mb: float = 0.0  # during the hold
+    rss_late_growth_mb: float = 0.0  # during its last half (input rings full past 35 s)
     loop_lag_ms: float = 0.0
     server_gaps_over_60ms: int = 0  # while the calls held (after their set-up)
     server_max_gap_ms: float = 0.0
@@ -88,7 +89,9 @@ async def run_level(server: ServerProcess, mode: str, calls: int, hold_s: float,
     await asyncio.sleep(warm_s)
     held = await server.metrics()
     cpu0, rss0, t0 = server.cpu_seconds(), server.rss_mb(), time.monotonic()
-    await asyncio.sleep(hold_s * 0.9)
+    await asyncio.sleep(hold_s * 0.45)
+    rss_mid = server.rss_mb()
+    await asyncio.sleep(hold_s * 0.45)
     cpu1, rss1, t1 = server.cpu_seconds(), server.rss_mb(), time.monotonic()
     during = await server.metrics()
     results: list[CallResult] = await asyncio.gather(*tasks)
@@ -101,6 +104,7 @@ async def run_level(server: ServerProcess, mode: str, calls: int, hold_s: float,
     level.rss_mb = round(rss1, 1)
     level.rss_per_call_mb = round((rss1 - idle_rss) / max(1, level.connected), 2)
     level.rss_growth_mb = round(rss1 - rss0, 1)
+    level.rss_late_growth_mb = round(rss1 - rss_mid, 1)
     level.loop_lag_ms = round(during.get("loop_lag_seconds", 0.0) * 1000, 1)
     gaps = "output_gaps_over_60ms_total"
     level.server_gaps_over_60ms = int(_delta(during, held, gaps))
