@@ -30,7 +30,7 @@ async def test_work_that_waits_together_runs_in_one_round() -> None:
     worker = AnalysisWorker("test-analysis")
     gate = threading.Event()
     first = worker.run(lambda: gate.wait(5))  # holds the thread while the others queue
-    while worker._jobs:  # until the thread has taken it
+    while worker.waiting:  # until the thread has taken it
         await asyncio.sleep(0.001)
     others = [worker.run(lambda i=i: i) for i in range(5)]
     gate.set()

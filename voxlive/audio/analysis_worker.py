@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -39,8 +39,10 @@ class AnalysisWorker:
 
     def __init__(self, name: str = "voxlive-analysis"):
         self.name = name
-        self._jobs: deque[_Job] = deque()
-        self._changed = threading.Condition()
+        # A SimpleQueue, not a lock the loop would share with the worker: on a busy core
+        # the worker can be preempted at any moment, and the loop must never wait for it.
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
         self.rounds = 0
         self.jobs = 0
@@ -48,22 +50,25 @@ class AnalysisWorker:
     def run(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        with self._changed:
-            self._jobs.append((loop, future, fn))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name=self.name,
-                                                daemon=True)
-                self._thread.start()
-            self._changed.notify()
+        self._jobs.put((loop, future, fn))
+        if self._thread is None:
+            with self._starting:  # once per process
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._work, name=self.name,
+                                                    daemon=True)
+                    self._thread.start()
         return future
+
+    @property
+    def waiting(self) -> int:
+        return self._jobs.qsize()
 
     def _work(self) -> None:
         while True:
-            with self._changed:
-                while not self._jobs:
-                    self._changed.wait()
-                batch = list(self._jobs)
-                self._jobs.clear()
+            batch = [self._jobs.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._jobs.get_nowait())
             done: dict[asyncio.AbstractEventLoop, list[_Done]] = {}
             for loop, future, fn in batch:
                 try:
