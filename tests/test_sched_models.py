@@ -63,7 +63,7 @@ async def test_a_reply_closed_early_frees_the_model(embedded_models: Models) -> 
 def test_utterances_from_three_calls_are_transcribed_in_batches(
         embedded_models: Models) -> None:
     from voxlive.audio.resample import MODEL_RATE
-    from voxlive.bench.speech import espeak
+    from voxlive.harness.speech import espeak
 
     stt = embedded_models.stt
     assert isinstance(stt, BatchedSTT)

@@ -49,12 +49,20 @@ def _build_tts(config: Any) -> TextToSpeech:
         from voxlive.backends.tts_parler import ParlerTTS
 
         return ParlerTTS(config)
+    if config.backend == "remote":
+        from voxlive.backends.tts_remote import RemoteTTS
+
+        return RemoteTTS(config)
     from voxlive.backends.tts_espeak import EspeakTTS
 
     return EspeakTTS(config)
 
 
 def _build_vision(config: Any) -> Any:
+    if config.backend == "remote":
+        from voxlive.vision.remote_backend import RemoteVision
+
+        return RemoteVision(config)
     if config.backend == "opencv":
         from voxlive.vision.opencv_backend import OpenCVVisionBackend
 
@@ -65,6 +73,10 @@ def _build_vision(config: Any) -> Any:
 
 
 def _build_emotion(config: Any) -> Any:
+    if config.backend == "remote":
+        from voxlive.emotion.remote_backend import RemoteEmotion
+
+        return RemoteEmotion(config)
     if config.backend == "prosody":
         from voxlive.emotion.prosody import ProsodyEmotionBackend
 

@@ -226,7 +226,7 @@ def _questions(mode: str) -> list[np.ndarray]:
     if mode != "talk":
         return []
     from voxlive.audio.resample import CALL_RATE
-    from voxlive.bench.speech import espeak, have_espeak, silence
+    from voxlive.harness.speech import espeak, have_espeak, silence
 
     if not have_espeak():
         raise RuntimeError("talk mode speaks its questions with espeak-ng (Debian package)")

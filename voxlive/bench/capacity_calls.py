@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from voxlive.audio.resample import CALL_RATE
-from voxlive.bench.client import CallClient
+from voxlive.harness.client import CallClient
 
 NOISE_RMS = 0.003
 """Quiet room noise (-50 dBFS): Silero hears no speech in it."""

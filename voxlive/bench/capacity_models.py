@@ -54,7 +54,7 @@ def run_models_mode(config: Any, profile: str, calls: list[int], repeats: int = 
                     ) -> dict[str, Any]:
     from voxlive.audio.resample import MODEL_RATE
     from voxlive.backends.loader import load_stage
-    from voxlive.bench.speech import espeak
+    from voxlive.harness.speech import espeak
     from voxlive.sched.llm import FairLlamaCpp
     from voxlive.sched.stt import BatchedSTT
 

@@ -101,6 +101,21 @@ class PiperTts(Strict):
     length_scale: float = Field(1.0, gt=0)
 
 
+class RemoteTts(Strict):
+    """An OpenAI-compatible streaming speech endpoint (POST /v1/audio/speech, pcm):
+    `voxlive serve-models`, or any server that speaks that API (backends/tts_remote.py)."""
+
+    backend: Literal["remote"]
+    base_url: str = "http://127.0.0.1:8300/v1"
+    model: str = "tts-1"
+    voice: str = "default"
+    api_key: str = "EMPTY"
+    sample_rate: int = Field(24_000, ge=8_000, description="the server's pcm rate (OpenAI: 24 kHz)")
+    connect_timeout_s: float = Field(3.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0, description="the longest wait for the first chunk, "
+                             "or between two chunks")
+
+
 class EspeakTts(Strict):
     backend: Literal["espeak-ng"]
     voice: str = "en-us"
@@ -147,6 +162,16 @@ class SpeechBrainEmotion(Strict):
 
 
 
+class RemoteModelServer(Strict):
+    """Emotion or vision on `voxlive serve-models` (POST /v1/emotion, /v1/vision), shared by
+    many daemons (voxlive/emotion/remote_backend.py, voxlive/vision/remote_backend.py)."""
+
+    backend: Literal["remote"]
+    base_url: str = "http://127.0.0.1:8300/v1"
+    api_key: str = "EMPTY"
+    timeout_s: float = Field(5.0, gt=0, description="one request, connect to last byte")
+
+
 class ParlerTts(Strict):
     """Parler-TTS (Expresso fine-tune): a voice described in words, the style per reply."""
 
@@ -185,9 +210,12 @@ class TurnDetectorConfig(Strict):
 VadConfig = Annotated[SileroVad, Field(discriminator="backend")]
 SttConfig = Annotated[FasterWhisperStt | RemoteStt, Field(discriminator="backend")]
 LlmConfig = Annotated[LlamaCppLlm | OpenAILlm, Field(discriminator="backend")]
-TtsConfig = Annotated[PiperTts | EspeakTts | ParlerTts, Field(discriminator="backend")]
-VisionConfig = Annotated[OpenCVVision | SiglipVision, Field(discriminator="backend")]
-EmotionConfig = Annotated[ProsodyEmotion | SpeechBrainEmotion, Field(discriminator="backend")]
+TtsConfig = Annotated[PiperTts | EspeakTts | ParlerTts | RemoteTts,
+                      Field(discriminator="backend")]
+VisionConfig = Annotated[OpenCVVision | SiglipVision | RemoteModelServer,
+                         Field(discriminator="backend")]
+EmotionConfig = Annotated[ProsodyEmotion | SpeechBrainEmotion | RemoteModelServer,
+                          Field(discriminator="backend")]
 
 
 class LookSettings(Strict):
