@@ -82,11 +82,13 @@ async def listen_call(url: str, hold_s: float, warm_s: float, seed: int,
     result = CallResult()
     client = LeanCallClient(url)
     try:
-        await client.connect()
-        result.connected = True
-        client.mic.say(noise(warm_s + hold_s + 5, seed))
-        if ready is not None:
-            await ready.wait()
+        try:
+            await client.connect()
+            result.connected = True
+            client.mic.say(noise(warm_s + hold_s + 5, seed))
+        finally:
+            if ready is not None:  # every caller arrives, connected or not
+                await ready.wait()
         await asyncio.sleep(warm_s)
         since = time.monotonic()
         await asyncio.sleep(hold_s)

@@ -14,7 +14,9 @@ packet to a decoder thread of the call's own, which sends each frame back to the
 a new task (`run_coroutine_threadsafe`): with many calls, thousands of thread hand-offs
 a second fighting for the GIL, for a decode that takes a few tens of microseconds.
 (The thread is still started by aiortc, and idles; it still ends the track at hang-up.)
-VOXLIVE_LEGACY_AUDIO=1 keeps aiortc's thread (the benchmarks compare both).
+It is off unless VOXLIVE_INLINE_DECODE=1: on this shared 2-core machine (load 15-25) the
+daemon with it used less CPU but stalled more (gaps with the core idle), and no quiet run
+settled it (issue 18 notes).
 
 `FrameInbox` sits between the track and the VAD: a reader task moves each decoded frame in
 as soon as aiortc hands it over, and the analyser takes everything waiting in one go, so a
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 import av
@@ -103,6 +106,10 @@ class DecodingAudioBuffer(PassThroughAudioBuffer):
         return False, None
 
 
+def inline_decode() -> bool:
+    return os.environ.get("VOXLIVE_INLINE_DECODE", "") == "1" and not legacy_audio()
+
+
 def pass_through_audio(pc: RTCPeerConnection) -> int:
     """Give every audio receiver of `pc` the pass-through buffer; call it after
     setRemoteDescription (the receivers exist) and before media flows. Returns how many
@@ -115,8 +122,8 @@ def pass_through_audio(pc: RTCPeerConnection) -> int:
             log.warning("this aiortc has no audio jitter buffer where voxlive expects it; "
                         "the input keeps aiortc's (80 ms more barge-in latency)")
             continue
-        setattr(receiver, _JITTER_ATTRIBUTE, PassThroughAudioBuffer() if legacy_audio()
-                else DecodingAudioBuffer(receiver))
+        setattr(receiver, _JITTER_ATTRIBUTE, DecodingAudioBuffer(receiver)
+                if inline_decode() else PassThroughAudioBuffer())
         changed += 1
     return changed
 
