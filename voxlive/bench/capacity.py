@@ -155,9 +155,10 @@ def knee(levels: list[Level], mode: str) -> dict[str, Any]:
     return {"calls": None, "why": ["no level failed"]}
 
 
-def print_levels(mode: str, levels: list[Level], knees: dict[str, Any]) -> None:
-    print(f"capacity, {mode} mode (the daemon pinned to one core; a shared machine: "
-          "compare variants within this run)")
+def print_levels(mode: str, levels: list[Level], knees: dict[str, Any],
+                 core: int | None = 0) -> None:
+    pinned = "not pinned" if core is None else f"pinned to core {core}"
+    print(f"capacity, {mode} mode (the daemon {pinned}; compare variants within one run)")
     head = (f"{'variant':8}{'calls':>6}{'core':>7}{'core/c':>7}{'MB/c':>6}{'grow':>6}"
             f"{'lag ms':>7}{'gaps d/c/setup':>15}{'max gap':>8}{'rt':>6}{'gc ms':>6}")
     if mode == "talk":
@@ -274,5 +275,6 @@ def run_capacity_bench(config: Any, profile: str | None, mode: str, levels: list
     if as_json:
         print(json.dumps(result, indent=2))
     else:
-        print_levels(mode, [Level(**v) for v in result["levels"]], result["knee"])
+        print_levels(mode, [Level(**v) for v in result["levels"]], result["knee"],
+                     server_core)
     return 0
