@@ -25,6 +25,10 @@ def _build_stt(config: Any) -> SpeechToText:
         from voxlive.backends.stt_remote import RemoteSTT
 
         return RemoteSTT(config)
+    if config.other_languages is not None:
+        from voxlive.backends.stt_languages import LanguageFallbackSTT
+
+        return LanguageFallbackSTT(config)
     from voxlive.backends.stt_whisper import FasterWhisperSTT
 
     return FasterWhisperSTT(config)

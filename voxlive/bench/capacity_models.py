@@ -65,7 +65,7 @@ def run_models_mode(config: Any, profile: str, calls: list[int], repeats: int = 
     variants = {"serial": (llm, stt)}
     if hasattr(llm, "llama"):
         variants["fair"] = (FairLlamaCpp(llm), BatchedSTT(stt) if hasattr(
-            stt, "recognise_many") else stt)
+            stt, "_short") else stt)
     audios = [espeak(q, MODEL_RATE) for q in QUESTIONS]
     asyncio.run(llm_round(llm, 1))  # warm
     stt.recognise(audios[0])

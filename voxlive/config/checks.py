@@ -60,6 +60,9 @@ def check_profile(config: VoxliveConfig, profile_name: str | None = None) -> lis
             problem = model_problem(reference)
             if problem:
                 problems.append(f"{key}.{field}: {problem}")
+        other = getattr(stage_config, "other_languages", None)
+        if other is not None and (problem := model_problem(other.model)):
+            problems.append(f"{key}.other_languages.model: {problem}")
     return problems + _turn_detector_problems(name, profile.turn_detector)
 
 

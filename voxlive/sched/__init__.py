@@ -29,7 +29,7 @@ def share(models: Any) -> Any:
 
     if hasattr(models.llm, "llama") and not isinstance(models.llm, FairLlamaCpp):
         models.llm = FairLlamaCpp(models.llm)
-    if hasattr(models.stt, "recognise_many") and not isinstance(models.stt, BatchedSTT):
+    if hasattr(models.stt, "_short") and not isinstance(models.stt, BatchedSTT):
         models.stt = BatchedSTT(models.stt)
     if models.tts is not None and not isinstance(models.tts, FairTTS):
         models.tts = FairTTS(models.tts)

@@ -3,10 +3,10 @@
 Each call transcribes in a worker thread; one whisper model serves them all, one pass at a
 time. Instead of queueing behind the model one by one, the requests that arrive while a
 pass runs are gathered, and the next pass takes them all at once (faster-whisper's
-CTranslate2 model decodes a batch of windows in one `generate`: voxlive's short window,
-backends/stt_whisper.py `recognise_many`). No request waits for a batch to fill: the
-first one starts at once, as before; batching costs nothing when calls are few and saves
-passes when they are many. The most urgent requests go first when more wait than a batch
+CTranslate2 model decodes a batch of windows in one `generate`: serving/stt_batch.py,
+with the backend's own rules for a doubtful short-window transcript). No request waits
+for a batch to fill: the first one starts at once, as before; batching costs nothing
+when calls are few and saves passes when they are many. The most urgent requests go first when more wait than a batch
 holds (sched/fair.py; a transcript is first-audio work: due when asked for).
 """
 
@@ -22,6 +22,7 @@ import numpy as np
 from voxlive.backends.base import Transcript
 from voxlive.latency import now
 from voxlive.sched.fair import FairQueue, StageStats
+from voxlive.serving.stt_batch import recognise_batch
 
 MAX_BATCH = 8
 
@@ -35,7 +36,7 @@ class _Job:
 
 
 class BatchedSTT:
-    """Wraps an STT with `recognise_many(audios)` (same interface as the STT)."""
+    """Wraps an STT (same interface); a pass is serving/stt_batch.py's `recognise_batch`."""
 
     def __init__(self, inner: Any, max_batch: int = MAX_BATCH,
                  clock: Callable[[], float] = now):
@@ -68,7 +69,7 @@ class BatchedSTT:
     def _run(self, batch: list[tuple[_Job, float]]) -> None:
         started = self._clock()
         try:
-            results = self.inner.recognise_many([job.audio for job, _ in batch])
+            results = recognise_batch(self.inner, [job.audio for job, _ in batch])
             for (job, _), result in zip(batch, results, strict=True):
                 job.result = result
         except BaseException as exc:  # noqa: B036 - every waiter gets it

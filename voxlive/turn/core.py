@@ -30,8 +30,11 @@ from voxlive.turn.backchannel import meaningful_words
 from voxlive.turn.end_of_turn import (
     CommitRule,
     JudgeFailed,
+    Judgement,
     JudgeTurn,
+    SemanticPolicy,
     TurnJudged,
+    VoiceJudged,
     commit_rule,
     failure_note,
 )
@@ -40,7 +43,9 @@ from voxlive.turn.vocabulary import (
     Cancel,
     ClientCancel,
     ClientTurn,
+    CommitHistory,
     Event,
+    ForgetTurn,
     PauseReply,
     ReplyAudioStarted,
     ReplyPlayed,
@@ -55,41 +60,18 @@ from voxlive.turn.vocabulary import (
     Transcribe,
     Transcribed,
     TurnCommitted,
+    UserSaid,
     VadWindow,
 )
 
 # The vocabulary (turn/vocabulary.py, turn/end_of_turn.py) is re-exported from here.
 __all__ = [
-    "Action",
-    "Cancel",
-    "ClientCancel",
-    "ClientTurn",
-    "CommitRule",
-    "Event",
-    "HYSTERESIS",
-    "JudgeFailed",
-    "JudgeTurn",
-    "PauseReply",
-    "ReplyAudioStarted",
-    "ReplyPlayed",
-    "ReportError",
-    "Respond",
-    "ResumeReply",
-    "SpeechStarted",
-    "SpeechStopped",
-    "StageFailed",
-    "State",
-    "StateChanged",
-    "TAIL_S",
-    "Transcribe",
-    "Transcribed",
-    "TurnCommitted",
-    "TurnCore",
-    "TurnJudged",
-    "VadWindow",
+    "Action", "Cancel", "ClientCancel", "ClientTurn", "CommitHistory", "CommitRule", "Event",
+    "ForgetTurn", "HYSTERESIS", "JudgeFailed", "JudgeTurn", "PauseReply", "ReplyAudioStarted",
+    "ReplyPlayed", "ReportError", "Respond", "ResumeReply", "SemanticPolicy", "SpeechStarted",
+    "SpeechStopped", "StageFailed", "State", "StateChanged", "TAIL_S", "Transcribe", "Transcribed",
+    "TurnCommitted", "TurnCore", "TurnJudged", "UserSaid", "VadWindow", "VoiceJudged",
 ]
-
-
 
 HYSTERESIS = 0.15
 """A window counts as silence only below threshold - HYSTERESIS, so speech near the
@@ -100,11 +82,10 @@ TAIL_S = 0.1
 
 class TurnCore:
     def __init__(self, settings: TurnSettings, vad_threshold: float = 0.5,
-                 semantic: bool = False):
+                 semantic: bool = False, policy: SemanticPolicy | None = None):
         self.settings = settings
         self.semantic = semantic  # a detector judges each pause (JudgeTurn)
-        self._verdict: bool | None = None  # its answer on the latest turn; None: waiting
-        self._judge_failed = self._failure_reported = False
+        self.judgement = Judgement(policy)  # its answers on the latest pause
         self.threshold = vad_threshold
         self.state = State.LISTENING
         self.generation = 0  # the latest user turn (and the reply that answers it)
@@ -119,6 +100,7 @@ class TurnCore:
         self._last_voiced = 0.0
         self._deaf_until: float | None = None  # half duplex: ignore the reply's echo tail
         self._cut_silence: float | None = None  # after a cut: silence heard since (None: no cut)
+        self._responded: set[int] = set()  # replies to words whose history is not written yet
 
     @property
     def _speculative_s(self) -> float:
@@ -132,14 +114,14 @@ class TurnCore:
             return self._on_playback(event)
         if isinstance(event, (ClientTurn, ClientCancel)):
             return self._on_client(event)
+        if isinstance(event, (TurnJudged, VoiceJudged, JudgeFailed)):
+            return self._on_judged(event) if self._awaits_answer(event.generation) else []
         if event.generation != self.generation:
             return []  # stale: a turn that was reopened or superseded
         if isinstance(event, Transcribed):
             return self._on_transcribed(event)
         if isinstance(event, StageFailed):
             return self._on_failure(event)
-        if isinstance(event, (TurnJudged, JudgeFailed)):
-            return self._on_judged(event)
         raise TypeError(f"unknown event {event!r}")
 
     # --- voice activity -------------------------------------------------------------
@@ -220,28 +202,31 @@ class TurnCore:
             self.committed = False
             dropped = self.generation
             self.generation += 1  # whatever the dropped reply still sends is stale
-            return [Cancel(dropped, barge_in=False),
+            return [self._cancel(dropped, barge_in=False),
                     *self._maybe_user_starts(self.settings.min_speech_ms, reopen=True)]
         return self._maybe_commit()
 
     def _maybe_commit(self) -> list[Action]:
+        judgement = self.judgement
         rule = None if self.committed else commit_rule(
-            self.settings, self._silence_run, self.semantic, self._verdict, self._judge_failed)
+            self.settings, self._silence_run, self.semantic, judgement.verdict, judgement.failed)
         if rule is None:
             return []
         self.committed = True
         return [TurnCommitted(self.generation, rule)]
 
-    def _on_judged(self, event: TurnJudged | JudgeFailed) -> list[Action]:
+    def _awaits_answer(self, generation: int) -> bool:
+        """Is the detector's answer about this generation still wanted? Asked before the
+        speculative point, it is about the turn that pause would end (generation + 1)."""
+        if self.state == State.USER_SPEAKING:
+            return self.judgement.early and generation == self.generation + 1
+        return generation == self.generation and self.state != State.LISTENING
+
+    def _on_judged(self, event: TurnJudged | VoiceJudged | JudgeFailed) -> list[Action]:
         actions: list[Action] = []
-        if isinstance(event, TurnJudged):
-            self._verdict = event.complete
-        elif not self._failure_reported:  # the fixed rule decides; said once per call
-            self._judge_failed = self._failure_reported = True
-            actions.append(ReportError("turn_detector", failure_note(self.settings,
-                                                                     event.message)))
-        else:
-            self._judge_failed = True
+        failure = self.judgement.take(event)  # a failure: the fixed rule decides
+        if failure is not None:
+            actions.append(ReportError("turn_detector", failure_note(self.settings, failure)))
         if self.state == State.THINKING:
             actions += self._maybe_commit()
         return actions
@@ -251,18 +236,26 @@ class TurnCore:
             self._turn_onset is not None
             and now - self._turn_onset >= self.settings.max_utterance_s
         )
+        early = self.judgement.policy.early_ask_s(self._speculative_s)
+        if self.judgement.early and self._silence_run == 0.0:
+            self.judgement.asked(early=False)  # speech again: the early question is void
         if not (self._silence_run >= self._speculative_s or too_long):
+            if (self.semantic and early is not None and not self.judgement.early
+                    and self._silence_run >= early):
+                self.judgement.asked(early=True)  # for the turn this pause would end
+                return [JudgeTurn(self.generation + 1, *self._span(now))]
             return []
         assert self._turn_onset is not None
         self.generation += 1
         self.committed = False
-        end = min(now, self._last_voiced + TAIL_S)
-        start = max(0.0, self._turn_onset - self.settings.pre_roll_ms / 1000)
+        start, end = self._span(now)
         actions: list[Action] = [
             SpeechStopped(self._last_voiced),
             Transcribe(self.generation, start, end, self._last_voiced),
         ]
-        self._verdict, self._judge_failed = None, False
+        asked, self.judgement.early = self.judgement.early, False
+        if not asked:
+            self.judgement.asked()
         if too_long and self._voiced:
             # Cut: commit now and answer; speech that goes on is not heard until a pause.
             self._voiced_run = 0.0
@@ -270,10 +263,16 @@ class TurnCore:
             self.committed = True
             self._cut_silence = 0.0
             actions.append(TurnCommitted(self.generation, CommitRule.MAX_UTTERANCE))
-        elif self.semantic:
+        elif self.semantic and not asked:
             actions.append(JudgeTurn(self.generation, start, end))
         actions += self._set_state(State.THINKING)
         return actions + self._maybe_commit()
+
+    def _span(self, now: float) -> tuple[float, float]:
+        """The turn's audio so far: from its onset (less the pre-roll) to the tail."""
+        assert self._turn_onset is not None
+        start = max(0.0, self._turn_onset - self.settings.pre_roll_ms / 1000)
+        return start, min(now, self._last_voiced + TAIL_S)
 
     def _maybe_barge_in(self) -> list[Action]:
         if not self.settings.barge_in or self.paused:
@@ -284,7 +283,7 @@ class TurnCore:
         self._turn_onset = self._onset
         if self.settings.barge_in_min_words == 0:
             # Speech alone confirms the interruption: cut the reply now.
-            actions: list[Action] = [Cancel(self.speaking, barge_in=True)]
+            actions: list[Action] = [self._cancel(self.speaking, barge_in=True)]
             self.speaking = None
             self.generation += 1
         else:
@@ -308,18 +307,22 @@ class TurnCore:
         self.paused = False
         if not self.settings.barge_in:
             self._deaf_until = -1.0
+        actions: list[Action] = []
+        if event.generation in self._responded:  # played to its end: all of it was heard
+            self._responded.discard(event.generation)
+            actions.append(CommitHistory(event.generation))
         if self.state in (State.THINKING, State.SPEAKING):
-            return self._set_state(State.LISTENING)
-        return []
+            actions += self._set_state(State.LISTENING)
+        return actions
 
     # --- turns the client drives ---------------------------------------------------
 
     def _on_client(self, event: ClientTurn | ClientCancel) -> list[Action]:
         actions: list[Action] = []
         if self.speaking is not None:
-            actions.append(Cancel(self.speaking, barge_in=True))
+            actions.append(self._cancel(self.speaking, barge_in=True))
         elif self.state == State.THINKING:
-            actions.append(Cancel(self.generation, barge_in=False))
+            actions.append(self._cancel(self.generation, barge_in=False))
         self.speaking = None
         self.paused = False
         if isinstance(event, ClientCancel):
@@ -330,41 +333,58 @@ class TurnCore:
         self.generation += 1
         self.committed = True
         return [*actions, *self._set_state(State.THINKING), TurnCommitted(self.generation),
-                Respond(self.generation, event.text)]
+                self._respond(self.generation, event.text)]
 
     # --- model results --------------------------------------------------------------
 
     def _on_transcribed(self, event: Transcribed) -> list[Action]:
-        if self.state != State.THINKING:
-            return []
         text = event.text.strip()
-        actions: list[Action] = []
+        # The transcript is current (stale ones never get here): the page sees it.
+        said: list[Action] = [UserSaid(event.generation, text)] if text else []
+        if self.state != State.THINKING:
+            return said
+        actions: list[Action] = said
         if self.paused and self.speaking is not None:
             words = meaningful_words(text)
             unsure = event.confidence < self.settings.barge_in_min_confidence
             if event.echo or unsure or len(words) < max(1, self.settings.barge_in_min_words):
                 # A cough, a knock, an "mm-hm", the reply's own echo: not an
-                # interruption. Play on.
+                # interruption. Play on; the turn that paused it is forgotten.
                 self.paused = False
                 self.committed = True
-                return [ResumeReply(self.speaking), *self._set_state(State.SPEAKING)]
-            actions.append(Cancel(self.speaking, barge_in=True))
+                return [*actions, ResumeReply(self.speaking), ForgetTurn(event.generation),
+                        *self._set_state(State.SPEAKING)]
+            actions.append(self._cancel(self.speaking, barge_in=True))
             self.speaking = None
             self.paused = False
-        if not text:
-            return actions + self._set_state(State.LISTENING)  # a noise, not words
-        return [*actions, Respond(event.generation, text)]
+        if not text:  # a noise, not words
+            return [*actions, ForgetTurn(event.generation), *self._set_state(State.LISTENING)]
+        return [*actions, self._respond(event.generation, text)]
 
     def _on_failure(self, event: StageFailed) -> list[Action]:
         actions: list[Action] = [ReportError(event.stage, event.message)]
         if self.state in (State.THINKING, State.SPEAKING):
             if self.paused and self.speaking is not None:
-                actions.append(Cancel(self.speaking, barge_in=True))
-            actions.append(Cancel(self.generation, barge_in=False))
+                actions.append(self._cancel(self.speaking, barge_in=True))
+            actions.append(self._cancel(self.generation, barge_in=False))
             self.speaking = None
             self.paused = False
             actions += self._set_state(State.LISTENING)
         return actions
+
+    # --- the runtime's decisions: what a cut keeps, what a reply commits ------------
+
+    def _respond(self, generation: int, text: str) -> Respond:
+        self._responded.add(generation)
+        return Respond(generation, text)
+
+    def _cancel(self, generation: int, barge_in: bool) -> Cancel:
+        """A cut the user heard keeps its heard words (when it answered words); one made
+        while the reply played, not paused, is timed as a barge-in from here."""
+        keep = barge_in and generation in self._responded
+        self._responded.discard(generation)
+        return Cancel(generation, barge_in, cut_by_speech=barge_in and not self.paused,
+                      keep_heard=keep)
 
     def _set_state(self, state: State) -> list[Action]:
         if state == self.state:
