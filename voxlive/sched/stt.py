@@ -6,8 +6,9 @@ pass runs are gathered, and the next pass takes them all at once (faster-whisper
 CTranslate2 model decodes a batch of windows in one `generate`: serving/stt_batch.py,
 with the backend's own rules for a doubtful short-window transcript). No request waits
 for a batch to fill: the first one starts at once, as before; batching costs nothing
-when calls are few and saves passes when they are many. The most urgent requests go first when more wait than a batch
-holds (sched/fair.py; a transcript is first-audio work: due when asked for).
+when calls are few and saves passes when they are many. The most urgent requests go
+first when more wait than a batch holds (sched/fair.py; a transcript is first-audio
+work: due when asked for).
 """
 
 from __future__ import annotations
