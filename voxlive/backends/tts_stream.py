@@ -12,6 +12,7 @@ end of the sentence.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -50,7 +51,9 @@ async def speech_chunks(tts: TextToSpeech, text: str,
         finally:
             hand_over(_END)
 
-    worker = threading.Thread(target=produce, name="tts", daemon=True)
+    # In the reply's context: the shared TTS orders sentences by their reply (voxlive/sched).
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(produce,),
+                              name="tts", daemon=True)
     worker.start()
     try:
         while (item := await queue.get()) is not _END:
