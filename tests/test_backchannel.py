@@ -9,6 +9,7 @@ from voxlive.turn.backchannel import meaningful_words
 
 @pytest.mark.parametrize("heard", [
     "MMHM", "Mm-hmm.", "Mmm, hmm.", "mhm", "Uh-huh.", "uhhuh", "Yeah.", "Okay, right.",
+    "Ja.", "Sí, claro.", "Oui, d'accord.",  # bench bargein: base heard a "yeah" as "Ja."
 ])
 def test_a_hum_or_an_acknowledgement_has_no_meaningful_word(heard: str) -> None:
     # bench bargein: tiny.en wrote a caller's "mm-hm" as "MMHM", and the reply stopped.
@@ -20,6 +21,7 @@ def test_a_hum_or_an_acknowledgement_has_no_meaningful_word(heard: str) -> None:
     ("Hmm, what about my mom?", ["what", "about", "my", "mom"]),
     ("Uh-huh, stop.", ["stop"]),
     ("Who?", ["who"]),
+    ("¿Qué día es hoy?", ["qué", "día", "es", "hoy"]),
 ])
 def test_words_said_around_a_hum_still_count(heard: str, words: list[str]) -> None:
     assert meaningful_words(heard) == words

@@ -8,6 +8,9 @@ BACKCHANNELS = frozenset({
     "mm", "mmm", "hm", "hmm", "mhm", "mhmm", "mm-hm", "mm-hmm", "mm-mm", "hm-hmm",
     "uh-huh", "uh-uh", "uh-hm", "uh", "um", "ah", "oh", "aha", "huh",
     "yeah", "yep", "yes", "ok", "okay", "right", "sure",
+    # Callers of other languages are heard by a multilingual model (stt.other_languages),
+    # which also hears an English "yeah" as "Ja.".
+    "ja", "jaja", "genau", "sí", "si", "vale", "claro", "oui", "ouais", "d'accord",
 })
 
 
@@ -18,5 +21,5 @@ _HUM = re.compile(r"[mh]+(?:-[mh]+)*|u+h+-?h?u+h+")
 
 def meaningful_words(text: str) -> list[str]:
     """The words of `text` that are not backchannels or fillers."""
-    words = re.findall(r"[a-z0-9']+(?:-[a-z0-9']+)*", text.lower())
+    words = re.findall(r"[^\W_]+(?:['-][^\W_]+)*", text.lower())
     return [w for w in words if w not in BACKCHANNELS and not _HUM.fullmatch(w)]
