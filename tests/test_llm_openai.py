@@ -65,19 +65,19 @@ async def test_streams_the_reply():
     assert server.completed == 1 and server.aborted == 0
 
 
-async def test_reply_can_depend_on_the_messages_and_session_is_reused():
+async def test_reply_can_depend_on_the_messages_and_client_is_reused():
     async with VllmDouble(reply=lambda messages: f"You said: {messages[-1]['content']}") as server:
         llm = make_llm(server.base_url)
         try:
             first = "".join(await collect(llm))
-            session = llm._session
+            client = llm._client  # the SDK's AsyncOpenAI, with its connection pool
             second = "".join(await collect(llm, [{"role": "user", "content": "again"}]))
-            assert llm._session is session
+            assert llm._client is client
         finally:
             await llm.aclose()
     assert first == "You said: Say hello."
     assert second == "You said: again"
-    assert llm._session is None
+    assert llm._client is None and client.is_closed()
 
 
 async def test_server_down_raises_quickly():

