@@ -99,6 +99,8 @@ class OpenAIChatLLM:
                 # Reads are bounded by the deadlines here, per reply and per chunk.
                 timeout=httpx2.Timeout(connect=self.config.connect_timeout_s, read=None,
                                        write=first, pool=first),
+                # No HTTP_PROXY: the server is where llm.base_url says (mostly loopback).
+                http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
             )
             self._client_loop = loop
         return self._client

@@ -132,8 +132,12 @@ class RemoteSTT:
 
         with self._client_lock:
             if self._client is None:
-                self._client = openai.OpenAI(base_url=self.base_url, api_key=self.config.api_key,
-                                             max_retries=0, timeout=self.config.timeout_s)
+                self._client = openai.OpenAI(
+                    base_url=self.base_url, api_key=self.config.api_key, max_retries=0,
+                    timeout=self.config.timeout_s,
+                    # No HTTP_PROXY: the server is where stt.base_url says.
+                    http_client=openai.DefaultHttpxClient(trust_env=False),
+                )
             return self._client
 
     def _recognise(self, wav: bytes, response_format: str) -> Transcript:
