@@ -4,6 +4,8 @@ the checks and the loader follow what they declare."""
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -152,3 +154,41 @@ def test_loading_without_the_optional_package_names_the_extra(
     assert caught.value.stage == "tts"
     assert "'piper' needs the Python package 'piper'" in caught.value.message
     assert "pip install 'voxlive[piper]'" in caught.value.message
+
+
+@pytest.mark.integration  # a fresh interpreter: the schema is built once per process
+def test_a_new_backend_file_reaches_the_schema_the_checks_and_the_loader(
+        tmp_path: Path) -> None:
+    package = _write_package(tmp_path, "beep_backends_five", {
+        "tts_beep": BEEP.replace("model_field=None", 'model_field=None, install="pip install '
+                                 'beep-tts", package="beep_no_such_module"'),
+    })
+    script = textwrap.dedent(f"""
+        from voxlive.backends import registry
+        registry.PACKAGES = (*registry.PACKAGES, {package!r})
+        from voxlive.backends.loader import load_stage
+        from voxlive.config import ConfigError, check_profile, parse_config
+        stages = {{"stt": {{"backend": "faster-whisper"}}, "llm": {{"backend": "llama-cpp"}}}}
+        config = parse_config({{"profiles": {{"p": {{**stages,
+                                                    "tts": {{"backend": "beep"}}}}}}}})
+        print(type(config.profile("p").tts).__name__)
+        print([p for p in check_profile(config, "p") if ".tts" in p])
+        print(load_stage("tts", config.profile("p"))[0].description)
+        try:
+            parse_config({{"profiles": {{"p": {{**stages, "tts": {{"backend": "beeep"}}}}}}}})
+        except ConfigError as exc:
+            print(exc.problems)
+    """)
+    paths = [str(tmp_path), str(Path(__file__).resolve().parents[1]),
+             os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "BeepTts"
+    assert "profiles.p.tts.backend: 'beep' needs the Python package 'beep_no_such_module'" in (
+        lines[1])
+    assert "install it with: pip install beep-tts" in lines[1]
+    assert lines[2] == "beep at 440 Hz"
+    assert "unknown backend 'beeep'" in lines[3] and "'beep'" in lines[3]

@@ -125,8 +125,8 @@ def discover(packages: Iterable[str] = PACKAGES) -> list[Backend]:
 
 @cache
 def all_backends() -> tuple[Backend, ...]:
-    """Every backend voxlive ships, found once per process."""
-    return tuple(discover())
+    """Every backend voxlive ships, found once per process (in the PACKAGES of then)."""
+    return tuple(discover(PACKAGES))
 
 
 def backends_of(stage: Stage) -> list[Backend]:
