@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from voxlive.backends.base import BackendError, whisper_confidence
-from voxlive.backends.openai_errors import error_message
+from voxlive.backends.openai_sdk import error_message
 from voxlive.backends.threaded import iterate_in_thread
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -37,14 +38,17 @@ async def collect(llm: OpenAIChatLLM, messages=MESSAGES) -> list[str]:
     return [piece async for piece in llm.stream(messages)]
 
 
-async def test_streams_the_reply():
+async def test_streams_the_reply(caplog: pytest.LogCaptureFixture):
     reply = "Hello there! It is a fine day, isn't it?"
+    caplog.set_level(logging.INFO)
     async with VllmDouble(reply=reply) as server:
         llm = make_llm(server.base_url, max_tokens=42, temperature=0.25)
         try:
             pieces = await collect(llm)
         finally:
             await llm.aclose()
+    # the SDK's HTTP library logs no line per reply into the daemon's log
+    assert not [r for r in caplog.records if r.name.startswith(("httpx", "openai"))]
 
     assert "".join(pieces) == reply
     assert len(pieces) > 1

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from voxlive.backends import openai_errors as errors
+from voxlive.backends import openai_sdk as sdk
 from voxlive.backends.base import BackendError, ChatMessage, ToolCall
 from voxlive.backends.registry import Backend, Strict
 
@@ -89,7 +89,8 @@ class OpenAIChatLLM:
 
     def _get_client(self) -> Any:
         import httpx2
-        import openai
+
+        openai = sdk.load()
 
         loop = asyncio.get_running_loop()
         if self._client is None or self._client.is_closed() or self._client_loop is not loop:
@@ -119,7 +120,7 @@ class OpenAIChatLLM:
                      tools: list[dict[str, Any]] | None = None) -> AsyncIterator[str | ToolCall]:
         """Yield the reply's non-empty text pieces, then any tool calls the model made;
         aclose() cancels the request."""
-        import openai
+        openai = sdk.load()
 
         self.last_usage = None
         request: dict[str, Any] = {
@@ -155,7 +156,7 @@ class OpenAIChatLLM:
                         raise BackendError(
                             STAGE,
                             f"lost the connection to the LLM server at {self.base_url} in the "
-                            f"middle of the reply ({errors.describe(exc)})",
+                            f"middle of the reply ({sdk.describe(exc)})",
                         ) from None
                     if piece is None:
                         break
@@ -186,7 +187,7 @@ class OpenAIChatLLM:
     async def _open(self, request: dict[str, Any]) -> tuple[Any, str | None, _Reply]:
         """Send the request and read up to the first content piece (None: a reply without
         text, such as only tool calls)."""
-        import openai
+        openai = sdk.load()
 
         client = self._get_client()
         reply = _Reply()
@@ -215,14 +216,14 @@ class OpenAIChatLLM:
                 "llm.base_url in models.yaml right?"
             ) from None
         except openai.APIConnectionError as exc:
-            if stream is None and (errors.refused(exc) or errors.unknown_host(exc)):
+            if stream is None and (sdk.refused(exc) or sdk.unknown_host(exc)):
                 raise _Retryable(
                     f"cannot reach the LLM server at {self.base_url}: is vLLM running? "
-                    f"Check llm.base_url in models.yaml ({errors.describe(exc)})"
+                    f"Check llm.base_url in models.yaml ({sdk.describe(exc)})"
                 ) from None
             raise _Retryable(
                 f"the LLM server at {self.base_url} dropped the connection before replying "
-                f"({errors.describe(exc)})"
+                f"({sdk.describe(exc)})"
             ) from None
         except TimeoutError:
             raise _Retryable(
@@ -241,7 +242,7 @@ class OpenAIChatLLM:
         `deadline()` gives the loop time by which the next chunk must arrive. Raises
         TimeoutError and the SDK's connection errors for the caller to word; a malformed
         chunk or an error event is a BackendError here."""
-        import openai
+        openai = sdk.load()
 
         while True:
             try:
@@ -302,7 +303,7 @@ class OpenAIChatLLM:
             hint += f"; the server serves: {', '.join(served)})" if served else ")"
         elif exc.status_code in (401, 403):
             hint = " (check llm.api_key in models.yaml)"
-        return errors.status_error(exc, f"LLM server at {self.base_url}") + hint
+        return sdk.status_error(exc, f"LLM server at {self.base_url}") + hint
 
     async def _served_models(self) -> list[str]:
         """Best effort: the model ids the server lists at GET /models."""

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from pydantic import Field
 
-from voxlive.backends import openai_errors as errors
+from voxlive.backends import openai_sdk as sdk
 from voxlive.backends.base import BackendError, Transcript, whisper_confidence
 from voxlive.backends.registry import Backend, Strict
 
@@ -128,7 +128,7 @@ class RemoteSTT:
     # --- HTTP -----------------------------------------------------------------------------
 
     def _get_client(self) -> Any:
-        import openai
+        openai = sdk.load()
 
         with self._client_lock:
             if self._client is None:
@@ -150,12 +150,12 @@ class RemoteSTT:
         except json.JSONDecodeError:
             raise BackendError(
                 STAGE, f"the STT server at {self.base_url} answered something that is not "
-                f"JSON: {errors.excerpt(text_body)}"
+                f"JSON: {sdk.excerpt(text_body)}"
             ) from None
         if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
             raise BackendError(
                 STAGE, f"the STT server at {self.base_url} answered without a 'text' field: "
-                f"{errors.excerpt(text_body)}"
+                f"{sdk.excerpt(text_body)}"
             )
         text = payload["text"].strip()
         return Transcript(text, confidence_of(payload, text))
@@ -164,7 +164,7 @@ class RemoteSTT:
         """The transcription request; returns the answer's content type and body text.
         The raw answer, not the SDK's parsed one: servers differ in what they send back
         (text/plain, json without segments), and each is read for what it has."""
-        import openai
+        openai = sdk.load()
 
         fields: dict[str, Any] = {"model": self.config.model,
                                   "response_format": response_format, "temperature": 0}
@@ -176,7 +176,7 @@ class RemoteSTT:
             response = raw.http_response
             return response.headers.get("content-type", ""), response.text
         except openai.APIStatusError as exc:
-            body = errors.body_text(exc)
+            body = sdk.body_text(exc)
             if exc.status_code in (400, 422) and response_format != "json" and (
                 "response_format" in body or response_format in body
             ):
@@ -189,21 +189,21 @@ class RemoteSTT:
                 "loading the model"
             ) from None
         except openai.APIConnectionError as exc:
-            if errors.refused(exc):
+            if sdk.refused(exc):
                 raise BackendError(
                     STAGE, f"cannot reach the STT server at {self.base_url}: connection "
                     "refused; is the server (vLLM serving a Whisper model) running? Check "
                     "stt.base_url in models.yaml"
                 ) from None
-            if errors.unknown_host(exc):
+            if sdk.unknown_host(exc):
                 raise BackendError(
                     STAGE, f"cannot reach the STT server at {self.base_url}: unknown host "
-                    f"{self._host!r} ({errors.describe(exc)}); check stt.base_url in "
+                    f"{self._host!r} ({sdk.describe(exc)}); check stt.base_url in "
                     "models.yaml"
                 ) from None
             raise BackendError(
                 STAGE, f"the connection to the STT server at {self.base_url} failed "
-                f"({errors.describe(exc)}); is it running, and is stt.base_url right?"
+                f"({sdk.describe(exc)}); is it running, and is stt.base_url right?"
             ) from None
 
     def _http_error(self, exc: Any) -> str:
@@ -213,7 +213,7 @@ class RemoteSTT:
                     "does it offer /audio/transcriptions?)")
         elif exc.status_code in (401, 403):
             hint = " (check stt.api_key in models.yaml)"
-        return errors.status_error(exc, f"STT server at {self.base_url}") + hint
+        return sdk.status_error(exc, f"STT server at {self.base_url}") + hint
 
 
 BACKEND = Backend(

@@ -1,19 +1,31 @@
-"""The official openai SDK's failures, in words a user can act on.
+"""The official openai SDK, as every client of an OpenAI-compatible server uses it.
 
-Shared by every client of an OpenAI-compatible server (the `openai` LLM, the `remote`
-STT, and any backend of the same kind): the SDK does the HTTP, the streaming, the
-timeouts and the retries; what it leaves is saying which server failed, how, and which
-key of models.yaml to check. The SDK (about 1.5 s to import) is imported only inside
-these functions: the backend registry imports the client modules whenever models.yaml is
-read.
+Shared by the `openai` LLM, the `remote` STT and any backend of the same kind: the SDK
+does the HTTP, the streaming, the timeouts and the retries; what is left is loading it
+quietly and saying which server failed, how, and which key of models.yaml to check. The
+SDK (about 1.5 s to import) is imported only when a client is made (`load`): the backend
+registry imports the client modules whenever models.yaml is read.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
+from functools import cache
+from types import ModuleType
 from typing import Any
 
 EXCERPT_CHARS = 300
+
+
+@cache
+def load() -> ModuleType:
+    """The openai module. Its HTTP library logs every request at INFO (a line per reply
+    and per transcript in the daemon's log): warnings and errors only."""
+    import openai
+
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    return openai
 
 
 def error_message(body: Any) -> str | None:
