@@ -91,7 +91,6 @@ class OpenAIChatLLM:
         import httpx2
 
         openai = sdk.load()
-
         loop = asyncio.get_running_loop()
         if self._client is None or self._client.is_closed() or self._client_loop is not loop:
             first = self.config.first_token_timeout_s
