@@ -1,6 +1,6 @@
-"""The private PulseAudio server the local tests use: it lives in voxlive.bench.local_pulse,
+"""The private PulseAudio server the local tests use: it lives in voxlive.harness.local_pulse,
 shared with `voxlive bench local`."""
 
-from voxlive.bench.local_pulse import PulseServer, PulseUnavailable, Recording, missing_packages
+from voxlive.harness.local_pulse import PulseServer, PulseUnavailable, Recording, missing_packages
 
 __all__ = ["PulseServer", "PulseUnavailable", "Recording", "missing_packages"]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from voxlive.audio.resample import resample_once
-from voxlive.bench.speech import espeak, silence
+from voxlive.harness.speech import espeak, silence
 
 RATE = 24_000
 CHUNK_S = 0.1

@@ -1,7 +1,7 @@
 """Echo cancellation (voxlive.audio.aec, WebRTC AEC3 through livekit) on recorded material.
 
 The reply and the user are espeak-ng speech; the microphone hears the reply through a
-synthetic small room, 60-120 ms late and 6-12 dB down (voxlive.bench.local_echo). The
+synthetic small room, 60-120 ms late and 6-12 dB down (voxlive.harness.local_echo). The
 thresholds were set from what this canceller measures here, with margin: 28-34 dB of
 echo reduction after convergence (asserted: 20 dB), no VAD window on the cancelled
 echo, near-end speech in double talk kept within 2-4 dB (asserted: 6 dB).
@@ -19,15 +19,15 @@ from voxlive.audio.aec import AecUnavailable, EchoCanceller, echo_canceller, erl
 from voxlive.audio.resample import MODEL_RATE
 from voxlive.audio.vad import WINDOW_S
 from voxlive.backends.loader import Models
-from voxlive.bench.local_echo import (
+from voxlive.config import VoxliveConfig
+from voxlive.harness.local_echo import (
     EchoCase,
     cancel,
     converged_erle,
     reply_speech,
     user_speech,
 )
-from voxlive.bench.speech import silence
-from voxlive.config import VoxliveConfig
+from voxlive.harness.speech import silence
 
 pytest.importorskip("livekit.rtc", reason="the local extra (livekit) is not installed")
 pytestmark = requires_espeak

@@ -7,7 +7,6 @@ llama.cpp, the piper voice en_US-joe-medium. They are loaded once per run (conft
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pytest
@@ -17,8 +16,8 @@ from tests.words import share_found, words
 from voxlive.audio.resample import MODEL_RATE, resample_once
 from voxlive.backends.loader import Models
 from voxlive.backends.tts_espeak import EspeakTTS
-from voxlive.bench.speech import espeak
 from voxlive.config import EspeakTts
+from voxlive.harness.speech import espeak
 
 
 @requires_espeak
@@ -60,13 +59,12 @@ async def test_llama_cpp_streams_a_reply(embedded_models: Models) -> None:
 
 
 async def test_closing_the_llama_stream_stops_generation(embedded_models: Models) -> None:
-    started = time.perf_counter()
     pieces = await collect(embedded_models, "Count slowly from one to one hundred.", limit=2)
     assert len(pieces) == 2
-    # the generation thread let go of the model: a new reply starts at once
+    # the generation thread let go of the model: a new reply starts, not queued behind the
+    # hundred numbers (the timeout is a hang guard, not a speed target)
     second = await asyncio.wait_for(collect(embedded_models, "Say hello.", limit=1), timeout=10)
     assert second
-    assert time.perf_counter() - started < 20
 
 
 def speak_and_transcribe(models: Models, tts: object, sentence: str) -> str:

@@ -16,7 +16,7 @@ from voxlive.bench.bargein_breakdown import (
     playing_at,
 )
 from voxlive.bench.bargein_browser import browser_breakdown
-from voxlive.bench.client import first_loud_sample
+from voxlive.harness.client import first_loud_sample
 from voxlive.latency import BargeInTiming
 
 # A barge-in on one clock (seconds): the caller's first loud frame goes out at 10.000,

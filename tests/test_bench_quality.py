@@ -11,7 +11,6 @@ from tests.conftest import requires_espeak
 from voxlive.backends.loader import Models
 from voxlive.bench import quality
 from voxlive.bench.quality_set import DIALOGUES, voice_for
-from voxlive.bench.real_speech import RATE, SpeechItem
 from voxlive.bench.scoring import (
     answers,
     leaks,
@@ -22,6 +21,7 @@ from voxlive.bench.scoring import (
 )
 from voxlive.cli import build_parser
 from voxlive.config import VoxliveConfig
+from voxlive.harness.real_speech import RATE, SpeechItem
 from voxlive.turn.prompts import chat_template_in_use
 
 SUMMARY_FIELDS = {
@@ -36,7 +36,7 @@ SUMMARY_FIELDS = {
 @requires_espeak
 async def test_a_tiny_subset_runs_over_webrtc_and_reports_every_field(
         config: VoxliveConfig, embedded_models: Models) -> None:
-    from voxlive.bench.speech import espeak
+    from voxlive.harness.speech import espeak
 
     dialogue = next(d for d in DIALOGUES if d.name == "capital_france")
     # The real-speech path on one utterance spoken here (CI has no corpus fetched).

@@ -8,8 +8,8 @@ import time
 from tests.conftest import requires_espeak
 from tests.words import share_found
 from voxlive.backends.loader import Models
-from voxlive.bench.client import CallClient
-from voxlive.bench.speech import espeak
+from voxlive.harness.client import CallClient
+from voxlive.harness.speech import espeak
 
 pytestmark = requires_espeak
 

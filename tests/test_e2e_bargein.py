@@ -18,9 +18,9 @@ from tests.words import words
 from voxlive.backends.loader import Models
 from voxlive.bench.bargein import caller_breakdown
 from voxlive.bench.bargein_breakdown import PARTS, playing_at
-from voxlive.bench.client import CallClient
-from voxlive.bench.speech import espeak
 from voxlive.config import VoxliveConfig
+from voxlive.harness.client import CallClient
+from voxlive.harness.speech import espeak
 from voxlive.server.app import Daemon, running
 from voxlive.transports.rtp_receive import PassThroughAudioBuffer
 from voxlive.turn.bookkeeping import CUT_MARK

@@ -34,8 +34,8 @@ from tests.conftest import SMALL_PROFILE, requires_espeak
 from tests.words import words
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, resample_once
 from voxlive.backends.loader import Models
-from voxlive.bench.speech import espeak, silence, write_wav
 from voxlive.config import VoxliveConfig
+from voxlive.harness.speech import espeak, silence, write_wav
 from voxlive.server.app import Daemon, running
 from voxlive.turn.bookkeeping import CUT_MARK
 from voxlive.turn.conversation import Conversation

@@ -50,8 +50,8 @@ from tests.test_e2e_browser import (
 from tests.words import words
 from voxlive.audio.resample import CALL_RATE
 from voxlive.backends.loader import Models, load_models
-from voxlive.bench.speech import espeak, silence, write_wav
 from voxlive.config import VoxliveConfig
+from voxlive.harness.speech import espeak, silence, write_wav
 from voxlive.server.app import Daemon, running
 
 cv2 = pytest.importorskip("cv2", reason="the vision extra installs opencv-python-headless")

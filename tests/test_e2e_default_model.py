@@ -13,9 +13,9 @@ import re
 import pytest
 
 from tests.conftest import requires_espeak
-from voxlive.bench.client import CallClient
-from voxlive.bench.speech import espeak
 from voxlive.config import VoxliveConfig, check_profile
+from voxlive.harness.client import CallClient
+from voxlive.harness.speech import espeak
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -12,9 +12,9 @@ import pytest
 
 from tests.conftest import requires_espeak
 from voxlive.backends.loader import Models
-from voxlive.bench.client import CallClient
-from voxlive.bench.speech import espeak, silence
 from voxlive.config import VoxliveConfig
+from voxlive.harness.client import CallClient
+from voxlive.harness.speech import espeak, silence
 from voxlive.server.app import Daemon, running
 from voxlive.turn.detector import EndOfTurnDetector
 

@@ -11,7 +11,7 @@ from tests.conftest import requires_espeak
 from voxlive.audio.echo import EchoGuard, correlation
 from voxlive.audio.output import FRAME_SAMPLES
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, resample_once, to_int16
-from voxlive.bench.speech import espeak
+from voxlive.harness.speech import espeak
 
 pytestmark = requires_espeak
 

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import copy
 import functools
-import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from tests.conftest import requires_espeak
-from voxlive.bench.speech import espeak, silence
 from voxlive.emotion.base import UNKNOWN, Emotion
 from voxlive.emotion.prosody import (
     EXCITED_ABOVE,
@@ -28,6 +26,7 @@ from voxlive.emotion.prosody import (
     scores_for,
 )
 from voxlive.emotion.speechbrain_backend import _as_probabilities
+from voxlive.harness.speech import espeak, silence
 
 RATE = 16_000
 SENTENCES = [
@@ -203,16 +202,15 @@ def test_the_baseline_moves_from_the_priors_to_the_caller():
 
 
 @requires_espeak
-def test_cost_per_second_of_audio(prosody):
+def test_analysis_against_the_priors_is_repeatable(prosody):
+    """Its cost is a figure of `voxlive bench emotion` (budget: 20 ms per second of audio);
+    here: the same turn, judged against the priors alone, gets the same estimate each time
+    (no state leaks between calls) and a well-formed one."""
     audio = spoken(SENTENCES[1], **NEUTRAL)
-    seconds = len(audio) / RATE
-    runs = []
-    for _ in range(5):
-        start = time.perf_counter()
-        prosody.analyse(audio, None)
-        runs.append(time.perf_counter() - start)
-    per_second = min(runs) / seconds
-    assert per_second < 0.020, f"{per_second * 1000:.1f} ms per second of audio"
+    first = prosody.analyse(audio, None)
+    assert_well_formed(first)
+    for _ in range(3):
+        assert prosody.analyse(audio, None) == first
 
 
 # --- SpeechBrain ---------------------------------------------------------------------

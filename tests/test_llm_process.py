@@ -25,9 +25,7 @@ import yaml
 
 from tests.conftest import REPO, requires_espeak
 from tests.doubles.vllm_double import DEFAULT_MODEL
-from voxlive.backends.loader import load_stage
-from voxlive.config import OpenAILlm, Profile, VoxliveConfig, parse_config
-from voxlive.server.llm_process import (
+from voxlive.backends.llm_process import (
     LOG_PREFIX,
     VLLM_COMMAND_ENV,
     LlmProcess,
@@ -36,6 +34,8 @@ from voxlive.server.llm_process import (
     spawned_llm,
     vllm_command,
 )
+from voxlive.backends.loader import load_stage
+from voxlive.config import OpenAILlm, Profile, VoxliveConfig, parse_config
 
 pytestmark = pytest.mark.integration  # a server process spawned, stopped and killed
 
@@ -87,7 +87,7 @@ async def wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
 
 async def test_spawned_server_is_healthy_streams_and_stops_with_its_group(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="voxlive.server.llm_process")
+    caplog.set_level(logging.INFO, logger="voxlive.backends.llm_process")
     pid_file = tmp_path / "pids"
     reply = "Spawned, healthy and streaming."
     config = llm_config(free_port(), "--reply", reply, "--startup-delay", "0.5", "--worker",

@@ -33,8 +33,8 @@ from tests.words import share_found
 from voxlive.audio.echo import EchoGuard
 from voxlive.backends.base import BackendError
 from voxlive.backends.loader import Models
-from voxlive.bench.speech import espeak, write_wav
 from voxlive.config import VoxliveConfig
+from voxlive.harness.speech import espeak, write_wav
 from voxlive.local_cli import (
     LocalCall,
     echo_handling,
@@ -469,7 +469,7 @@ CTRL_C_SCRIPT = """
 import sys
 from types import SimpleNamespace
 import numpy as np
-import voxlive.cli
+import voxlive.models
 from voxlive.backends.loader import Models, load_stage
 from voxlive.config import load_config
 from voxlive.local_cli import run_local
@@ -485,7 +485,7 @@ class Mute:  # the test is about the audio and the exit, not about the models
 
 config = load_config(sys.argv[1])
 vad, _ = load_stage("vad", config.profile("embedded"))
-voxlive.cli.load_or_explain = lambda c, p: ("embedded", Models(vad, Mute(), Mute(), Mute()))
+voxlive.models.load_or_explain = lambda c, p: ("embedded", Models(vad, Mute(), Mute(), Mute()))
 args = SimpleNamespace(list_devices=False, input_device="pulse", output_device="pulse",
                        duration=float(sys.argv[2]), half_duplex=True, audio_latency=0.05)
 sys.exit(run_local(config, None, args))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxlive.bench import real_speech
+from voxlive.harness import real_speech
 
 ASTERISK_SAMPLE = """; Core Asterisk Sounds in English
 

@@ -23,9 +23,9 @@ from tests.conftest import requires_espeak
 from tests.words import share_found, words
 from voxlive.audio.resample import CALL_RATE
 from voxlive.backends.loader import Models
-from voxlive.bench.client import CallClient
-from voxlive.bench.speech import espeak, silence, write_wav
 from voxlive.config import VoxliveConfig
+from voxlive.harness.client import CallClient
+from voxlive.harness.speech import espeak, silence, write_wav
 from voxlive.server.app import Daemon, running
 
 pytestmark = requires_espeak

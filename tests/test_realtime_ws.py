@@ -19,8 +19,8 @@ from tests.conftest import requires_espeak
 from tests.realtime_helpers import RATE, Events, pcm16, question, send_audio
 from tests.words import share_found, words
 from voxlive.backends.loader import Models
-from voxlive.bench.speech import silence
 from voxlive.config import VoxliveConfig
+from voxlive.harness.speech import silence
 from voxlive.server.app import Daemon, running
 
 openai = pytest.importorskip(

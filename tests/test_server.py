@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from tests.conftest import requires_espeak
-from voxlive.bench.client import CallClient
-from voxlive.bench.speech import espeak
 from voxlive.emotion.style import prompt_tag
+from voxlive.harness.client import CallClient
+from voxlive.harness.speech import espeak
 from voxlive.server.ice import filter_remote_candidates
 
 pytestmark = requires_espeak

@@ -7,7 +7,7 @@ from __future__ import annotations
 import aiohttp
 
 from tests.conftest import requires_espeak
-from voxlive.bench.client import CallClient
+from voxlive.harness.client import CallClient
 
 pytestmark = requires_espeak
 
@@ -38,7 +38,7 @@ class FailingTts(FailingStt):
 async def test_stt_and_tts_faults_stay_in_their_call(double_server) -> None:  # noqa: ANN001
     from dataclasses import replace
 
-    from voxlive.bench.speech import espeak
+    from voxlive.harness.speech import espeak
 
     url, daemon = double_server
     faulty, healthy = CallClient(url), CallClient(url)

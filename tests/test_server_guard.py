@@ -18,9 +18,9 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, rtcsctptransport
 
 from tests.conftest import requires_espeak
 from voxlive.backends.loader import Models
-from voxlive.bench.client import CallClient
 from voxlive.config import VoxliveConfig
 from voxlive.config.limits import ServerLimits
+from voxlive.harness.client import CallClient
 from voxlive.server import app as app_module
 from voxlive.server.app import Daemon, running
 from voxlive.server.auth import AuthPolicy

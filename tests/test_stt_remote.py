@@ -21,8 +21,8 @@ from tests.words import words
 from voxlive.backends.base import BackendError
 from voxlive.backends.loader import load_stage
 from voxlive.backends.stt_remote import DEFAULT_CONFIDENCE, RemoteSTT, confidence_of
-from voxlive.bench.speech import espeak, silence
 from voxlive.config import RemoteStt, VoxliveConfig, check_profile
+from voxlive.harness.speech import espeak, silence
 
 SENTENCE = "Please tell me a short story about a brave little dog."
 

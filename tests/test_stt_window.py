@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import requires_espeak
 from voxlive.backends.stt_whisper import FasterWhisperSTT
-from voxlive.bench.speech import espeak, silence
 from voxlive.config import FasterWhisperStt
+from voxlive.harness.speech import espeak, silence
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,9 @@ from tests.conftest import config_with_profile, requires_espeak
 from tests.tools.harness import stdio_server
 from tests.words import share_found
 from voxlive.backends.loader import load_models
-from voxlive.bench.client import CallClient
-from voxlive.bench.speech import espeak
 from voxlive.config import VoxliveConfig
+from voxlive.harness.client import CallClient
+from voxlive.harness.speech import espeak
 from voxlive.server.app import Daemon, running
 
 pytestmark = [requires_espeak, pytest.mark.e2e]  # a whole call, models loaded here

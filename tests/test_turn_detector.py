@@ -3,7 +3,7 @@ ONNX file inside the pipecat-ai wheel) and SmolLM2's sentence-end probability, o
 human recordings and on espeak-ng speech.
 
 Human speech: prompts of the Debian package asterisk-core-sounds-en (16 kHz G.722, one
-professional voice), from the real-speech corpus (voxlive/bench/real_speech.py fetches it
+professional voice), from the real-speech corpus (voxlive/harness/real_speech.py fetches it
 from the registries into a cache). The examples were picked where they hold with margin
 (measured here: complete 0.97-0.99, cut 0.012-0.03, against the 0.5 threshold); the cut
 points are word ends found once with faster-whisper word timestamps and written down, so
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import requires_espeak
-from voxlive.bench.speech import espeak
-from voxlive.bench.turn_corpus import asterisk_prompts, silence, trim
 from voxlive.config import TurnDetectorConfig
+from voxlive.harness.speech import espeak
+from voxlive.harness.turn_corpus import asterisk_prompts, silence, trim
 from voxlive.turn.detector import EndOfTurnDetector, combine, load_detector
 
 # (prompt, its words, the second where the cut ends: just after the word before "|")

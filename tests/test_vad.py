@@ -8,8 +8,8 @@ import pytest
 from tests.conftest import requires_espeak
 from voxlive.audio.vad import WINDOW_S, SileroVad
 from voxlive.backends.packaged import resolve_packaged
-from voxlive.bench.speech import espeak, silence
 from voxlive.config import TurnSettings
+from voxlive.harness.speech import espeak, silence
 from voxlive.turn.core import (
     ReplyPlayed,
     SpeechStarted,

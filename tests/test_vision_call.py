@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import config_with_profile, requires_espeak
 from voxlive.backends.loader import Models, load_models
-from voxlive.bench.client import CallClient
-from voxlive.bench.speech import espeak
 from voxlive.config import VoxliveConfig
+from voxlive.harness.client import CallClient
+from voxlive.harness.speech import espeak
 from voxlive.server.app import Daemon, running
 
 pytestmark = requires_espeak

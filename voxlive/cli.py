@@ -9,6 +9,7 @@ import sys
 import time
 
 from voxlive.config import ConfigError, check_profile, load_config
+from voxlive.models import load_or_explain
 
 EPILOG = """\
 examples:
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ask only the first N dialogues (default: all)")
     quality.add_argument("--real", type=int, default=5, metavar="N",
                          help="real recordings per corpus for the STT error rate (default 5; "
-                         "0: none; fetch them first: python -m voxlive.bench.real_speech "
+                         "0: none; fetch them first: python -m voxlive.harness.real_speech "
                          "fetch)")
     quality.add_argument("--json", action="store_true", help="print JSON only")
     turns = bench_kinds.add_parser(
@@ -267,26 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def load_or_explain(config, profile_name):  # noqa: ANN001, ANN201 - CLI glue
-    """Check the profile, then load its models with a progress bar."""
-    from voxlive.backends.base import BackendError
-    from voxlive.backends.loader import load_models
-
-    name = profile_name or config.default_profile
-    problems = check_profile(config, name)
-    if problems:
-        raise ConfigError("models.yaml", problems)
-    try:
-        return name, load_models(config.profile(name))
-    except BackendError as exc:
-        raise ConfigError("models.yaml", [f"profiles.{name}.{exc.stage}: {exc.message}"]) from None
-
-
 def serve(config, args: argparse.Namespace) -> int:  # noqa: ANN001
     """With --spawn-llm, the vLLM server runs (and is stopped) around the daemon."""
     if not getattr(args, "spawn_llm", False):
         return serve_daemon(config, args)
-    from voxlive.server.llm_process import SpawnError, spawned_llm
+    from voxlive.backends.llm_process import SpawnError, spawned_llm
 
     try:
         with spawned_llm(config, args.profile):

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import voxlive.models
 from voxlive.audio.aec import AecUnavailable, aec_description
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
@@ -283,9 +284,7 @@ def _run_local(config: VoxliveConfig, profile_name: str | None, args: Any) -> in
     except AudioUnavailable as exc:
         printer.error(f"voxlive local: {exc}")
         return 2
-    from voxlive.cli import load_or_explain
-
-    name, models = load_or_explain(config, profile_name)
+    name, models = voxlive.models.load_or_explain(config, profile_name)  # patched by tests
     echo = echo_handling(config, half=getattr(args, "half_duplex", False),
                          cancel=not getattr(args, "no_echo_cancellation", False))
     config = echo.config

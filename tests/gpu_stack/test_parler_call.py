@@ -15,8 +15,8 @@ import pytest
 from tests.conftest import config_with_profile, requires_espeak
 from tests.gpu_stack import require
 from voxlive.backends.loader import load_models
-from voxlive.bench.client import CallClient
-from voxlive.bench.speech import espeak
+from voxlive.harness.client import CallClient
+from voxlive.harness.speech import espeak
 from voxlive.server.app import Daemon, running
 
 require("parler_tts")
@@ -28,7 +28,7 @@ FRAMES = 48
 @pytest.fixture(scope="module")
 async def parler_call(config, vllm_double, tmp_path_factory):
     from tests.doubles.vllm_double import DEFAULT_MODEL
-    from voxlive.bench.random_models import build_parler
+    from voxlive.harness.random_models import build_parler
 
     folder = build_parler(tmp_path_factory.mktemp("parler-call"), "tiny", frames=FRAMES)
     call_config = config_with_profile(config, "parler", {

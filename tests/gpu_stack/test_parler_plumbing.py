@@ -27,7 +27,7 @@ FRAMES = 48
 
 @pytest.fixture(scope="module")
 def parler_folder(tmp_path_factory):
-    from voxlive.bench.random_models import build_parler
+    from voxlive.harness.random_models import build_parler
 
     return build_parler(tmp_path_factory.mktemp("tiny-parler"), "tiny", frames=FRAMES)
 

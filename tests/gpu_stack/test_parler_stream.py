@@ -21,7 +21,7 @@ FRAMES = 60
 def model(tmp_path_factory):
     from parler_tts import ParlerTTSForConditionalGeneration
 
-    from voxlive.bench.random_models import build_parler
+    from voxlive.harness.random_models import build_parler
 
     folder = build_parler(tmp_path_factory.mktemp("parler-stream"), "tiny")
     return ParlerTTSForConditionalGeneration.from_pretrained(folder).eval()

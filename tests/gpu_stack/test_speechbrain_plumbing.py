@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tests.gpu_stack import require
-from voxlive.bench.speech import silence
 from voxlive.emotion.base import UNKNOWN
+from voxlive.harness.speech import silence
 
 RATE = 16_000
 

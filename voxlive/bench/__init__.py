@@ -1,1 +1,2 @@
-"""Benchmarks that print figures, and the WebRTC test client they share with the tests."""
+"""Benchmarks that print figures (a table, or --json). What they share with the tests
+(the WebRTC caller, speech, test corpora) is in voxlive.harness."""

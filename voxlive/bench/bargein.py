@@ -33,6 +33,7 @@ from voxlive.bench.bargein_breakdown import (
     playing_at,
 )
 from voxlive.bench.latency import percentiles, question_audio
+from voxlive.models import load_or_explain
 
 STORY = "Tell me a long story about a dragon who lives in a castle."
 INTERRUPTIONS = ("Stop, please.", "Wait a moment.", "Hold on, I have a question.")
@@ -86,7 +87,7 @@ def music(seconds: float, rms: float) -> np.ndarray:
 
 
 async def start_call(url: str, echo_gain: float = 0.0, echo_delay_s: float = 0.0) -> Any:
-    from voxlive.bench.client import CallClient
+    from voxlive.harness.client import CallClient
 
     client = CallClient(url)
     client.mic.echo_gain, client.mic.echo_delay_s = echo_gain, echo_delay_s
@@ -179,7 +180,7 @@ def latency_summary(trials: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def measure(config: Any, profile_name: str, models: Any, trials: int,
                   chromium_trials: int = 0) -> dict[str, Any]:
-    from voxlive.bench.speech import espeak, have_espeak
+    from voxlive.harness.speech import espeak, have_espeak
     from voxlive.server.app import Daemon, running
 
     daemon = Daemon(config, profile_name, models, host="127.0.0.1")
@@ -237,8 +238,6 @@ def print_latency(title: str, lat: dict[str, Any]) -> None:
 
 def run_bargein_bench(config: Any, profile_name: str | None, trials: int, as_json: bool,
                       chromium_trials: int = 0) -> int:
-    from voxlive.cli import load_or_explain
-
     if not 1 <= trials <= 50 or not 0 <= chromium_trials <= 50:
         print("voxlive bench: --trials and --chromium must be between 1 (0) and 50",
               file=sys.stderr)

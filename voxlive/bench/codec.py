@@ -133,7 +133,7 @@ def load_codec_model(folder: Path, device: str) -> Any:
     logging.getLogger("parler_tts").setLevel(logging.ERROR)  # whole configs at every load
     from parler_tts import ParlerTTSForConditionalGeneration
 
-    from voxlive.bench.random_models import build_parler
+    from voxlive.harness.random_models import build_parler
 
     build_parler(folder, "codec")
     return ParlerTTSForConditionalGeneration.from_pretrained(folder).to(device).eval()

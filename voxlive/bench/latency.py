@@ -25,6 +25,7 @@ import numpy as np
 
 from voxlive.audio.resample import CALL_RATE, resample_once
 from voxlive.latency import STAGES
+from voxlive.models import load_or_explain
 
 QUESTIONS = (
     "What is the capital of France?",
@@ -53,7 +54,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def question_audio(models: Any, text: str) -> np.ndarray:
-    from voxlive.bench.speech import espeak, have_espeak
+    from voxlive.harness.speech import espeak, have_espeak
 
     if have_espeak():
         return espeak(text, CALL_RATE)
@@ -64,7 +65,7 @@ def question_audio(models: Any, text: str) -> np.ndarray:
 async def one_turn(url: str, models: Any, question: str) -> dict[str, Any] | None:
     """Ask one question in a new call (so every turn starts from an empty history);
     the turn's `turn_latency` event, or None if the reply had nothing to say aloud."""
-    from voxlive.bench.client import CallClient
+    from voxlive.harness.client import CallClient
 
     client = CallClient(url)
     await client.connect()
@@ -178,8 +179,6 @@ def print_table(result: dict[str, Any]) -> None:
 
 def run_latency_bench(config: Any, profile_name: str | None, turns: int, as_json: bool,
                       compare_speculative: bool = False, transport: str = "webrtc") -> int:
-    from voxlive.cli import load_or_explain
-
     if turns < 1 or turns > 100:
         print("voxlive bench: --turns must be between 1 and 100", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """`voxlive bench local`: `voxlive local` measured over PulseAudio virtual devices.
 
-A private PulseAudio server (voxlive.bench.local_pulse) gives PortAudio a "microphone"
+A private PulseAudio server (voxlive.harness.local_pulse) gives PortAudio a "microphone"
 (espeak-ng speech is played into it) and a "speaker"; the real LocalCall runs with the
 profile's models and echo cancellation on. Same definitions as for calls:
 
@@ -13,7 +13,7 @@ profile's models and echo cancellation on. Same definitions as for calls:
   into the microphone (60 ms, half level), so the echo canceller is at work, and the
   echo's false pauses/stops before the user speaks counted.
 - echo reduction: ERLE (dB, after convergence) of the canceller on recorded material
-  (voxlive.bench.local_echo), at several delays and levels.
+  (voxlive.harness.local_echo), at several delays and levels.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from voxlive.bench.latency import QUESTIONS, percentiles
+from voxlive.models import load_or_explain
 
 STORY = "Tell me a long story about a dragon who lives in a castle."
 INTERRUPTIONS = ("Stop, please.", "Wait a moment.", "Hold on, I have a question.")
@@ -91,7 +92,7 @@ def _state(name: str) -> Callable[[dict[str, Any]], bool]:
 
 
 async def _speech_file(pulse: Any, text: str, name: str) -> str:
-    from voxlive.bench.speech import espeak, write_wav
+    from voxlive.harness.speech import espeak, write_wav
 
     path = pulse.dir / f"{name}.wav"
     write_wav(str(path), espeak(text, 48_000), 48_000)
@@ -156,7 +157,7 @@ async def barge_in(pulse: Any, config: Any, name: str, models: Any,
 
 
 def echo_reduction() -> list[dict[str, Any]]:
-    from voxlive.bench.local_echo import EchoCase, converged_erle, reply_speech
+    from voxlive.harness.local_echo import EchoCase, converged_erle, reply_speech
 
     far = reply_speech()
     rows = []
@@ -173,7 +174,7 @@ def echo_reduction() -> list[dict[str, Any]]:
 
 async def measure(config: Any, name: str, models: Any, turns: int,
                   trials: int) -> dict[str, Any]:
-    from voxlive.bench.local_pulse import PulseServer
+    from voxlive.harness.local_pulse import PulseServer
     from voxlive.transports.local import reinitialize_portaudio
 
     pulse = PulseServer()
@@ -211,8 +212,7 @@ async def measure(config: Any, name: str, models: Any, turns: int,
 def run_local_bench(config: Any, profile_name: str | None, turns: int, trials: int,
                     as_json: bool) -> int:
     from voxlive.audio.aec import AecUnavailable, aec_description
-    from voxlive.bench.local_pulse import PulseUnavailable
-    from voxlive.cli import load_or_explain
+    from voxlive.harness.local_pulse import PulseUnavailable
     from voxlive.transports.local import AudioUnavailable, sounddevice
 
     try:

@@ -1,11 +1,11 @@
 """`voxlive bench quality`: does the assistant hear right and answer right, briefly?
 
 Over real WebRTC on loopback, against the daemon with the profile's real models, an
-aiortc caller (bench/client.py) says the fixed question set of quality_set.py in
+aiortc caller (harness/client.py) says the fixed question set of quality_set.py in
 espeak-ng voices (accents, speeds, pitches), one call per dialogue: single questions,
 numbers, multi-turn memory, a follow-up that talks over a reply (barge-in), and a few
 questions in German, Spanish and French. Then, for hearing alone, it says recordings of
-real people (bench/real_speech.py's cached corpus) in calls of their own, with a long
+real people (harness/real_speech.py's cached corpus) in calls of their own, with a long
 end-of-turn silence so a prompt with pauses stays one turn, and hangs up once the
 transcript is in.
 
@@ -37,6 +37,7 @@ from voxlive.audio.resample import CALL_RATE, MODEL_RATE, resample_once
 from voxlive.bench.latency import percentiles
 from voxlive.bench.quality_set import DIALOGUES, Dialogue, voice_for
 from voxlive.bench.scoring import answers, leaks, sentence_count, word_errors
+from voxlive.models import load_or_explain
 from voxlive.turn.prompts import chat_template_in_use, family_of, model_names
 
 WORDS_PER_SECOND = 2.6
@@ -74,8 +75,8 @@ async def _turn(client: Any, audio: np.ndarray, skip: set[int], last: bool) -> d
 
 async def run_dialogue(url: str, index: int, dialogue: Dialogue) -> dict[str, Any]:
     """One call: the dialogue's turns in order; the last reply is scored."""
-    from voxlive.bench.client import CallClient
-    from voxlive.bench.speech import espeak
+    from voxlive.harness.client import CallClient
+    from voxlive.harness.speech import espeak
 
     voice = voice_for(index, dialogue.language)
     audio = [espeak(t, CALL_RATE, voice.words_per_minute, voice.pitch, voice.voice)
@@ -123,7 +124,7 @@ async def run_dialogue(url: str, index: int, dialogue: Dialogue) -> dict[str, An
 
 async def hear_recording(url: str, item: Any) -> dict[str, Any]:
     """One call that says one recording and hangs up once it is transcribed."""
-    from voxlive.bench.client import CallClient
+    from voxlive.harness.client import CallClient
 
     client = CallClient(url)
     await client.connect()
@@ -282,7 +283,7 @@ def load_recordings(per_source: int) -> list[Any]:
     """Up to `per_source` recordings of 1-12 s from each corpus, or none (with a note)."""
     if per_source <= 0:
         return []
-    from voxlive.bench import real_speech
+    from voxlive.harness import real_speech
 
     try:
         return list(real_speech.items(min_seconds=1.0, max_seconds=12.0,
@@ -294,9 +295,7 @@ def load_recordings(per_source: int) -> list[Any]:
 
 def run_quality_bench(config: Any, profile_name: str | None, limit: int | None,
                       real: int, as_json: bool) -> int:
-    from voxlive.bench.speech import have_espeak
-    from voxlive.cli import load_or_explain
-
+    from voxlive.harness.speech import have_espeak
     if not have_espeak():
         print("voxlive bench quality: espeak-ng is needed to say the questions "
               "(Debian: apt-get install espeak-ng)", file=sys.stderr)

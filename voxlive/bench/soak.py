@@ -58,7 +58,7 @@ def _peak(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
 async def one_cycle(url: str, talk: np.ndarray | None, abandon: bool,
                     held: list[Any]) -> None:
     """One call: connect, (say something), ping, hang up; or fall silent and stay."""
-    from voxlive.bench.client import CallClient
+    from voxlive.harness.client import CallClient
 
     client = CallClient(url)
     await client.connect()
@@ -136,7 +136,7 @@ async def load(url: str, concurrent: int, hold_s: float, daemon: Any = None
                ) -> tuple[float, dict[str, float]]:
     """`concurrent` calls at once for `hold_s`: the largest gap between received audio
     frames, and the vitals while they run."""
-    from voxlive.bench.client import CallClient
+    from voxlive.harness.client import CallClient
 
     clients = [CallClient(url) for _ in range(concurrent)]
     await asyncio.gather(*(c.connect() for c in clients), return_exceptions=True)

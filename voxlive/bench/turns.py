@@ -1,6 +1,6 @@
 """`voxlive bench turns`: does the turn end when the user is done, and how soon?
 
-The corpus (turn_corpus.py): finished questions and sentences with a thinking pause of
+The corpus (harness/turn_corpus.py): finished questions and sentences with a thinking pause of
 0.6-1.5 s inside, in espeak-ng voices and real human speech. Two parts:
 1. signals: each turn judged offline at its pause (the pause turns at the thinking pause,
    the complete ones at their end), by each signal alone (Smart Turn's audio, the text
@@ -28,7 +28,7 @@ import numpy as np
 
 from voxlive.audio.resample import CALL_RATE, MODEL_RATE, resample_once
 from voxlive.bench.latency import percentiles
-from voxlive.bench.turn_corpus import (
+from voxlive.harness.turn_corpus import (
     SpokenTurn,
     espeak_turns,
     human_turns,
@@ -36,6 +36,7 @@ from voxlive.bench.turn_corpus import (
     whisper_word_times,
 )
 from voxlive.latency import STAGES
+from voxlive.models import load_or_explain
 from voxlive.turn.detector import EndOfTurnDetector, combine
 
 DETECTORS = ("none", "smart-turn", "text", "smart-turn+text")
@@ -127,7 +128,7 @@ def _share(flags: list[bool]) -> str:
 
 
 async def one_call(url: str, turn: SpokenTurn) -> dict[str, Any]:
-    from voxlive.bench.client import CallClient
+    from voxlive.harness.client import CallClient
 
     client = CallClient(url)
     await client.connect()
@@ -263,7 +264,6 @@ def print_tables(result: dict[str, Any]) -> None:
 
 def run_turns_bench(config: Any, profile_name: str | None, turns: int, as_json: bool,
                     detectors: list[str], signals_only: bool) -> int:
-    from voxlive.cli import load_or_explain
     from voxlive.turn.detector import load_detector
 
     if not 2 <= turns <= 80:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from voxlive.bench.latency import percentiles
+from voxlive.models import load_or_explain
 
 HOLD_S = 15.0
 WARM_UP_S = 4.0
@@ -87,7 +88,7 @@ def _rss_mb(pid: int) -> float:
 
 async def hold_calls(url: str, pid: int, calls: int, camera: np.ndarray | None
                      ) -> dict[str, float]:
-    from voxlive.bench.client import CallClient
+    from voxlive.harness.client import CallClient
 
     clients = [CallClient(url, camera=camera) for _ in range(calls)]
     try:
@@ -143,8 +144,6 @@ async def idle_cost(config_path: str | None, profile: str, calls: int) -> dict[s
 
 def run_vision_bench(config: Any, config_path: str | None, profile_name: str | None,
                      calls: int, as_json: bool) -> int:
-    from voxlive.cli import load_or_explain
-
     name, models = load_or_explain(config, profile_name)
     if models.vision is None:
         print(f"voxlive bench: profile {name} has no vision stage", file=sys.stderr)

@@ -5,7 +5,7 @@ Two sources, nothing recorded shipped with the code:
 - espeak-ng voices at different speeds and pitches (made on the spot);
 - real human speech: prompts of the Debian package `asterisk-core-sounds-en` (one
   professional voice, CC-BY-SA-3.0), from the real-speech corpus that
-  voxlive/bench/real_speech.py fetches from the registries into a cache. A pause turn is
+  voxlive/harness/real_speech.py fetches from the registries into a cache. A pause turn is
   a complete prompt cut after a word in its middle, a silence, and the rest.
 
 Each turn knows where its speech truly ends, so a benchmark can measure the commit's
@@ -80,7 +80,7 @@ def trim(audio: np.ndarray, threshold: float = 0.01) -> np.ndarray:
 
 
 def espeak_turns() -> list[SpokenTurn]:
-    from voxlive.bench.speech import espeak
+    from voxlive.harness.speech import espeak
 
     turns = []
     for i, text in enumerate(COMPLETE):
@@ -106,8 +106,8 @@ def espeak_turns() -> list[SpokenTurn]:
 def asterisk_prompts(names: tuple[str, ...], cache: Path | None = None
                      ) -> dict[str, tuple[str, np.ndarray]]:
     """{name: (transcript, 16 kHz float32 audio)} of asterisk English prompts, from the
-    real-speech corpus (voxlive/bench/real_speech.py: fetched once into its cache)."""
-    from voxlive.bench import real_speech
+    real-speech corpus (voxlive/harness/real_speech.py: fetched once into its cache)."""
+    from voxlive.harness import real_speech
 
     root = real_speech.fetch(cache, languages=("en",), mfa=False)
     entries = {source.split(":", 1)[1]: (path, text)

@@ -22,12 +22,12 @@ fails (its setup.py needs numpy.distutils), and its sonnets have no per-utteranc
 
 API (small on purpose: other benchmarks share it)::
 
-    from voxlive.bench import real_speech
+    from voxlive.harness import real_speech
     real_speech.fetch()                          # once; idempotent; needs apt + pip access
     for item in real_speech.items(languages=("en",), max_seconds=12, per_source=20):
         item.audio, item.text, item.language, item.source   # float32 16 kHz mono, str, ...
 
-CLI: ``python -m voxlive.bench.real_speech fetch`` then ``... list``.
+CLI: ``python -m voxlive.harness.real_speech fetch`` then ``... list``.
 The cache is ``$VOXLIVE_SPEECH_CACHE`` or ``~/.cache/voxlive/real_speech``.
 """
 
@@ -285,7 +285,7 @@ def items(cache_dir: Path | None = None, languages: Sequence[str] = LANGUAGES,
         groups.append(_mfa_entries(cache, languages))
     if not any(groups):
         raise CorpusError(f"no real speech in {cache}: run "
-                          "`python -m voxlive.bench.real_speech fetch` first")
+                          "`python -m voxlive.harness.real_speech fetch` first")
     ffmpeg = ffmpeg_exe()
     for group in groups:
         kept = 0
@@ -311,7 +311,7 @@ def _spread(group: list, per_source: int | None) -> list:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m voxlive.bench.real_speech",
+    parser = argparse.ArgumentParser(prog="python -m voxlive.harness.real_speech",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["fetch", "list"])
     parser.add_argument("--cache", type=Path, default=None, help="default: %(default)s → "

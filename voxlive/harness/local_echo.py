@@ -14,7 +14,7 @@ import numpy as np
 
 from voxlive.audio.aec import EchoCanceller, erle_db
 from voxlive.audio.resample import MODEL_RATE
-from voxlive.bench.speech import espeak, silence
+from voxlive.harness.speech import espeak, silence
 
 REPLY = ("Once upon a time a dragon lived in a castle on a hill. Every summer a knight "
          "came to visit him, and they talked about the weather, the harvest and the "
