@@ -192,3 +192,25 @@ def test_a_new_backend_file_reaches_the_schema_the_checks_and_the_loader(
     assert "install it with: pip install beep-tts" in lines[1]
     assert lines[2] == "beep at 440 Hz"
     assert "unknown backend 'beeep'" in lines[3] and "'beep'" in lines[3]
+
+
+def test_discovery_adds_no_import_cycle() -> None:
+    """The schema imports every backend module through the registry, an edge the ast walk
+    of tests/test_imports.py cannot see: with it added, the layout is still acyclic, and
+    so no backend module reaches voxlive.config at import time (the rule in registry.py)."""
+    from tests.test_imports import find_cycle, import_graph
+
+    graph = import_graph()
+    declaring = registry.declaring_modules()
+    assert len(declaring) == sum(len(names) for names in SHIPPED.values())
+    graph["voxlive.config.schema"] |= set(declaring)  # backends_of(), at import
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+    for module in declaring:
+        reachable, pending = set(), [module]
+        while pending:
+            for nxt in graph.get(pending.pop(), ()):
+                if nxt not in reachable:
+                    reachable.add(nxt)
+                    pending.append(nxt)
+        assert not {m for m in reachable if m.startswith("voxlive.config")}, module
