@@ -72,9 +72,12 @@ async def test_streams_the_reply(caplog: pytest.LogCaptureFixture):
 async def test_reply_can_depend_on_the_messages_and_client_is_reused():
     async with VllmDouble(reply=lambda messages: f"You said: {messages[-1]['content']}") as server:
         llm = make_llm(server.base_url)
+        # The SDK's AsyncOpenAI (its connection pool), made at load time: importing the
+        # SDK takes a second, which no caller's first question should wait for.
+        client = llm._client
+        assert client is not None
         try:
             first = "".join(await collect(llm))
-            client = llm._client  # the SDK's AsyncOpenAI, with its connection pool
             second = "".join(await collect(llm, [{"role": "user", "content": "again"}]))
             assert llm._client is client
         finally:

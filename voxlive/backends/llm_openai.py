@@ -84,25 +84,32 @@ class OpenAIChatLLM:
         self.description = f"openai {config.model} at {self.base_url}"
         self.read_timeout_s = max(config.first_token_timeout_s, MIN_READ_TIMEOUT_S)
         self.last_usage: dict[str, Any] | None = None
-        self._client: Any = None  # openai.AsyncOpenAI, made in the loop that uses it
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        # Made here, at load time: importing the SDK takes a second or more, which the
+        # event loop must not wait for at a caller's first question.
+        self._client: Any = self._new_client()  # openai.AsyncOpenAI
+        self._client_loop: asyncio.AbstractEventLoop | None = None  # the loop it serves
 
-    def _get_client(self) -> Any:
+    def _new_client(self) -> Any:
         import httpx2
 
         openai = sdk.load()
+        first = self.config.first_token_timeout_s
+        return openai.AsyncOpenAI(
+            base_url=self.base_url, api_key=self.config.api_key, max_retries=0,
+            # Reads are bounded by the deadlines here, per reply and per chunk.
+            timeout=httpx2.Timeout(connect=self.config.connect_timeout_s, read=None,
+                                   write=first, pool=first),
+            # No HTTP_PROXY: the server is where llm.base_url says (mostly loopback).
+            http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
+        )
+
+    def _get_client(self) -> Any:
+        """The client of the running loop: its pooled connections belong to one loop."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._client.is_closed() or self._client_loop is not loop:
-            first = self.config.first_token_timeout_s
-            self._client = openai.AsyncOpenAI(
-                base_url=self.base_url, api_key=self.config.api_key, max_retries=0,
-                # Reads are bounded by the deadlines here, per reply and per chunk.
-                timeout=httpx2.Timeout(connect=self.config.connect_timeout_s, read=None,
-                                       write=first, pool=first),
-                # No HTTP_PROXY: the server is where llm.base_url says (mostly loopback).
-                http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
-            )
-            self._client_loop = loop
+        if self._client is None or self._client.is_closed() or (
+                self._client_loop not in (None, loop)):
+            self._client = self._new_client()
+        self._client_loop = loop
         return self._client
 
     def warm_up(self) -> None:

@@ -99,8 +99,9 @@ class RemoteSTT:
         self.description = f"remote {config.model} at {self.base_url}"
         # Flips to "json" once the server refuses verbose_json, so that costs one request.
         self.response_format = "verbose_json"
-        self._client: Any = None  # openai.OpenAI, made on first use
         self._client_lock = threading.Lock()
+        # Made here, at load time: importing the SDK takes a second or more.
+        self._client: Any = self._new_client()  # openai.OpenAI
 
     # --- SpeechToText ---------------------------------------------------------------------
 
@@ -127,17 +128,19 @@ class RemoteSTT:
 
     # --- HTTP -----------------------------------------------------------------------------
 
-    def _get_client(self) -> Any:
+    def _new_client(self) -> Any:
         openai = sdk.load()
+        return openai.OpenAI(
+            base_url=self.base_url, api_key=self.config.api_key, max_retries=0,
+            timeout=self.config.timeout_s,
+            # No HTTP_PROXY: the server is where stt.base_url says.
+            http_client=openai.DefaultHttpxClient(trust_env=False),
+        )
 
+    def _get_client(self) -> Any:
         with self._client_lock:
-            if self._client is None:
-                self._client = openai.OpenAI(
-                    base_url=self.base_url, api_key=self.config.api_key, max_retries=0,
-                    timeout=self.config.timeout_s,
-                    # No HTTP_PROXY: the server is where stt.base_url says.
-                    http_client=openai.DefaultHttpxClient(trust_env=False),
-                )
+            if self._client is None:  # closed
+                self._client = self._new_client()
             return self._client
 
     def _recognise(self, wav: bytes, response_format: str) -> Transcript:
