@@ -23,6 +23,7 @@ finished (`finish_reason`) was cut short. Every failure is raised as
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -202,7 +203,11 @@ class OpenAIChatLLM:
         ok = False
         try:
             async with asyncio.timeout_at(deadline):
-                stream = await client.chat.completions.create(**request)
+                # The SDK's own request, with chunks as plain dicts: its typed
+                # chat.completions.create builds a pydantic model per chunk, about 2 ms
+                # each here, 8 times the whole stream's cost of the hand-written client.
+                stream = await client.post("/chat/completions", body=request, cast_to=object,
+                                           stream=True, stream_cls=openai.AsyncStream[object])
             content_type = stream.response.headers.get("content-type", "")
             if content_type.startswith("application/json"):
                 raise BackendError(
@@ -269,27 +274,29 @@ class OpenAIChatLLM:
                 return piece
 
     def _take(self, chunk: Any, reply: _Reply) -> str | None:
-        """Content of one chunk, if any; keeps usage and finish_reason, gathers tool-call
-        pieces."""
+        """Content of one chunk (a JSON object), if any; keeps usage and finish_reason,
+        gathers tool-call pieces."""
+        if not isinstance(chunk, dict):
+            raise self._malformed(f"a chunk is not a JSON object: {_excerpt(chunk)}")
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            reply.usage = self.last_usage = usage
+        choices = chunk.get("choices")
+        if not choices:
+            return None
         try:
-            usage = getattr(chunk, "usage", None)
-            if usage is not None:
-                reply.usage = self.last_usage = usage.model_dump(exclude_none=True)
-            if not chunk.choices:
-                return None
-            choice = chunk.choices[0]
-            if choice.finish_reason is not None:
+            choice = choices[0]
+            if choice.get("finish_reason") is not None:
                 reply.finished = True
-            delta = choice.delta
-            content = delta.content if delta is not None else None
-            for piece in (delta.tool_calls if delta is not None else None) or []:
-                call = reply.calls.setdefault(int(piece.index or 0),
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            for piece in delta.get("tool_calls") or []:
+                call = reply.calls.setdefault(int(piece.get("index") or 0),
                                               {"name": "", "arguments": "", "id": ""})
-                call["id"] = piece.id or call["id"]
-                function = piece.function
-                if function is not None:
-                    call["name"] += function.name or ""
-                    call["arguments"] += function.arguments or ""
+                call["id"] = piece.get("id") or call["id"]
+                function = piece.get("function") or {}
+                call["name"] += function.get("name") or ""
+                call["arguments"] += function.get("arguments") or ""
         except (AttributeError, IndexError, KeyError, TypeError, ValueError):
             raise self._malformed(f"unexpected chunk shape: {_excerpt(chunk)}") from None
         if content is not None and not isinstance(content, str):
@@ -323,8 +330,8 @@ class OpenAIChatLLM:
 
 def _excerpt(chunk: Any) -> str:
     try:
-        text = chunk.model_dump_json()
-    except Exception:  # noqa: BLE001 - a chunk odd enough not to serialise
+        text = json.dumps(chunk)
+    except (TypeError, ValueError):
         text = repr(chunk)
     return repr(text[:120])
 
