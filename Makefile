@@ -38,7 +38,7 @@ setup-test: setup system-deps $(VENV)/.installed-test $(VENV)/gpu-stack/.install
 # CPU wheel on disk).
 $(VENV)/.installed-test: pyproject.toml
 	$(PIP) install 'torch==2.13.0'
-	$(PIP) install -e '.[embedded,piper,vision,siglip,local,tools,test]'
+	$(PIP) install -e '.[embedded,piper,vision,siglip,local,tools,serve,test]'
 	touch $@
 
 # The gpu profile's stack (parler-tts, speechbrain, transformers 4.46.1) for its plumbing

@@ -21,9 +21,9 @@ SHIPPED = {
     "vad": {"silero"},
     "stt": {"faster-whisper", "remote"},
     "llm": {"llama-cpp", "openai"},
-    "tts": {"piper", "espeak-ng", "parler"},
-    "vision": {"opencv", "siglip"},
-    "emotion": {"prosody", "speechbrain"},
+    "tts": {"piper", "espeak-ng", "parler", "remote"},
+    "vision": {"opencv", "siglip", "remote"},
+    "emotion": {"prosody", "speechbrain", "remote"},
 }
 REQUIRED = {"openai": {"model": "served/model"}}  # keys without a default
 

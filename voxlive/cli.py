@@ -16,6 +16,7 @@ examples:
   voxlive serve                       # embedded profile on http://127.0.0.1:8080
   voxlive serve --profile gpu         # the GPU stack (vLLM server at the profile's base_url)
   voxlive serve --profile gpu --spawn-llm   # ... and start/stop that vLLM server too
+  voxlive serve-models --ray          # STT/TTS/emotion/vision as Ray Serve deployments
   voxlive doctor                      # can each stage of the profile load here?
   voxlive local                       # talk through this machine's microphone and speaker
   voxlive local --list-devices        # sound devices for --input-device/--output-device
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "base_url, wait until healthy, stop it on exit ($VOXLIVE_VLLM_COMMAND "
                        "replaces `vllm serve`)")
 
+    from voxlive.serving.cli import add_parser as add_serve_models
+
+    add_serve_models(commands, common)  # voxlive serve-models (voxlive/serving)
     commands.add_parser("doctor", parents=[common],
                         help="check that each stage of the profile loads, and time it")
 
@@ -212,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
             return serve(config, args)
         if args.command == "doctor":
             return doctor(config, args.profile)
+        if args.command == "serve-models":
+            from voxlive.serving.cli import run_serve_models
+
+            return run_serve_models(config, args)
         if args.command == "local":
             from voxlive.local_cli import run_local
 

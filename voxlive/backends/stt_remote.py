@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import uuid
 import wave
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -71,6 +72,27 @@ def encode_wav(audio: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
         wav.setframerate(rate)
         wav.writeframes(pcm.tobytes())
     return buffer.getvalue()
+
+
+def multipart(fields: dict[str, str], file_field: str, filename: str, content: bytes,
+              content_type: str) -> tuple[bytes, str]:
+    """A multipart/form-data body and its Content-Type header (the stdlib has no encoder):
+    the serve-models clients' (voxlive/serving/client.py) and their tests'."""
+    boundary = f"voxlive-{uuid.uuid4().hex}"
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            f"{value}\r\n".encode()
+        )
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; '
+        f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
+        + content
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 def confidence_of(payload: dict[str, Any], text: str) -> float:

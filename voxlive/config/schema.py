@@ -14,8 +14,10 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from voxlive.backends.registry import Strict, backends_of, config_union
+from voxlive.backends.tts_remote import RemoteTts as RemoteTts  # re-exported, for old imports
 from voxlive.backends.vad_silero import SileroVad
 from voxlive.config.limits import ServerLimits
+from voxlive.serving.client import RemoteModelServer as RemoteModelServer  # likewise
 from voxlive.tools.config import ToolSettings
 
 

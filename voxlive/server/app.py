@@ -55,7 +55,13 @@ from voxlive.server.guards import (
     json_errors,
     parse_json_body,
 )
-from voxlive.server.health import LoopLag, open_fds, os_threads
+from voxlive.server.health import (
+    FULL_RETRY_AFTER_S,
+    LoopLag,
+    health_report,
+    open_fds,
+    os_threads,
+)
 from voxlive.server.ice import (
     apply_host_policy,
     filter_remote_candidates,
@@ -286,24 +292,11 @@ async def client_config(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """503 when the daemon cannot take a call it should: a deploy's timer restarts it."""
-    daemon = request.app[DAEMON]
-    models = daemon.models
-    problems = []
-    if stuck := daemon.stuck_calls():
-        problems.append(f"{stuck} call slot(s) stuck connecting past the deadline")
-    if (lag := daemon.loop_lag.lag_s) > daemon.limits.max_loop_lag_s:
-        problems.append(f"event loop lagging {lag:.1f} s")
-    return web.json_response({
-        "status": "not ok" if problems else "ok",
-        "problems": problems,
-        "profile": daemon.profile_name,
-        "calls": daemon.live_calls(),
-        "loop_lag_s": round(lag, 3),
-        "models": {stage: getattr(models, stage).description
-                   for stage in ("vad", "stt", "llm", "tts", "vision", "emotion")
-                   if getattr(models, stage, None) is not None},
-    }, status=503 if problems else 200)
+    """503 when the daemon cannot take a call it should (a deploy's timer restarts it) or is
+    full (a balancer routes around it); `?live=1`: liveness only (voxlive/server/health.py)."""
+    body, status = health_report(request.app[DAEMON], live_only="live" in request.query)
+    headers = {"Retry-After": str(FULL_RETRY_AFTER_S)} if body["status"] == "full" else None
+    return web.json_response(body, status=status, headers=headers)
 
 
 async def metrics(request: web.Request) -> web.Response:

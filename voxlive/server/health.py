@@ -4,6 +4,11 @@
 stuck past its connect deadline, or an event loop lagging (a blocking call on the
 loop); systemd's health timer then restarts it. /metrics exposes the same figures, and
 `voxlive bench soak` samples them across call cycles to show that nothing grows.
+
+A daemon holding `server.max_calls` calls is "full": /healthz answers 503 with status
+"full" (and Retry-After), so a load balancer that health-checks it routes new calls to
+another daemon until a call ends; its calls go on. A restarter must not take "full" for
+"broken": `/healthz?live=1` is the liveness check, 503 only for real problems.
 """
 
 from __future__ import annotations
@@ -15,6 +20,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
+
+FULL_RETRY_AFTER_S = 5
+"""Retry-After on a full daemon's 503: calls last minutes, a balancer re-checks sooner."""
 
 
 class LoopLag:
@@ -100,3 +109,31 @@ class Vitals:
             tasks = 0
         return cls(round(rss_bytes() / 2**20, 1), os_threads(), threading.active_count(),
                    executor_workers(), open_fds(), tasks)
+
+
+def health_report(daemon: Any, live_only: bool = False) -> tuple[dict[str, Any], int]:
+    """/healthz's body and status. Readiness (the default): 503 when not ok or full, so a
+    balancer sends the next offer elsewhere. Liveness (`live_only`): 503 only when not ok,
+    so a restarter leaves a busy daemon alone."""
+    problems = []
+    if stuck := daemon.stuck_calls():
+        problems.append(f"{stuck} call slot(s) stuck connecting past the deadline")
+    if (lag := daemon.loop_lag.lag_s) > daemon.limits.max_loop_lag_s:
+        problems.append(f"event loop lagging {lag:.1f} s")
+    calls, max_calls = daemon.live_calls(), daemon.config.server.max_calls
+    full = calls >= max_calls
+    status = "not ok" if problems else "full" if full else "ok"
+    models = daemon.models
+    body = {
+        "status": status,
+        "problems": problems,
+        "profile": daemon.profile_name,
+        "calls": calls,
+        "max_calls": max_calls,
+        "loop_lag_s": round(lag, 3),
+        "models": {stage: getattr(models, stage).description
+                   for stage in ("vad", "stt", "llm", "tts", "vision", "emotion")
+                   if getattr(models, stage, None) is not None},
+    }
+    refuse = bool(problems) or (full and not live_only)
+    return body, 503 if refuse else 200
