@@ -95,14 +95,14 @@ class OpenAIChatLLM:
 
         openai = sdk.load()
         first = self.config.first_token_timeout_s
-        return openai.AsyncOpenAI(
+        return sdk.warm(openai.AsyncOpenAI(
             base_url=self.base_url, api_key=self.config.api_key, max_retries=0,
             # Reads are bounded by the deadlines here, per reply and per chunk.
             timeout=httpx2.Timeout(connect=self.config.connect_timeout_s, read=None,
                                    write=first, pool=first),
             # No HTTP_PROXY: the server is where llm.base_url says (mostly loopback).
             http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
-        )
+        ))
 
     def _get_client(self) -> Any:
         """The client of the running loop: its pooled connections belong to one loop."""

@@ -9,6 +9,8 @@ registry imports the client modules whenever models.yaml is read.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import socket
 from functools import cache
@@ -21,11 +23,23 @@ EXCERPT_CHARS = 300
 @cache
 def load() -> ModuleType:
     """The openai module. Its HTTP library logs every request at INFO (a line per reply
-    and per transcript in the daemon's log): warnings and errors only."""
+    and per transcript in the daemon's log): warnings and errors only. And what the SDK
+    would import at its first request (anyio's asyncio backend: tens of milliseconds,
+    hundreds on a busy machine, inside the first reply's first-token deadline) is
+    imported here, at load time."""
     import openai
 
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+    with contextlib.suppress(ImportError):
+        importlib.import_module("anyio._backends._asyncio")
     return openai
+
+
+def warm(client: Any) -> Any:
+    """The client, with what it computes lazily at its first request done now: its
+    headers, which describe the platform (about 30 ms)."""
+    _ = client.default_headers
+    return client
 
 
 def error_message(body: Any) -> str | None:

@@ -152,12 +152,12 @@ class RemoteSTT:
 
     def _new_client(self) -> Any:
         openai = sdk.load()
-        return openai.OpenAI(
+        return sdk.warm(openai.OpenAI(
             base_url=self.base_url, api_key=self.config.api_key, max_retries=0,
             timeout=self.config.timeout_s,
             # No HTTP_PROXY: the server is where stt.base_url says.
             http_client=openai.DefaultHttpxClient(trust_env=False),
-        )
+        ))
 
     def _get_client(self) -> Any:
         with self._client_lock:
