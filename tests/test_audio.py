@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voxlive.audio.output import FRAME_SAMPLES, AudioOutput
+from voxlive.audio.output import FRAME_SAMPLES, AudioOutput, Playback
 from voxlive.audio.recent import RecentAudio
 from voxlive.audio.resample import FrameSplitter, Resampler, resample_once, to_int16
 
@@ -92,12 +92,13 @@ def tone(frames: float, value: int) -> np.ndarray:
 
 
 def test_output_is_silence_when_idle_and_plays_sentences_in_order() -> None:
+    p1 = Playback(1)
     output, seen = make_output()
     assert not output.next_frame().any()
-    output.push(1, tone(2, 1000), "One.")
-    output.push(1, tone(0.5, 2000), "Two.")
-    output.open(1)
-    output.finish(1)
+    output.push(p1, tone(2, 1000), "One.")
+    output.push(p1, tone(0.5, 2000), "Two.")
+    output.open(p1)
+    output.finish(p1)
     frames = [output.next_frame() for _ in range(4)]
     assert seen.started == [1]
     assert np.all(frames[0] == 1000) and np.all(frames[1] == 1000)
@@ -108,116 +109,126 @@ def test_output_is_silence_when_idle_and_plays_sentences_in_order() -> None:
 
 
 def test_a_streamed_sentence_waits_for_its_next_chunk_instead_of_ending() -> None:
+    p2 = Playback(2)
     output, seen = make_output()
-    output.push(2, tone(1, 300), "Streamed slowly.", complete=False)
-    output.push(2, tone(1, 900), "Never reached first.")  # behind the streamed one
-    output.open(2)
-    output.finish(2)
+    output.push(p2, tone(1, 300), "Streamed slowly.", complete=False)
+    output.push(p2, tone(1, 900), "Never reached first.")  # behind the streamed one
+    output.open(p2)
+    output.finish(p2)
     assert np.all(output.next_frame() == 300)
     assert not output.next_frame().any()  # the TTS is behind: silence, not the next sentence
-    assert output.heard_text(2) == ""  # all that exists played, but the sentence goes on
-    output.extend(2, tone(1.5, 400))
+    assert p2.heard_text() == ""  # all that exists played, but the sentence goes on
+    output.extend(p2, tone(1.5, 400))
     assert np.all(output.next_frame() == 400)
-    output.extend(2, tone(0, 0), complete=True)
+    output.extend(p2, tone(0, 0), complete=True)
     frame = output.next_frame()
     assert np.all(frame[: FRAME_SAMPLES // 2] == 400) and np.all(frame[FRAME_SAMPLES // 2 :] == 900)
-    assert output.heard_text(2) == "Streamed slowly. Never"  # and half the next one
+    assert p2.heard_text() == "Streamed slowly. Never"  # and half the next one
     output.next_frame()
     assert seen.played == [2]
 
 
 def test_a_streamed_sentence_that_ran_dry_ends_when_its_last_chunk_is_empty() -> None:
+    p3 = Playback(3)
     output, seen = make_output()
-    output.push(3, tone(1, 300), "Short.", complete=False)
-    output.open(3)
-    output.finish(3)
+    output.push(p3, tone(1, 300), "Short.", complete=False)
+    output.open(p3)
+    output.finish(p3)
     output.next_frame()
     assert seen.played == []
-    output.extend(3, tone(0, 0), complete=True)
+    output.extend(p3, tone(0, 0), complete=True)
     assert seen.played == [3] and output.idle
 
 
 def test_chunks_of_a_dropped_streamed_sentence_go_nowhere() -> None:
+    p5, p6 = Playback(5), Playback(6)
     output, _ = make_output()
-    output.push(5, tone(1, 300), "Cut off mid sentence.", complete=False)
-    output.open(5)
-    output.drop(5)
-    output.extend(5, tone(3, 300))
+    output.push(p5, tone(1, 300), "Cut off mid sentence.", complete=False)
+    output.open(p5)
+    output.drop(p5)
+    output.extend(p5, tone(3, 300))
     assert output.idle and not output.next_frame().any()
     with pytest.raises(ValueError):
-        output.extend(6, tone(1, 300))
+        output.extend(p6, tone(1, 300))
 
 
 def test_a_reply_waits_until_its_turn_is_committed() -> None:
+    p4 = Playback(4)
     output, seen = make_output()
-    output.push(4, tone(1, 700), "Ready early.")
-    output.finish(4)
+    output.push(p4, tone(1, 700), "Ready early.")
+    output.finish(p4)
     assert not output.next_frame().any()  # queued, but the user may still be talking
     assert seen.started == [] and seen.played == []
-    output.open(4)
+    output.open(p4)
     assert np.all(output.next_frame() == 700)
     assert seen.started == [4] and seen.played == [4]
 
 
 def test_drop_silences_the_very_next_frame_and_heard_text_is_what_played() -> None:
+    p7 = Playback(7)
     output, seen = make_output()
-    output.push(7, tone(10, 500), "The capital of France is Paris.")
-    output.push(7, tone(10, 500), "It is lovely.")
-    output.open(7)
+    output.push(p7, tone(10, 500), "The capital of France is Paris.")
+    output.push(p7, tone(10, 500), "It is lovely.")
+    output.open(p7)
     for _ in range(12):  # the first sentence and a fifth of the second
         assert output.next_frame().any()
-    output.drop(7)
+    output.drop(p7)
     assert not output.next_frame().any()
-    assert output.heard_text(7) == "The capital of France is Paris."
+    assert p7.heard_text() == "The capital of France is Paris."
     assert seen.played == []  # cut, never played to the end
     assert output.idle
 
 
 def test_drop_keeps_other_replies() -> None:
+    p1, p2 = Playback(1), Playback(2)
     output, _ = make_output()
-    output.push(1, tone(2, 100), "old")
-    output.push(2, tone(2, 200), "new")
-    output.open(1)
-    output.open(2)
-    output.drop(1)
+    output.push(p1, tone(2, 100), "old")
+    output.push(p2, tone(2, 200), "new")
+    output.open(p1)
+    output.open(p2)
+    output.drop(p1)
     assert np.all(output.next_frame() == 200)
 
 
 def test_pause_holds_the_reply_and_resume_plays_on_from_there() -> None:
+    p3 = Playback(3)
     output, _ = make_output()
-    output.push(3, np.arange(FRAME_SAMPLES * 3, dtype=np.int16), "one two three")
-    output.open(3)
+    output.push(p3, np.arange(FRAME_SAMPLES * 3, dtype=np.int16), "one two three")
+    output.open(p3)
     first = output.next_frame()
-    output.pause()
+    p3.pause()
     assert not output.next_frame().any() and not output.next_frame().any()
-    output.resume()
+    p3.resume()
     second = output.next_frame()
     assert second[0] == first[-1] + 1  # no sample lost or repeated
-    assert output.heard_text(3) == "one two"
+    assert p3.heard_text() == "one two"
 
 
 def test_heard_text_counts_a_partly_played_sentence_by_proportion() -> None:
+    p2 = Playback(2)
     output, _ = make_output()
-    output.push(2, np.ones(FRAME_SAMPLES * 4, dtype=np.int16), "one two three four")
-    output.open(2)
+    output.push(p2, np.ones(FRAME_SAMPLES * 4, dtype=np.int16), "one two three four")
+    output.open(p2)
     output.next_frame()
     output.next_frame()
-    assert output.heard_text(2) == "one two"
+    assert p2.heard_text() == "one two"
 
 
 def test_a_reply_with_no_audio_is_played_once_committed() -> None:
+    p3 = Playback(3)
     output, seen = make_output()
-    output.finish(3)
+    output.finish(p3)
     assert seen.played == []
-    output.open(3)
+    output.open(p3)
     assert seen.played == [3]
 
 
 def test_every_frame_sent_is_reported_for_the_echo_guard() -> None:
+    p1 = Playback(1)
     sent: list[np.ndarray] = []
     output = AudioOutput(on_frame=sent.append)
-    output.push(1, tone(1, 300), "x")
-    output.open(1)
+    output.push(p1, tone(1, 300), "x")
+    output.open(p1)
     output.next_frame()
     output.next_frame()
     assert len(sent) == 2 and np.all(sent[0] == 300) and not sent[1].any()

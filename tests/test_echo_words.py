@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.test_turn_core import Timeline
-from voxlive.turn.core import Cancel, PauseReply, Respond, ResumeReply, Transcribed
+from voxlive.turn.core import Cancel, PauseReply, Respond, ResumeReply, Transcribed, UserSaid
 from voxlive.turn.echo_words import sounds_like_reply
 
 STORY = ("Once upon a time, a dragon lived in a castle high above the valley. "
@@ -33,10 +33,11 @@ def test_an_echo_transcript_resumes_the_paused_reply_and_words_still_cut_it() ->
     assert tl.of(PauseReply) == [PauseReply(first)]
     tl.silence(0.5)
     out = tl.event(Transcribed(tl.core.generation, "a dragon lived in a castle", echo=True))
-    assert out[0] == ResumeReply(first)
+    assert out[1] == ResumeReply(first)  # after UserSaid: the page still sees the words
     assert tl.of(Cancel) == []
     tl.speech(0.5)  # then the user really talks
     tl.silence(0.5)
     second = tl.core.generation
     out = tl.event(Transcribed(second, "stop please"))
-    assert out == [Cancel(first, barge_in=True), Respond(second, "stop please")]
+    assert out == [UserSaid(second, "stop please"), Cancel(first, barge_in=True, keep_heard=True),
+                   Respond(second, "stop please")]

@@ -44,10 +44,10 @@ def page_event_types() -> set[str]:
 
 
 def emitted_event_types() -> set[str]:
-    """Every literal event type the code hands to an `_emit(kind, ...)`."""
+    """Every literal event type the code hands to an `emit(kind, ...)` (or `_emit`)."""
     found: set[str] = set()
     for path in (ROOT / "voxlive").rglob("*.py"):
-        found |= set(re.findall(r"_emit\(\s*\"([a-z_]+)\"", path.read_text()))
+        found |= set(re.findall(r"(?:\bself\.|\bs\.|\b_)emit\(\s*\"([a-z_]+)\"", path.read_text()))
     return found
 
 
@@ -68,12 +68,12 @@ def test_every_event_the_code_emits_is_declared() -> None:
 def test_the_sessions_emit_refuses_an_unknown_type_or_field() -> None:
     sent: list[dict[str, Any]] = []
     fake = SimpleNamespace(send_event=sent.append)
-    CallSession._emit(fake, "resumed", turn=3)  # type: ignore[arg-type]
+    CallSession.emit(fake, "resumed", turn=3)  # type: ignore[arg-type]
     assert sent == [{"type": "resumed", "turn": 3}]
     with pytest.raises(UnknownEvent, match="'resume'"):
-        CallSession._emit(fake, "resume", turn=3)  # type: ignore[arg-type]
+        CallSession.emit(fake, "resume", turn=3)  # type: ignore[arg-type]
     with pytest.raises(UnknownEvent, match="resumed"):
-        CallSession._emit(fake, "resumed", generation=3)  # type: ignore[arg-type]
+        CallSession.emit(fake, "resumed", generation=3)  # type: ignore[arg-type]
     assert len(sent) == 1
 
 

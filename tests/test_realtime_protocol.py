@@ -157,7 +157,7 @@ def test_a_client_turn_cuts_the_playing_reply_and_is_answered_at_once() -> None:
     timeline = Timeline()
     playing = timeline.answered()
     actions = timeline.event(ClientTurn("and now in French"))
-    assert Cancel(playing, barge_in=True) in actions
+    assert Cancel(playing, barge_in=True, cut_by_speech=True, keep_heard=True) in actions
     assert TurnCommitted(playing + 1) in actions
     assert Respond(playing + 1, "and now in French") in actions
     assert timeline.core.state == State.THINKING
@@ -168,6 +168,6 @@ def test_client_cancel_stops_the_reply_and_only_then() -> None:
     assert timeline.event(ClientCancel()) == []  # nothing to cancel
     playing = timeline.answered()
     actions = timeline.event(ClientCancel())
-    assert Cancel(playing, barge_in=True) in actions
+    assert Cancel(playing, barge_in=True, cut_by_speech=True, keep_heard=True) in actions
     assert timeline.core.state == State.LISTENING
     assert timeline.event(ClientCancel()) == []

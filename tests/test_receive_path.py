@@ -18,7 +18,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from voxlive.transports.rtp_receive import FrameInbox, PassThroughAudioBuffer
-from voxlive.transports.webrtc import audio_frame, pump_input
+from voxlive.transports.webrtc import FrameFeed, audio_frame, pump_input
 
 
 def packet(seq: int) -> Any:
@@ -68,8 +68,8 @@ class SlowVadSession:
         self.busy = threading.Event()
         self.release = threading.Event()
 
-    async def feed_frames(self, frames: list[av.AudioFrame]) -> None:
-        self.batches.append([f.pts for f in frames])
+    async def feed(self, samples: np.ndarray, frames: list[tuple[int, int]]) -> None:
+        self.batches.append([pts for pts, _count in frames])
         if len(self.batches) == 1:
             loop = asyncio.get_running_loop()
             self.busy.set()
@@ -130,7 +130,7 @@ async def test_the_session_analyses_a_batch_in_one_vad_run(count: int, config: A
     session.input._analyse = counting  # type: ignore[method-assign]
     frames = [audio_frame((np.ones(960) * 3000).astype(np.int16), i * 960)
               for i in range(count)]
-    await session.feed_frames(frames)
+    await FrameFeed(session).frames(frames)  # the WebRTC transport resamples, then feeds
     # One run for the whole batch: 320 samples a frame at 16 kHz (less the resampler's
     # start-up delay, on the first frame of a call).
     assert len(runs) == 1 and count * 320 - 32 <= runs[0] <= count * 320

@@ -302,10 +302,10 @@ async def test_a_dead_audio_pump_ends_the_call_and_frees_the_slot(  # noqa: ANN0
         await client.connect()
         [call] = daemon.calls.values()
 
-        async def broken(frames) -> None:  # noqa: ANN001
+        async def broken(samples, frames) -> None:  # noqa: ANN001
             raise ValueError("Frame does not match AudioResampler setup.")
 
-        monkeypatch.setattr(call.session, "feed_frames", broken)  # what the pump calls
+        monkeypatch.setattr(call.session, "feed", broken)  # what the pump calls
         ended = await client.wait_for(lambda e: e["type"] == "call_ended", timeout=20)
         assert "audio input failed" in ended["reason"]
         assert await until(lambda: not daemon.calls)

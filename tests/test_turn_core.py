@@ -5,6 +5,8 @@ from __future__ import annotations
 from voxlive.config import TurnSettings
 from voxlive.turn.core import (
     Cancel,
+    CommitHistory,
+    ForgetTurn,
     PauseReply,
     ReplyAudioStarted,
     ReplyPlayed,
@@ -20,6 +22,7 @@ from voxlive.turn.core import (
     Transcribed,
     TurnCommitted,
     TurnCore,
+    UserSaid,
     VadWindow,
 )
 
@@ -83,12 +86,12 @@ def test_speculative_end_starts_stt_and_the_commit_lets_the_reply_play() -> None
     assert abs(transcribe.end - 1.7) < 1e-9
     assert tl.core.state == State.THINKING and not tl.core.committed
     assert tl.event(Transcribed(1, "What is the capital of France?")) == [
-        Respond(1, "What is the capital of France?")
+        UserSaid(1, "What is the capital of France?"), Respond(1, "What is the capital of France?")
     ]  # the reply is generated now, before the turn is over
     assert tl.silence(0.256) == []  # 416 ms of silence: not yet
     assert tl.silence(0.064) == [TurnCommitted(1)]  # 480 ms: the turn is over
     assert tl.event(ReplyAudioStarted(1)) == [StateChanged(State.SPEAKING)]
-    assert tl.event(ReplyPlayed(1)) == [StateChanged(State.LISTENING)]
+    assert tl.event(ReplyPlayed(1)) == [CommitHistory(1), StateChanged(State.LISTENING)]
 
 
 def test_speculation_off_transcribes_only_at_the_commit() -> None:
@@ -166,7 +169,7 @@ def test_no_words_means_back_to_listening_without_a_reply() -> None:
     tl.speech(0.3)
     tl.silence(0.5)
     out = tl.event(Transcribed(1, "   "))
-    assert out == [StateChanged(State.LISTENING)]
+    assert out == [ForgetTurn(1), StateChanged(State.LISTENING)]  # nothing shown or kept
     assert tl.of(Respond) == []
 
 
@@ -175,7 +178,7 @@ def test_a_reply_without_audio_still_ends_the_turn() -> None:
     tl.speech(0.5)
     tl.silence(0.5)
     tl.event(Transcribed(1, "hello"))
-    assert tl.event(ReplyPlayed(1)) == [StateChanged(State.LISTENING)]
+    assert tl.event(ReplyPlayed(1)) == [CommitHistory(1), StateChanged(State.LISTENING)]
 
 
 def test_a_very_long_utterance_is_cut_answered_and_then_listens() -> None:
@@ -187,13 +190,14 @@ def test_a_very_long_utterance_is_cut_answered_and_then_listens() -> None:
     tl.speech(0.5)  # still talking: the cut turn is answered all the same
     assert tl.of(Cancel) == []
     assert tl.event(Transcribed(first.generation, "a long story")) == [
-        Respond(first.generation, "a long story")]
+        UserSaid(first.generation, "a long story"), Respond(first.generation, "a long story")]
     tl.speech(0.3)
     assert tl.event(ReplyAudioStarted(first.generation)) == [StateChanged(State.SPEAKING)]
     tl.speech(1.0)  # the monologue goes on over the answer: no pause, no new turn
     assert tl.of(PauseReply) == [] and tl.of(Cancel) == [] and len(tl.of(Transcribe)) == 1
     tl.silence(0.5)  # a pause: from here on it listens again
-    assert tl.event(ReplyPlayed(first.generation)) == [StateChanged(State.LISTENING)]
+    assert tl.event(ReplyPlayed(first.generation)) == [
+        CommitHistory(first.generation), StateChanged(State.LISTENING)]
     tl.speech(0.3)
     assert tl.core.state == State.USER_SPEAKING
     tl.silence(0.5)
@@ -215,7 +219,11 @@ def test_talking_over_the_reply_pauses_it_then_words_cancel_it() -> None:
     tl.silence(0.5)
     second = tl.core.generation
     out = tl.event(Transcribed(second, "stop, what time is it"))
-    assert out == [Cancel(first, barge_in=True), Respond(second, "stop, what time is it")]
+    assert out == [UserSaid(second, "stop, what time is it"),
+                   # paused first, so the barge-in was timed at the pause; the history
+                   # keeps what was heard of the first reply
+                   Cancel(first, barge_in=True, cut_by_speech=False, keep_heard=True),
+                   Respond(second, "stop, what time is it")]
     assert tl.event(ReplyPlayed(first)) == []  # the cut reply's late events are stale
 
 
@@ -225,14 +233,17 @@ def test_a_cough_or_backchannel_resumes_the_reply() -> None:
     tl.speech(0.3)  # "mm-hm"
     assert tl.of(PauseReply) == [PauseReply(first)]
     tl.silence(0.5)
-    out = tl.event(Transcribed(tl.core.generation, "Mm-hmm."))
-    assert out == [ResumeReply(first), StateChanged(State.SPEAKING)]
+    second = tl.core.generation
+    out = tl.event(Transcribed(second, "Mm-hmm."))
+    assert out == [UserSaid(second, "Mm-hmm."), ResumeReply(first), ForgetTurn(second),
+                   StateChanged(State.SPEAKING)]
     assert tl.of(Cancel) == []
-    assert tl.event(ReplyPlayed(first)) == [StateChanged(State.LISTENING)]
+    assert tl.event(ReplyPlayed(first)) == [CommitHistory(first), StateChanged(State.LISTENING)]
     tl.speech(0.3)  # a noise with no words at all also resumes
     tl.silence(0.5)
     # (the reply already ended here, so this one is an ordinary empty turn)
-    assert tl.event(Transcribed(tl.core.generation, "")) == [StateChanged(State.LISTENING)]
+    assert tl.event(Transcribed(tl.core.generation, "")) == [
+        ForgetTurn(tl.core.generation), StateChanged(State.LISTENING)]
 
 
 def test_noise_without_words_during_the_reply_resumes_it() -> None:
@@ -241,14 +252,15 @@ def test_noise_without_words_during_the_reply_resumes_it() -> None:
     tl.speech(0.2)  # a knock
     tl.silence(0.5)
     assert tl.event(Transcribed(tl.core.generation, "")) == [
-        ResumeReply(first), StateChanged(State.SPEAKING)]
+        ResumeReply(first), ForgetTurn(tl.core.generation), StateChanged(State.SPEAKING)]
 
 
 def test_min_words_zero_cancels_on_speech_alone() -> None:
     tl = Timeline(barge_in_min_words=0, barge_in_min_speech_ms=160)
     first = tl.answered()
     out = tl.speech(0.16)
-    assert out[0] == Cancel(first, barge_in=True)
+    # cut while it played: timed from here; the history keeps what was heard
+    assert out[0] == Cancel(first, barge_in=True, cut_by_speech=True, keep_heard=True)
     assert tl.of(PauseReply) == []
 
 
@@ -258,7 +270,7 @@ def test_min_words_two_needs_two_real_words() -> None:
     tl.speech(0.3)
     tl.silence(0.5)
     out = tl.event(Transcribed(tl.core.generation, "yeah okay wait"))
-    assert out[0] == ResumeReply(first)  # one real word ("wait") is not enough
+    assert out[1] == ResumeReply(first)  # one real word ("wait") is not enough
 
 
 def test_echo_does_not_interrupt_but_speech_over_it_does() -> None:
@@ -328,7 +340,8 @@ def test_a_failure_while_a_reply_is_paused_cancels_both() -> None:
     tl.speech(0.3)
     tl.silence(0.5)
     out = tl.event(StageFailed(tl.core.generation, "stt", "crashed"))
-    assert Cancel(first, barge_in=True) in out
+    assert Cancel(first, barge_in=True, keep_heard=True) in out
+    assert Cancel(first + 1, barge_in=False) in out  # the turn that paused it: no history
     assert tl.core.state == State.LISTENING and tl.core.speaking is None
 
 
@@ -347,8 +360,8 @@ def test_words_whisper_was_unsure_of_do_not_confirm_an_interruption() -> None:
     tl.speech(0.4)  # a hum that the recogniser turned into "MMA cam."
     tl.silence(0.5)
     out = tl.event(Transcribed(tl.core.generation, "MMA cam.", confidence=0.38))
-    assert out[0] == ResumeReply(first)
+    assert out[1] == ResumeReply(first)
     tl.speech(0.4)  # then a clear "Stop."
     tl.silence(0.5)
     out = tl.event(Transcribed(tl.core.generation, "Stop.", confidence=0.69))
-    assert out[0] == Cancel(first, barge_in=True)
+    assert out[1] == Cancel(first, barge_in=True, keep_heard=True)

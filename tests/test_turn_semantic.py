@@ -18,6 +18,7 @@ from voxlive.turn.core import (
     TurnCommitted,
     TurnCore,
     TurnJudged,
+    UserSaid,
 )
 
 
@@ -37,7 +38,7 @@ def test_complete_commits_at_the_speculative_point() -> None:
     assert (judge.generation, judge.start, judge.end) == (1, transcribe.start, transcribe.end)
     assert tl.of(TurnCommitted) == []  # no verdict yet: no commit
     assert tl.event(Transcribed(1, "What is the capital of France?")) == [
-        Respond(1, "What is the capital of France?")]
+        UserSaid(1, "What is the capital of France?"), Respond(1, "What is the capital of France?")]
     assert tl.event(TurnJudged(1, complete=True)) == [TurnCommitted(1, CommitRule.SEMANTIC)]
     assert tl.silence(1.0) == []  # committed once
 
@@ -47,7 +48,8 @@ def test_a_verdict_before_the_transcript_commits_too() -> None:
     tl.speech(1.0)
     tl.silence(0.192)
     assert tl.event(TurnJudged(1, complete=True)) == [TurnCommitted(1, CommitRule.SEMANTIC)]
-    assert tl.event(Transcribed(1, "Hello there.")) == [Respond(1, "Hello there.")]
+    assert tl.event(Transcribed(1, "Hello there.")) == [
+        UserSaid(1, "Hello there."), Respond(1, "Hello there.")]
 
 
 def test_no_verdict_waits_past_the_fixed_silence() -> None:

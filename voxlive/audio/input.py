@@ -1,11 +1,12 @@
-"""The caller's incoming audio: resampled, kept, and cut into VAD windows with their arrival.
+"""The caller's incoming audio: kept, and cut into VAD windows with their arrival.
 
 The counterpart of AudioOutput, kept out of CallSession so that the session stays about
-turns. Every 16 kHz block is kept (RecentAudio: what STT transcribes), timed by the
-stream's own clock (ArrivalClock: when it really arrived), and analysed in a worker
-thread: the VAD, and the echo check where the VAD hears a voice. Each window then goes
-to `on_window`, in stream order; `arrival(t)` later maps a window's stream time back to
-the wall clock, which is where the latency measurements start.
+turns. The transport hands it 16 kHz mono float32 (each transport resamples its own
+audio: transports/contract.py). Every block is kept (RecentAudio: what STT transcribes),
+timed by the stream's own clock (ArrivalClock: when it really arrived), and analysed in
+a worker thread: the VAD, and the echo check where the VAD hears a voice. Each window
+then goes to `on_window`, in stream order; `arrival(t)` later maps a window's stream
+time back to the wall clock, which is where the latency measurements start.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import av
 import numpy as np
 
 from voxlive.audio.clock import ArrivalClock
 from voxlive.audio.echo import EchoGuard
 from voxlive.audio.recent import RecentAudio
-from voxlive.audio.resample import MODEL_RATE, Resampler
+from voxlive.audio.resample import MODEL_RATE
 from voxlive.audio.vad import WINDOW_S
 from voxlive.latency import now
 
@@ -39,22 +39,11 @@ class AudioInput:
         self._vad = vad  # a streaming VAD: process(samples) -> one probability a window
         self._vad_threshold = vad_threshold
         self._on_window = on_window
-        self._resampler = Resampler(MODEL_RATE)
         self._windows = 0
         self._window_wall: deque[tuple[float, float]] = deque(maxlen=256)  # (t, arrival)
         self._clock = ArrivalClock(MODEL_RATE)
         # (RTP time of an input frame, when the VAD got it): the barge-in breakdown's stamps
         self.reached_vad: deque[tuple[int, float, float]] = deque(maxlen=REACHED_KEPT)
-
-    def resample(self, frame: av.AudioFrame) -> np.ndarray:
-        """One transport frame, any rate or layout, as 16 kHz mono float32."""
-        return self._resampler.process_frame(frame)
-
-    async def feed_frames(self, frames: Sequence[av.AudioFrame]) -> None:
-        """Transport frames that arrived together, any rate or layout: one VAD run."""
-        samples = [self.resample(frame) for frame in frames]
-        stamps = [(frame.pts, len(piece)) for frame, piece in zip(frames, samples, strict=True)]
-        await self.feed(np.concatenate(samples), stamps)
 
     async def feed(self, samples: np.ndarray, frames: Sequence[tuple[int | None, int]] = ()
                    ) -> None:

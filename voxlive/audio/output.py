@@ -1,19 +1,25 @@
 """The assistant's outgoing audio: queued sentences, read out 20 ms at a time.
 
-The transport pulls one frame per 20 ms tick. A sentence is queued whole, or streamed
-in chunks as a TTS makes them (`push(..., complete=False)`, then `extend`); a streamed
-sentence that runs dry plays silence until its next chunk instead of ending early.
-A reply's audio may be queued before the user's turn is committed; it plays only once
-its generation is opened. `pause()` and `drop()` take effect at the very next frame, so
-a barge-in is silent within one frame. The buffer counts the samples played of each
-sentence, which is how the history learns what the user actually heard.
+The transport pulls one frame per 20 ms tick. A sentence is queued whole, or streamed in
+chunks as a TTS makes them (`push(..., complete=False)`, then `extend`); a streamed
+sentence that runs dry plays silence until its next chunk instead of ending early. Each
+reply's audio is a `Playback` (owned by the session's reply object, voxlive/reply.py):
+its sentences and what of them played, whether it may play yet (its turn is committed:
+`open`), whether more will come, and whether it is paused under the user's voice. A
+reply's audio may be queued before the user's turn is committed; it plays only once
+opened. `pause()` and `drop()` take effect at the very next frame, so a barge-in is
+silent within one frame; a transport that buffers frames beyond that one registers a
+`PlayoutBuffer` to empty its own buffer on a pause (transports/contract.py). The played
+samples of each sentence are how the history learns what the user actually heard.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -28,19 +34,67 @@ assumed at least this long, so a cut never counts words the user did not hear.""
 
 @dataclass(eq=False)  # compared by identity: the queue holds the very objects
 class _Sentence:
-    generation: int
+    playback: Playback
     text: str
     samples: np.ndarray  # int16, mono, 48 kHz
     played: int = 0
     complete: bool = True  # False while a streaming TTS is still producing it
 
 
-@dataclass
-class _Reply:
-    sentences: list[_Sentence]
-    finished: bool = False  # no more sentences will be pushed
-    started: bool = False
-    open: bool = False  # the turn is committed: the reply may play
+class Playback:
+    """One reply's audio. `playing` is the one record of "paused" outside the turn core:
+    the output reads it for every frame, and the reply's synthesis waits on it."""
+
+    def __init__(self, generation: int):
+        self.generation = generation
+        self.sentences: list[_Sentence] = []
+        self.finished = False  # no more sentences will be pushed
+        self.started = False
+        self.open = False  # the turn is committed: the reply may play
+        self.done = False  # all of it played: `on_played` was called
+        self.playing = asyncio.Event()  # cleared while paused
+        self.playing.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self.playing.is_set()
+
+    def pause(self) -> None:
+        self.playing.clear()
+
+    def resume(self) -> None:
+        self.playing.set()
+
+    def heard_text(self) -> str:
+        """The words of this reply that were played: whole sentences, then the played
+        share of the sentence that was cut (by proportion: piper gives no word timings)."""
+        words: list[str] = []
+        for sentence in self.sentences:
+            sentence_words = sentence.text.split()
+            if sentence.complete and sentence.played >= len(sentence.samples):
+                words += sentence_words
+            else:
+                total = len(sentence.samples)
+                if not sentence.complete:  # its length is not known yet: at least this
+                    total = max(total, len(sentence_words) * SAMPLES_PER_WORD)
+                share = sentence.played / max(1, total)
+                words += sentence_words[: int(len(sentence_words) * share)]
+                break
+        return " ".join(words)
+
+    def text(self) -> str:
+        """Every sentence of this reply queued so far (the echo check's reference)."""
+        return " ".join(s.text for s in self.sentences)
+
+
+class PlayoutBuffer(Protocol):
+    """A transport's own buffer of frames already taken from the output (the local sound
+    card's jitter queue): told when the reply pauses, so that what it holds goes silent
+    too, and when it plays on (LiveKit Agents' io.AudioOutput: pause/resume)."""
+
+    def paused(self) -> None: ...
+
+    def resumed(self) -> None: ...
 
 
 def _ignore(generation: int) -> None:
@@ -58,29 +112,36 @@ class AudioOutput:
         self._on_played = on_played
         self._on_frame = on_frame
         self._queue: deque[_Sentence] = deque()
-        self._replies: dict[int, _Reply] = {}
         self._silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        self.paused = False
         self.frames_sent = 0
+        self.buffers: list[PlayoutBuffer] = []  # the transport's, if it buffers frames
 
-    def _reply(self, generation: int) -> _Reply:
-        return self._replies.setdefault(generation, _Reply([]))
+    def pause(self, playback: Playback) -> None:
+        """Hold this reply from the next frame, keeping what is queued."""
+        playback.pause()
+        for buffer in self.buffers:
+            buffer.paused()
 
-    def push(self, generation: int, samples: np.ndarray, text: str,
+    def resume(self, playback: Playback) -> None:
+        """Play on from where it paused."""
+        playback.resume()
+        for buffer in self.buffers:
+            buffer.resumed()
+
+    def push(self, playback: Playback, samples: np.ndarray, text: str,
              complete: bool = True) -> None:
         """Queue one sentence of int16 48 kHz mono audio; `complete=False`: its first
         chunk, more follows through `extend`."""
-        sentence = _Sentence(generation, text, samples.astype(np.int16, copy=False),
+        sentence = _Sentence(playback, text, samples.astype(np.int16, copy=False),
                              complete=complete)
-        self._reply(generation).sentences.append(sentence)
+        playback.sentences.append(sentence)
         self._queue.append(sentence)
 
-    def extend(self, generation: int, samples: np.ndarray, complete: bool = False) -> None:
+    def extend(self, playback: Playback, samples: np.ndarray, complete: bool = False) -> None:
         """Append a chunk to this reply's sentence that is still being streamed."""
-        reply = self._replies.get(generation)
-        streaming = [s for s in reply.sentences if not s.complete] if reply else []
+        streaming = [s for s in playback.sentences if not s.complete]
         if not streaming:
-            raise ValueError(f"reply {generation} has no sentence being streamed")
+            raise ValueError(f"reply {playback.generation} has no sentence being streamed")
         sentence = streaming[-1]
         if not any(queued is sentence for queued in self._queue):
             return  # dropped (barge-in): what is still synthesised goes nowhere
@@ -90,60 +151,25 @@ class AudioOutput:
         sentence.complete = complete
         if complete and sentence.played >= len(sentence.samples):
             self._queue.remove(sentence)  # it ran dry just as the last (empty) chunk came
-            self._maybe_done(generation)
+            self._maybe_done(playback)
 
-    def open(self, generation: int) -> None:
+    def open(self, playback: Playback) -> None:
         """The turn is committed: this reply may play."""
-        reply = self._reply(generation)
-        reply.open = True
-        self._maybe_done(generation)
+        playback.open = True
+        self._maybe_done(playback)
 
-    def finish(self, generation: int) -> None:
+    def finish(self, playback: Playback) -> None:
         """No more audio will come for this reply; `on_played` fires once it is all out."""
-        self._reply(generation).finished = True
-        self._maybe_done(generation)
+        playback.finished = True
+        self._maybe_done(playback)
 
-    def pause(self) -> None:
-        self.paused = True
-
-    def resume(self) -> None:
-        self.paused = False
-
-    def drop(self, generation: int) -> None:
+    def drop(self, playback: Playback) -> None:
         """Silence this reply now: drop its queued samples."""
-        self._queue = deque(s for s in self._queue if s.generation != generation)
+        self._queue = deque(s for s in self._queue if s.playback is not playback)
 
     def clear(self) -> None:
         """Silence now: drop every queued sample."""
         self._queue.clear()
-
-    def heard_text(self, generation: int) -> str:
-        """The words of this reply that were played: whole sentences, then the played
-        share of the sentence that was cut (by proportion: piper gives no word timings)."""
-        reply = self._replies.get(generation)
-        if reply is None:
-            return ""
-        words: list[str] = []
-        for sentence in reply.sentences:
-            sentence_words = sentence.text.split()
-            if sentence.complete and sentence.played >= len(sentence.samples):
-                words += sentence_words
-            else:
-                total = len(sentence.samples)
-                if not sentence.complete:  # its length is not known yet: at least this
-                    total = max(total, len(sentence_words) * SAMPLES_PER_WORD)
-                share = sentence.played / max(1, total)
-                words += sentence_words[: int(len(sentence_words) * share)]
-                break
-        return " ".join(words)
-
-    def reply_text(self, generation: int) -> str:
-        """Every sentence of this reply queued so far (the echo check's reference)."""
-        reply = self._replies.get(generation)
-        return " ".join(s.text for s in reply.sentences) if reply else ""
-
-    def forget(self, generation: int) -> None:
-        self._replies.pop(generation, None)
 
     @property
     def idle(self) -> bool:
@@ -151,7 +177,7 @@ class AudioOutput:
 
     def next_frame(self) -> np.ndarray:
         """The next 20 ms to send: reply audio, or silence."""
-        frame = self._fill() if self._queue and not self.paused else self._silence
+        frame = self._fill() if self._queue else self._silence
         self.frames_sent += 1
         if self._on_frame is not None:
             self._on_frame(frame)
@@ -162,12 +188,12 @@ class AudioOutput:
         filled = 0
         while filled < FRAME_SAMPLES and self._queue:
             sentence = self._queue[0]
-            reply = self._reply(sentence.generation)
-            if not reply.open:
-                break  # its turn is not committed yet: hold it back
+            reply = sentence.playback
+            if not reply.open or reply.paused:
+                break  # its turn is not committed yet, or the user may be interrupting
             if not reply.started:
                 reply.started = True
-                self._on_started(sentence.generation)
+                self._on_started(reply.generation)
             take = min(FRAME_SAMPLES - filled, len(sentence.samples) - sentence.played)
             start = sentence.played
             frame[filled : filled + take] = sentence.samples[start : start + take]
@@ -177,13 +203,13 @@ class AudioOutput:
                 if not sentence.complete:
                     break  # the TTS is behind: silence until its next chunk
                 self._queue.popleft()
-                self._maybe_done(sentence.generation)
+                self._maybe_done(reply)
         return frame if filled else self._silence
 
-    def _maybe_done(self, generation: int) -> None:
-        reply = self._replies.get(generation)
-        if reply is None or not (reply.finished and reply.open):
+    def _maybe_done(self, playback: Playback) -> None:
+        if playback.done or not (playback.finished and playback.open):
             return
-        if any(s.generation == generation for s in self._queue):
+        if any(s.playback is playback for s in self._queue):
             return
-        self._on_played(generation)
+        playback.done = True
+        self._on_played(playback.generation)

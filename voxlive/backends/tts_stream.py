@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 
-from voxlive.audio.output import AudioOutput
+from voxlive.audio.output import AudioOutput, Playback
 from voxlive.audio.resample import CALL_RATE, Resampler, to_int16
 from voxlive.backends.base import TextToSpeech
 from voxlive.backends.threaded import iterate_in_thread
@@ -28,7 +28,7 @@ def speech_chunks(tts: TextToSpeech, text: str,
                              failure="speech synthesis failed", name="tts")
 
 
-async def speak_into(output: AudioOutput, tts: TextToSpeech, generation: int, sentence: str,
+async def speak_into(output: AudioOutput, tts: TextToSpeech, playback: Playback, sentence: str,
                      style: str = "default",
                      on_first_audio: Callable[[], None] | None = None) -> bool:
     """Synthesise one sentence into the call's output as it is made: the first chunk
@@ -45,14 +45,14 @@ async def speak_into(output: AudioOutput, tts: TextToSpeech, generation: int, se
                 continue
             samples = to_int16(resampler.process(chunk, tts.sample_rate))
             if pushed:
-                output.extend(generation, samples)
+                output.extend(playback, samples)
                 continue
             if on_first_audio is not None:
                 on_first_audio()
-            output.push(generation, samples, sentence, complete=False)
+            output.push(playback, samples, sentence, complete=False)
             pushed = True
         tail = to_int16(resampler.flush())
     finally:
         if pushed:
-            output.extend(generation, tail, complete=True)
+            output.extend(playback, tail, complete=True)
     return pushed

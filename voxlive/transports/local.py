@@ -180,6 +180,8 @@ class LocalAudio:
         except Exception as exc:
             await self._close_streams()
             raise DeviceLost(f"could not start the audio device: {exc}") from exc
+        if self.jitter_queue not in self.session.output.buffers:  # emptied on a pause
+            self.session.output.buffers.append(self.jitter_queue)
         self._tasks = [self._loop.create_task(self._guarded(work)) for work in (
             self.microphone.pump(self.session), self.jitter_queue.keep_filled(self.session.output),
             self._watch())]

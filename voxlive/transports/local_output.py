@@ -47,7 +47,6 @@ class JitterQueue:
         self.stats.jitter_frames = self.stats.most_jitter_frames = self.target
         self._fifo = SampleFifo()
         self._wake = asyncio.Event()
-        self._was_paused = False
         self.rate = 0
         self._resampler: Resampler | None = None
 
@@ -81,12 +80,16 @@ class JitterQueue:
             self._wake.clear()
             await self._wake.wait()
 
+    def paused(self) -> None:
+        """A barge-in paused the reply (a PlayoutBuffer of the output): what is queued here
+        would still play."""
+        self._fifo.clear()
+        self.stats.flushed_on_pause += 1
+
+    def resumed(self) -> None:
+        return None  # the output plays on from where it paused: the next fill takes it
+
     def fill(self, output: AudioOutput) -> None:
-        if output.paused and not self._was_paused:
-            # A barge-in paused the reply: what is queued here would still play.
-            self._fifo.clear()
-            self.stats.flushed_on_pause += 1
-        self._was_paused = output.paused
         self._adapt()
         block = round(self.rate * BLOCK_S)
         target = self.target * block

@@ -13,7 +13,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from voxlive.audio.output import FRAME_SAMPLES, AudioOutput
-from voxlive.audio.resample import CALL_RATE
+from voxlive.audio.resample import CALL_RATE, MODEL_RATE, Resampler
 from voxlive.session import CallSession
 from voxlive.transports.rtp_receive import FrameInbox, read_into, stop
 
@@ -80,16 +80,31 @@ async def pump_video(track: MediaStreamTrack, session: CallSession) -> None:
         session.on_camera_frame(frame)
 
 
+class FrameFeed:
+    """The WebRTC input's side of the transport contract (transports/contract.py): aiortc's
+    frames (48 kHz from Opus, any layout) resampled to 16 kHz mono float32 and fed to the
+    session with their RTP times, all the frames that arrived together in one VAD run."""
+
+    def __init__(self, session: CallSession):
+        self.session = session
+        self._resampler = Resampler(MODEL_RATE)
+
+    async def frames(self, frames: list[av.AudioFrame]) -> None:
+        samples = [self._resampler.process_frame(frame) for frame in frames]
+        stamps = [(frame.pts, len(piece)) for frame, piece in zip(frames, samples, strict=True)]
+        await self.session.feed(np.concatenate(samples), stamps)
+
+
 async def pump_input(track: MediaStreamTrack, session: CallSession) -> None:
     """Feed the caller's audio track into the session until the track ends.
 
     Frames are taken as they come (rtp_receive.FrameInbox): while the VAD analyses one
     batch, the next frames wait in the inbox, and all of them go to the VAD in the next
     run, so a burst never queues one VAD run per frame behind it."""
-    inbox = FrameInbox()
+    inbox, feed = FrameInbox(), FrameFeed(session)
     reader = asyncio.ensure_future(read_into(track, inbox))
     try:
         while frames := await inbox.take():
-            await session.feed_frames([frame for frame, _arrived in frames])
+            await feed.frames([frame for frame, _arrived in frames])
     finally:
         await stop(reader)

@@ -40,7 +40,9 @@ from voxlive.turn.vocabulary import (
     Cancel,
     ClientCancel,
     ClientTurn,
+    CommitHistory,
     Event,
+    ForgetTurn,
     PauseReply,
     ReplyAudioStarted,
     ReplyPlayed,
@@ -55,41 +57,18 @@ from voxlive.turn.vocabulary import (
     Transcribe,
     Transcribed,
     TurnCommitted,
+    UserSaid,
     VadWindow,
 )
 
 # The vocabulary (turn/vocabulary.py, turn/end_of_turn.py) is re-exported from here.
 __all__ = [
-    "Action",
-    "Cancel",
-    "ClientCancel",
-    "ClientTurn",
-    "CommitRule",
-    "Event",
-    "HYSTERESIS",
-    "JudgeFailed",
-    "JudgeTurn",
-    "PauseReply",
-    "ReplyAudioStarted",
-    "ReplyPlayed",
-    "ReportError",
-    "Respond",
-    "ResumeReply",
-    "SpeechStarted",
-    "SpeechStopped",
-    "StageFailed",
-    "State",
-    "StateChanged",
-    "TAIL_S",
-    "Transcribe",
-    "Transcribed",
-    "TurnCommitted",
-    "TurnCore",
-    "TurnJudged",
-    "VadWindow",
+    "Action", "Cancel", "ClientCancel", "ClientTurn", "CommitHistory", "CommitRule", "Event",
+    "ForgetTurn", "HYSTERESIS", "JudgeFailed", "JudgeTurn", "PauseReply", "ReplyAudioStarted",
+    "ReplyPlayed", "ReportError", "Respond", "ResumeReply", "SpeechStarted", "SpeechStopped",
+    "StageFailed", "State", "StateChanged", "TAIL_S", "Transcribe", "Transcribed",
+    "TurnCommitted", "TurnCore", "TurnJudged", "UserSaid", "VadWindow",
 ]
-
-
 
 HYSTERESIS = 0.15
 """A window counts as silence only below threshold - HYSTERESIS, so speech near the
@@ -119,6 +98,7 @@ class TurnCore:
         self._last_voiced = 0.0
         self._deaf_until: float | None = None  # half duplex: ignore the reply's echo tail
         self._cut_silence: float | None = None  # after a cut: silence heard since (None: no cut)
+        self._responded: set[int] = set()  # replies to words whose history is not written yet
 
     @property
     def _speculative_s(self) -> float:
@@ -220,7 +200,7 @@ class TurnCore:
             self.committed = False
             dropped = self.generation
             self.generation += 1  # whatever the dropped reply still sends is stale
-            return [Cancel(dropped, barge_in=False),
+            return [self._cancel(dropped, barge_in=False),
                     *self._maybe_user_starts(self.settings.min_speech_ms, reopen=True)]
         return self._maybe_commit()
 
@@ -284,7 +264,7 @@ class TurnCore:
         self._turn_onset = self._onset
         if self.settings.barge_in_min_words == 0:
             # Speech alone confirms the interruption: cut the reply now.
-            actions: list[Action] = [Cancel(self.speaking, barge_in=True)]
+            actions: list[Action] = [self._cancel(self.speaking, barge_in=True)]
             self.speaking = None
             self.generation += 1
         else:
@@ -308,18 +288,22 @@ class TurnCore:
         self.paused = False
         if not self.settings.barge_in:
             self._deaf_until = -1.0
+        actions: list[Action] = []
+        if event.generation in self._responded:  # played to its end: all of it was heard
+            self._responded.discard(event.generation)
+            actions.append(CommitHistory(event.generation))
         if self.state in (State.THINKING, State.SPEAKING):
-            return self._set_state(State.LISTENING)
-        return []
+            actions += self._set_state(State.LISTENING)
+        return actions
 
     # --- turns the client drives ---------------------------------------------------
 
     def _on_client(self, event: ClientTurn | ClientCancel) -> list[Action]:
         actions: list[Action] = []
         if self.speaking is not None:
-            actions.append(Cancel(self.speaking, barge_in=True))
+            actions.append(self._cancel(self.speaking, barge_in=True))
         elif self.state == State.THINKING:
-            actions.append(Cancel(self.generation, barge_in=False))
+            actions.append(self._cancel(self.generation, barge_in=False))
         self.speaking = None
         self.paused = False
         if isinstance(event, ClientCancel):
@@ -330,41 +314,58 @@ class TurnCore:
         self.generation += 1
         self.committed = True
         return [*actions, *self._set_state(State.THINKING), TurnCommitted(self.generation),
-                Respond(self.generation, event.text)]
+                self._respond(self.generation, event.text)]
 
     # --- model results --------------------------------------------------------------
 
     def _on_transcribed(self, event: Transcribed) -> list[Action]:
-        if self.state != State.THINKING:
-            return []
         text = event.text.strip()
-        actions: list[Action] = []
+        # The transcript is current (stale ones never get here): the page sees it.
+        said: list[Action] = [UserSaid(event.generation, text)] if text else []
+        if self.state != State.THINKING:
+            return said
+        actions: list[Action] = said
         if self.paused and self.speaking is not None:
             words = meaningful_words(text)
             unsure = event.confidence < self.settings.barge_in_min_confidence
             if event.echo or unsure or len(words) < max(1, self.settings.barge_in_min_words):
                 # A cough, a knock, an "mm-hm", the reply's own echo: not an
-                # interruption. Play on.
+                # interruption. Play on; the turn that paused it is forgotten.
                 self.paused = False
                 self.committed = True
-                return [ResumeReply(self.speaking), *self._set_state(State.SPEAKING)]
-            actions.append(Cancel(self.speaking, barge_in=True))
+                return [*actions, ResumeReply(self.speaking), ForgetTurn(event.generation),
+                        *self._set_state(State.SPEAKING)]
+            actions.append(self._cancel(self.speaking, barge_in=True))
             self.speaking = None
             self.paused = False
-        if not text:
-            return actions + self._set_state(State.LISTENING)  # a noise, not words
-        return [*actions, Respond(event.generation, text)]
+        if not text:  # a noise, not words
+            return [*actions, ForgetTurn(event.generation), *self._set_state(State.LISTENING)]
+        return [*actions, self._respond(event.generation, text)]
 
     def _on_failure(self, event: StageFailed) -> list[Action]:
         actions: list[Action] = [ReportError(event.stage, event.message)]
         if self.state in (State.THINKING, State.SPEAKING):
             if self.paused and self.speaking is not None:
-                actions.append(Cancel(self.speaking, barge_in=True))
-            actions.append(Cancel(self.generation, barge_in=False))
+                actions.append(self._cancel(self.speaking, barge_in=True))
+            actions.append(self._cancel(self.generation, barge_in=False))
             self.speaking = None
             self.paused = False
             actions += self._set_state(State.LISTENING)
         return actions
+
+    # --- the runtime's decisions: what a cut keeps, what a reply commits ------------
+
+    def _respond(self, generation: int, text: str) -> Respond:
+        self._responded.add(generation)
+        return Respond(generation, text)
+
+    def _cancel(self, generation: int, barge_in: bool) -> Cancel:
+        """A cut the user heard keeps its heard words (when it answered words); one made
+        while the reply played, not paused, is timed as a barge-in from here."""
+        keep = barge_in and generation in self._responded
+        self._responded.discard(generation)
+        return Cancel(generation, barge_in, cut_by_speech=barge_in and not self.paused,
+                      keep_heard=keep)
 
     def _set_state(self, state: State) -> list[Action]:
         if state == self.state:

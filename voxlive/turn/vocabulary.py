@@ -130,9 +130,12 @@ class TurnCommitted:
 
 @dataclass(frozen=True)
 class PauseReply:
-    """Silence the output now, keeping what is queued: the user may be interrupting."""
+    """Silence the output now, keeping what is queued: the user may be interrupting.
+    `hold_synthesis`: no new sentence is synthesised while paused, so the CPU goes to
+    transcribing what the user says (is it an interruption?), not to speech that may go."""
 
     generation: int
+    hold_synthesis: bool = True
 
 
 @dataclass(frozen=True)
@@ -145,10 +148,38 @@ class ResumeReply:
 @dataclass(frozen=True)
 class Cancel:
     """Drop generation N: close its LLM stream, stop its TTS, clear its audio now.
-    `barge_in`: the user heard part of it, so the history keeps the heard words."""
+    `barge_in`: the user heard part of it (speech or the client cut it). The core's
+    decisions, so that the runtime derives none: `cut_by_speech`: it was playing, not
+    paused, when cut, so the barge-in is timed from here; `keep_heard`: the history takes
+    the user's words and the heard part of the reply, marked interrupted."""
 
     generation: int
     barge_in: bool
+    cut_by_speech: bool = False
+    keep_heard: bool = False
+
+
+@dataclass(frozen=True)
+class CommitHistory:
+    """The reply was played to its end: the history takes the user's words and the reply."""
+
+    generation: int
+
+
+@dataclass(frozen=True)
+class UserSaid:
+    """The transcript of the current turn holds words: show them (and how they sounded).
+    A stale transcript (the turn was reopened or superseded) gets no UserSaid."""
+
+    generation: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ForgetTurn:
+    """The turn held no words (a noise): nothing of it is said or kept."""
+
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -159,5 +190,6 @@ class ReportError:
 
 Action = (
     StateChanged | SpeechStarted | SpeechStopped | Transcribe | Respond | TurnCommitted
-    | PauseReply | ResumeReply | Cancel | ReportError | JudgeTurn
+    | PauseReply | ResumeReply | Cancel | ReportError | JudgeTurn | CommitHistory | UserSaid
+    | ForgetTurn
 )
