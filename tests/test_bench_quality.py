@@ -99,6 +99,29 @@ def test_answers_lengths_and_leaks() -> None:
     assert not leaks("The capital of France is Paris.")
 
 
+def test_a_wrong_answer_is_put_down_to_its_cause() -> None:
+    france = next(d for d in DIALOGUES if d.name == "capital_france")
+    said = france.turns[0]
+
+    def turn(heard: str, reply: str = "Lyon.", error: str | None = None) -> dict:
+        return {"said": said, "heard": heard, "reply": reply, "error": error}
+
+    assert quality.miss_cause(france, [turn("What is the capital of friends?")]) == "misheard"
+    assert quality.miss_cause(france, [turn("What is the capital of France?")]) == "llm"
+    assert quality.miss_cause(france, [turn("", "", "stt: timed out")]) == "error"
+    assert quality.miss_cause(france, [turn(said, "")]) == "no reply"
+    german = next(d for d in DIALOGUES if d.language == "de")
+    wrong = {"said": german.turns[0], "heard": "Was is the house that for the drug land?",
+             "reply": "Sorry?", "error": None}
+    assert quality.miss_cause(german, [wrong]) == "wrong language"
+    # Memory: the first turn misheard ("Ellis") is the cause, though the question was heard.
+    name = next(d for d in DIALOGUES if d.name == "memory_name")
+    turns = [{"said": name.turns[0], "heard": "My name is Ellis and I live in Paris.",
+              "reply": "Nice to meet you.", "error": None},
+             {"said": name.turns[1], "heard": name.turns[1], "reply": "Ellis.", "error": None}]
+    assert quality.miss_cause(name, turns) == "misheard"
+
+
 def test_llama_cpp_formats_with_the_models_own_chat_template(embedded_models: Models) -> None:
     llama = getattr(embedded_models.llm, "llama", None)
     if llama is None:

@@ -56,9 +56,34 @@ async def test_a_thinking_pause_does_not_end_the_turn(patient_server: str) -> No
         last_speech = max(i for i, k in enumerate(kinds) if k == "speech_started")
         assert kinds.index("turn_committed") > last_speech  # not during the pause
         assert commits[0]["rule"] in ("semantic", "timeout")
-        # Each verdict it gave had both signals (a verdict on the pause may not come at
-        # all: the speech that goes on cancels it).
+        # Each verdict it gave heard the voice, and the words unless the voice was sure
+        # (a verdict on the pause may not come at all: the speech that goes on cancels it).
         judged = [e for e in client.events if e["type"] == "turn_judged"]
-        assert all(j["text"] is not None and j["audio"] is not None for j in judged)
+        assert all(j["audio"] is not None for j in judged)
+        assert all(j["text"] is not None or j["complete"] for j in judged)
+    finally:
+        await client.close()
+
+
+async def test_a_finished_real_question_ends_on_the_voice_alone(patient_server: str) -> None:
+    """A real recording (asterisk's "You are currently the only person in this
+    conference.", Smart Turn 0.97 offline) over WebRTC: the voice is sure, the turn
+    commits without waiting for the words' signal."""
+    from voxlive.audio.resample import CALL_RATE, MODEL_RATE, resample_once
+    from voxlive.harness.turn_corpus import asterisk_prompts, trim
+
+    try:
+        [(_, audio)] = asterisk_prompts(("conf-onlyperson",)).values()
+    except RuntimeError as exc:  # real_speech.CorpusError: no apt-get, no network
+        pytest.skip(f"real human speech unavailable: {exc}")
+    client = CallClient(patient_server)
+    await client.connect()
+    try:
+        client.mic.say(resample_once(trim(audio, 0.005), MODEL_RATE, CALL_RATE))
+        await client.wait_for(lambda e: e["type"] == "turn_latency", timeout=90)
+        [commit] = [e for e in client.events if e["type"] == "turn_committed"]
+        assert commit["rule"] == "semantic"
+        [judged] = [e for e in client.events if e["type"] == "turn_judged"]
+        assert judged["complete"] and judged["audio"] >= 0.75 and judged["text"] is None
     finally:
         await client.close()

@@ -214,3 +214,11 @@ def test_discovery_adds_no_import_cycle() -> None:
                     reachable.add(nxt)
                     pending.append(nxt)
         assert not {m for m in reachable if m.startswith("voxlive.config")}, module
+
+
+def test_further_models_a_backend_declares_are_checked() -> None:
+    stt = {"backend": "faster-whisper", "other_languages": {"model": "/nope/base.bin"}}
+    config = parse_config({"profiles": {"p": {"stt": stt, "llm": {"backend": "llama-cpp"},
+                                              "tts": {"backend": "espeak-ng"}}}})
+    assert ("profiles.p.stt.other_languages.model: model file '/nope/base.bin' does not exist"
+            in check_profile(config, "p"))

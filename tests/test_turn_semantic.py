@@ -12,6 +12,7 @@ from voxlive.turn.core import (
     JudgeTurn,
     ReportError,
     Respond,
+    SemanticPolicy,
     State,
     Transcribe,
     Transcribed,
@@ -19,14 +20,18 @@ from voxlive.turn.core import (
     TurnCore,
     TurnJudged,
     UserSaid,
+    VoiceJudged,
 )
 
 
-def semantic(**settings: object) -> Timeline:
+def semantic(policy: SemanticPolicy | None = None, **settings: object) -> Timeline:
     tl = Timeline(speculative_silence_ms=160, end_of_turn_silence_ms=480,
                   max_incomplete_silence_ms=2000, pre_roll_ms=0, **settings)
-    tl.core = TurnCore(tl.core.settings, vad_threshold=0.5, semantic=True)
+    tl.core = TurnCore(tl.core.settings, vad_threshold=0.5, semantic=True, policy=policy)
     return tl
+
+
+EARLY = SemanticPolicy(voice_alone=0.75, ask_silence_ms=64)
 
 
 def test_complete_commits_at_the_speculative_point() -> None:
@@ -135,3 +140,94 @@ def test_without_a_detector_nothing_is_judged_and_the_fixed_rule_holds() -> None
     tl.silence(0.48)
     assert tl.of(JudgeTurn) == []
     assert tl.of(TurnCommitted) == [TurnCommitted(1, CommitRule.TIMEOUT)]
+
+
+# --- asked before the speculative point; the voice alone when it is sure -------------------
+
+
+def test_the_detector_is_asked_early_for_the_turn_the_pause_would_end() -> None:
+    tl = semantic(EARLY)
+    tl.speech(1.28)
+    out = tl.silence(0.064)
+    assert out == [JudgeTurn(1, 0.0, 1.344)]  # the next generation; no STT yet
+    assert tl.core.generation == 0 and tl.core.state == State.USER_SPEAKING
+    tl.silence(0.096)  # the speculative point (160 ms): STT starts, no second question
+    [transcribe] = tl.of(Transcribe)
+    assert transcribe.generation == 1 and len(tl.of(JudgeTurn)) == 1
+
+
+def test_a_sure_voice_before_the_speculative_point_commits_there() -> None:
+    tl = semantic(EARLY)
+    tl.speech(1.0)
+    tl.silence(0.064)
+    assert tl.event(VoiceJudged(1, 0.9)) == []  # heard early: the turn is not over yet
+    out = tl.silence(0.096)
+    assert out[-1] == TurnCommitted(1, CommitRule.SEMANTIC)  # with STT, at 160 ms
+    assert tl.of(Transcribe)[0].generation == 1
+    assert tl.event(Transcribed(1, "What is the capital of France?")) == [
+        UserSaid(1, "What is the capital of France?"), Respond(1, "What is the capital of France?")]
+
+
+def test_an_unsure_voice_waits_for_the_verdict_with_the_words() -> None:
+    tl = semantic(EARLY)
+    tl.speech(1.0)
+    tl.silence(0.064)
+    tl.event(VoiceJudged(1, 0.6))
+    tl.silence(0.5)  # past the fixed 480 ms: the detector's answer is awaited
+    assert tl.of(TurnCommitted) == []
+    assert tl.event(TurnJudged(1, complete=True)) == [TurnCommitted(1, CommitRule.SEMANTIC)]
+
+
+def test_the_voice_never_decides_alone_without_a_threshold() -> None:
+    tl = semantic(SemanticPolicy(ask_silence_ms=64))
+    tl.speech(1.0)
+    tl.silence(0.16)
+    assert tl.event(VoiceJudged(1, 0.99)) == []
+    assert tl.event(TurnJudged(1, complete=False)) == []
+    tl.silence(1.9)
+    assert tl.of(TurnCommitted) == [TurnCommitted(1, CommitRule.TIMEOUT)]
+
+
+def test_a_sure_voice_after_the_speculative_point_commits_at_once() -> None:
+    tl = semantic(SemanticPolicy(voice_alone=0.75))  # asked at the speculative point
+    tl.speech(1.0)
+    tl.silence(0.16)
+    assert [a.generation for a in tl.of(JudgeTurn)] == [1]
+    assert tl.event(VoiceJudged(1, 0.8)) == [TurnCommitted(1, CommitRule.SEMANTIC)]
+
+
+def test_speech_before_the_speculative_point_voids_the_early_question() -> None:
+    tl = semantic(EARLY)
+    tl.speech(1.0)  # "I would like to"
+    tl.silence(0.096)  # asked at 64 ms
+    tl.speech(0.5)  # "... order a pizza": no STT ran, nothing to cancel
+    assert tl.of(Transcribe) == [] and tl.of(Cancel) == []
+    assert tl.event(VoiceJudged(1, 0.95)) == []  # the void question's answer
+    tl.silence(0.064)
+    second = tl.of(JudgeTurn)[-1]
+    assert second == JudgeTurn(1, 0.0, 1.664)  # asked again, about the whole turn
+    out = tl.silence(0.096)
+    assert TurnCommitted(1, CommitRule.SEMANTIC) not in out  # the void "sure" is forgotten
+    assert tl.event(VoiceJudged(1, 0.9)) == [TurnCommitted(1, CommitRule.SEMANTIC)]
+
+
+def test_an_early_failure_is_said_once_and_the_fixed_rule_decides() -> None:
+    tl = semantic(EARLY)
+    tl.speech(1.0)
+    tl.silence(0.064)
+    [error] = [a for a in tl.event(JudgeFailed(1, "the turn detector failed: boom"))
+               if isinstance(a, ReportError)]
+    assert "boom" in error.message
+    tl.silence(0.384)  # 448 ms
+    assert tl.of(TurnCommitted) == []
+    assert tl.silence(0.032) == [TurnCommitted(1, CommitRule.TIMEOUT)]  # 480 ms
+
+
+def test_an_early_answer_for_another_generation_is_stale() -> None:
+    tl = semantic(EARLY)
+    tl.speech(1.0)
+    tl.silence(0.064)
+    assert tl.event(VoiceJudged(2, 0.99)) == []  # not the turn this pause would end
+    assert tl.event(TurnJudged(0, complete=True)) == []
+    tl.silence(0.096)
+    assert tl.of(TurnCommitted) == []

@@ -35,7 +35,7 @@ from voxlive.reply import Reply
 from voxlive.reply_work import ReplyWork
 from voxlive.tools.runner import ToolRounds
 from voxlive.turn import vocabulary as vocab
-from voxlive.turn.call_judge import CallTurnJudge
+from voxlive.turn.call_judge import CallTurnJudge, semantic_policy
 from voxlive.turn.conversation import Conversation
 from voxlive.turn.core import TurnCore
 from voxlive.turn.end_of_turn import JudgeTurn
@@ -55,7 +55,8 @@ class CallSession:
         self.call_id = call_id
         self.send_event = send_event
         detector = getattr(models, "turn_detector", None)
-        self.core = TurnCore(config.turn, vad_threshold, semantic=detector is not None)
+        self.core = TurnCore(config.turn, vad_threshold, semantic=detector is not None,
+                             policy=semantic_policy(detector))
         self.judge = CallTurnJudge(detector, self.handle, self.emit)
         self.emotion = CallEmotion(models.emotion, self.emit)
         assistant = config.assistant

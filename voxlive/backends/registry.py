@@ -68,6 +68,7 @@ class Backend:
         extra to install); `program`: a program it runs, checked on the PATH.
     model_field: the config field naming a model this machine must have (a path or a
         pip: package); None when the model lives elsewhere (a server's model name).
+    other_models: config -> {key: reference} of further models it loads (checked alike).
     """
 
     stage: Stage
@@ -78,6 +79,7 @@ class Backend:
     install: str = ""
     program: str = ""
     model_field: str | None = "model"
+    other_models: Callable[[Any], dict[str, str]] | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

@@ -9,14 +9,24 @@ about 5 times faster with the same word error rate (espeak 0.067 against 0.075, 
 0.014 both), while windows cut to the utterance's own length make Whisper repeat itself.
 The two windows do not err on the same words, though ("capital of France" became
 "capital and friends" in one espeak voice): a short-window transcript that loops
-(Whisper's own rule: gzip compression ratio above 2.4) or that the model is unsure of
-(confidence below `short_window_min_confidence`, 0.86 by default: about a quarter of
-those utterances, but most cut-off phrases) is redone on the full window, whose
-transcript is kept: the doubtful cases pay for their second pass.
+(Whisper's own rule: gzip compression ratio above 2.4), that the model is unsure of as a
+whole (confidence below `short_window_min_confidence`, 0.5), or that has two doubtful
+words in a row (each below `short_window_doubtful_word`, 0.8: "and friends" 0.47/0.57
+offline and 0.47/0.69-0.73 over WebRTC, "in dial" 0.52-0.59/0.52-0.63 for "and dial")
+is redone on the full window, whose transcript is kept. Where the short window errs, it
+errs on a run of words; a lone unsure token is most often the first one, a punctuation
+mark, or the last word of a cut-off phrase, where the full window is no better (it
+tends to invent the rest of the sentence). Measured on the `bench turns` corpus (40
+utterances at their pause, clean and Opus-coded): the former rule (mean confidence
+below 0.86) redid 53 of 80, 38 of them cut-off phrases; this one 20 (10 cut-off), and
+both caught the wrong transcripts the full window gets right, but one cut-off last
+word. Tuned on that corpus: a rule of thumb, not a guarantee ("a joke about cats",
+right, has "about" at 0.31 and is sometimes redone, once into "a joke on Outcast").
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import zlib
 from typing import Literal
@@ -29,10 +39,28 @@ from voxlive.backends.base import Transcript, whisper_confidence
 from voxlive.backends.packaged import resolve_model
 from voxlive.backends.registry import Backend, Strict
 
+_WORDLIKE = re.compile(r"\w")
 LOOPING_RATIO = 2.4
 """gzip compression ratio above which a transcript repeats itself (faster-whisper's rule)."""
 TOKENS_PER_S = 8
 """Text tokens that speech can hold, at most, per second: a looping decoder stops there."""
+NO_SPEECH_DOUBT = 0.6
+"""Whisper's no-speech probability above which faster-whisper may drop a segment: a
+short-window transcript above it goes to the full window, where its rules decide."""
+
+
+class OtherLanguages(Strict):
+    """A multilingual Whisper for the turns an English-only one is unsure of: it hears
+    them again in each of `languages` (voxlive/backends/stt_languages.py)."""
+
+    model: str = "pip:whisper-base"
+    languages: list[str] = Field(default_factory=lambda: ["de", "es", "fr"], min_length=1)
+    below_confidence: float = Field(
+        0.6, ge=0, le=1, description="the English model's transcripts under this "
+        "confidence are heard again in the other languages")
+    min_confidence: float = Field(
+        0.45, ge=0, le=1, description="... and replaced only by a transcript this sure")
+    beam_size: int = Field(5, ge=1)
 
 
 class FasterWhisperStt(Strict):
@@ -49,9 +77,15 @@ class FasterWhisperStt(Strict):
         "not Whisper's 30 s (several times faster on a CPU); null: always 30 s",
     )
     short_window_min_confidence: float = Field(
-        0.86, ge=0, le=1, description="a short-window transcript less sure than this is "
+        0.5, ge=0, le=1, description="a short-window transcript less sure than this is "
         "redone on the 30 s window (0: never; 1: always)",
     )
+    short_window_doubtful_word: float = Field(
+        0.8, ge=0, le=1, description="... and one with two words in a row each less "
+        "likely than this (the first word and punctuation aside; 0: never)",
+    )
+    other_languages: OtherLanguages | None = Field(
+        None, description="a multilingual model for callers of other languages")
 
 
 class FasterWhisperSTT:
@@ -78,11 +112,8 @@ class FasterWhisperSTT:
         with self._lock:
             if self._short is not None and self._short.fits(audio):
                 short = self._short.recognise(audio)
-                # The default 0.86: the France errors scored 0.80-0.83, over WebRTC too;
-                # most right transcripts 0.86-0.97.
-                least = self.config.short_window_min_confidence
-                if short is not None and short.confidence >= least:
-                    return short
+                if short is not None and not self._short.doubtful(*short):
+                    return short[0]
             return self._full_window(audio)
 
     def recognise_full_window(self, audio: np.ndarray) -> Transcript:
@@ -117,12 +148,15 @@ class _ShortWindow:
         from faster_whisper.tokenizer import Tokenizer
 
         self.model = model
+        self.config = config
         self.beam_size = config.beam_size
         self.window = int(round(config.short_window_s * MODEL_RATE))
         # Our own extractor: faster-whisper's keeps its window length as state.
         self.features = FeatureExtractor(feature_size=model.feature_extractor.mel_filters.shape[0])
         multilingual = model.model.is_multilingual
-        language = config.language if multilingual else None
+        # A multilingual model without a language detects it on the 30 s path; the
+        # tokenizer still needs one (unused then: `enabled` is False).
+        language = (config.language or "en") if multilingual else None
         self.enabled = not multilingual or config.language is not None  # else: detect first
         tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe",
                               language=language)
@@ -134,8 +168,17 @@ class _ShortWindow:
         # A second of margin: Whisper wants some silence after the last word.
         return self.enabled and 0 < audio.size <= self.window - MODEL_RATE
 
-    def recognise(self, audio: np.ndarray) -> Transcript | None:
-        """The transcript, or None when it loops (then the full window decides)."""
+    def doubtful(self, transcript: Transcript, words: list[float]) -> bool:
+        """Redo it on the full window? Unsure as a whole, or of two words in a row
+        (`words`: the probability of each word token, the first token aside)."""
+        if transcript.confidence < self.config.short_window_min_confidence:
+            return True
+        least = self.config.short_window_doubtful_word
+        return any(a < least and b < least for a, b in zip(words, words[1:], strict=False))
+
+    def recognise(self, audio: np.ndarray) -> tuple[Transcript, list[float]] | None:
+        """The transcript and its word tokens' probabilities, or None when it loops or
+        may be no speech at all (then the full window decides)."""
         import ctranslate2
 
         padded = np.zeros(self.window, np.float32)
@@ -143,25 +186,56 @@ class _ShortWindow:
         mel = self.features(padded, padding=0)[:, : self.window // 160]
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None]))
         max_length = len(self.prompt) + int(audio.size / MODEL_RATE * TOKENS_PER_S) + 8
+        greedy = self.beam_size == 1  # per-step log-probabilities: greedy search only
         (result,) = self.model.model.generate(
             features, [self.prompt], beam_size=self.beam_size, max_length=max_length,
-            return_scores=True, suppress_blank=True, suppress_tokens=self.suppress,
+            return_scores=True, return_logits_vocab=greedy, suppress_blank=True,
+            suppress_tokens=self.suppress, return_no_speech_prob=True,
         )
         tokens = result.sequences_ids[0]
         text = self.tokenizer.decode(tokens).strip()
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         if not text:
-            return Transcript("", 0.0)
+            return Transcript("", 0.0), []
+        if result.no_speech_prob > NO_SPEECH_DOUBT:
+            return None  # Whisper's "you" on silence or a cough: faster-whisper's rules decide
         data = text.encode()
         stopped_by_cap = len(self.prompt) + len(tokens) >= max_length - 1
         if stopped_by_cap or len(data) / len(zlib.compress(data)) > LOOPING_RATIO:
             return None
-        # faster-whisper's avg_logprob: the length-normalised score times the length,
-        # over the length plus the end token.
-        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        return Transcript(text, float(np.exp(avg_logprob)))
+        words = self._word_probabilities(tokens, result.logits[0]) if greedy else []
+        return Transcript(text, float(np.exp(avg_logprob))), words
+
+    def _word_probabilities(self, tokens: list[int], steps: list[object]) -> list[float]:
+        """P(each token) at its step, for the tokens that hold a letter or digit, the
+        first aside (Whisper is often unsure how a transcript starts, rarely wrong)."""
+        probabilities = []
+        for i, (token, step) in enumerate(zip(tokens, steps, strict=False)):
+            if i == 0 or not _WORDLIKE.search(self.tokenizer.decode([token])):
+                continue
+            log_p = np.asarray(step, dtype=np.float64).reshape(-1)
+            top = log_p.max()
+            probabilities.append(float(np.exp(log_p[token] - top - np.log(
+                np.exp(log_p - top).sum()))))
+        return probabilities
+
+
+def load(config: FasterWhisperStt) -> object:
+    """FasterWhisperSTT, or with `other_languages` the fallback that wraps it."""
+    if config.other_languages is not None:
+        from voxlive.backends.stt_languages import LanguageFallbackSTT
+
+        return LanguageFallbackSTT(config)
+    return FasterWhisperSTT(config)
+
+
+def _other_models(config: FasterWhisperStt) -> dict[str, str]:
+    other = config.other_languages
+    return {"other_languages.model": other.model} if other is not None else {}
 
 
 BACKEND = Backend(
-    stage="stt", name="faster-whisper", config=FasterWhisperStt, factory=FasterWhisperSTT,
+    stage="stt", name="faster-whisper", config=FasterWhisperStt, factory=load,
     package="faster_whisper", install="pip install faster-whisper",
+    other_models=_other_models,
 )

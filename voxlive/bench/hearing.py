@@ -151,9 +151,13 @@ def padded(audio: np.ndarray) -> np.ndarray:
     return np.concatenate([silence(0.16, RATE), audio, silence(0.3, RATE)])
 
 
-def conditions(clip: Clip, index: int, snr_db: float, denoiser) -> dict[str, np.ndarray]:  # noqa: ANN001
+def conditions(clip: Clip, index: int, snr_db: float | None,
+               denoiser) -> dict[str, np.ndarray]:  # noqa: ANN001
+    out = {"clean": padded(clip.audio)}
+    if snr_db is None:
+        return out
     noisy = with_noise(padded(clip.audio), snr_db, seed=index)
-    out = {"clean": padded(clip.audio), f"noise {snr_db:g} dB": noisy}
+    out[f"noise {snr_db:g} dB"] = noisy
     if denoiser is not None:
         out[f"noise {snr_db:g} dB + NS"] = denoiser(noisy)
     return out
@@ -178,18 +182,23 @@ def _denoiser(level: str):  # noqa: ANN202
     return run
 
 
-def measure(models: list[str], clips: list[Clip], snr_db: float, beam_size: int = 1,
-            details: list[dict] | None = None) -> list[dict]:
-    from voxlive.backends.stt_whisper import FasterWhisperSTT
+def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_size: int = 1,
+            details: list[dict] | None = None, other: str | None = None,
+            below: float = 0.6) -> list[dict]:
+    """`other`: a multilingual model for the turns under `below` confidence
+    (stt.other_languages), as the embedded profile runs it."""
+    from voxlive.backends.loader import _build_stt
     from voxlive.config import FasterWhisperStt
+    from voxlive.config.schema import OtherLanguages
 
-    denoiser = _denoiser("default")
+    denoiser = _denoiser("default") if snr_db is not None else None
     audio = [conditions(c, i, snr_db, denoiser) for i, c in enumerate(clips)]
     rows = []
     for reference in models:
         started = time.perf_counter()
-        stt = FasterWhisperSTT(FasterWhisperStt(backend="faster-whisper", model=reference,
-                                                beam_size=beam_size))
+        languages = OtherLanguages(model=other, below_confidence=below) if other else None
+        stt = _build_stt(FasterWhisperStt(backend="faster-whisper", model=reference,
+                                          beam_size=beam_size, other_languages=languages))
         load_s = time.perf_counter() - started
         stt.transcribe(np.zeros(RATE, np.float32))  # warm up, as the daemon does
         totals: dict[tuple[str, str], list[float]] = {}
@@ -224,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", type=int, default=48, help="real-speech clips (0: none)")
     parser.add_argument("--snr", type=float, default=14.0, help="pink noise level, dB SNR")
     parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--other-languages", metavar="MODEL",
+                        help="a multilingual model for unsure turns (stt.other_languages)")
+    parser.add_argument("--below", type=float, default=0.6,
+                        help="... for the turns under this confidence")
+    parser.add_argument("--no-noise", action="store_true", help="clean audio only")
     parser.add_argument("--details", action="store_true", help="also list every misheard clip")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -233,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             root = args.sounds or fetch_core_sounds(Path(temp))
             clips += real_clips(root, args.real)
     details: list[dict] | None = [] if args.details else None
-    rows = measure(args.models, clips, args.snr, args.beam_size, details)
+    rows = measure(args.models, clips, None if args.no_noise else args.snr, args.beam_size,
+                   details, args.other_languages, args.below)
     if args.json:
         print(json.dumps({"rows": rows, "misheard": details} if details is not None else rows,
                          indent=1))

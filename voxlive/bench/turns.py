@@ -39,7 +39,9 @@ from voxlive.latency import STAGES
 from voxlive.models import load_or_explain
 from voxlive.turn.detector import EndOfTurnDetector, combine
 
-DETECTORS = ("none", "smart-turn", "text", "smart-turn+text")
+DETECTORS = ("none", "smart-turn", "text", "smart-turn+text", "smart-turn+text/words")
+"""`/words`: the detector as the first policy ran it, asked at the speculative point and
+always waiting for the words (no early question, no voice alone), to compare in one run."""
 CALL_TIMEOUT_S = 30.0
 METRICS = ("voice_to_voice_ms", "stt_wait_ms", *STAGES)
 
@@ -97,18 +99,28 @@ def signal_rows(models: Any, detector: EndOfTurnDetector,
 
 
 def signal_summary(rows: list[dict[str, Any]], threshold: float,
-                   weights: dict[str, float]) -> dict[str, Any]:
-    """Per signal: complete turns judged complete, pause turns judged incomplete."""
+                   weights: dict[str, float], voice_alone: float | None = None
+                   ) -> dict[str, Any]:
+    """Per signal: complete turns judged complete, pause turns judged incomplete. With
+    `voice_alone`, each mix also as the policy runs it: the voice alone at or above it,
+    else the mix (`... voice>=X`), and how many turns the voice decided alone."""
     summary = {}
-    for name, weight in weights.items():
+    plans = [(name, weight, None) for name, weight in weights.items()]
+    if voice_alone is not None:
+        plans += [(f"{name} voice>={voice_alone}", weight, voice_alone)
+                  for name, weight in weights.items() if 0 < weight < 1]
+    for name, weight, alone in plans:
         right = {"complete": [], "pause": []}
         by_source: dict[str, list[bool]] = {}
+        by_voice = 0
         for row in rows:
             audio = row["audio"] if weight > 0 else None
             text = row["text"] if weight < 1 else None
             if audio is None and text is None:
                 continue
-            complete = combine(audio, text, weight) >= threshold
+            voice = alone is not None and audio is not None and audio >= alone
+            by_voice += voice
+            complete = voice or combine(audio, text, weight) >= threshold
             ok = complete == (row["kind"] == "complete")
             right[row["kind"]].append(ok)
             by_source.setdefault(f"{row['source']}_{row['kind']}", []).append(ok)
@@ -116,6 +128,7 @@ def signal_summary(rows: list[dict[str, Any]], threshold: float,
             "complete_judged_complete": _share(right["complete"]),
             "pause_judged_incomplete": _share(right["pause"]),
             **{k: _share(v) for k, v in sorted(by_source.items())},
+            **({"voice_alone": by_voice} if alone is not None else {}),
         }
     return summary
 
@@ -163,6 +176,9 @@ def call_report(turn: SpokenTurn, events: list[dict[str, Any]]) -> dict[str, Any
         "compute_ms": [j["compute_ms"] for j in judged],
         "after_transcript_ms": [j["after_transcript_ms"] for j in judged
                                 if j.get("after_transcript_ms") is not None],
+        # verdicts of the voice alone (no words needed), of all verdicts
+        "voice_alone": sum(1 for j in judged if j["text"] is None and j["audio"] is not None),
+        "verdicts": len(judged),
     }
     if latency:
         final = latency[-1]
@@ -214,6 +230,8 @@ def call_summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "detector_compute_ms": percentiles(flat("compute_ms")),
         "after_transcript_ms": percentiles(flat("after_transcript_ms")),
         "rules": rules,
+        "voice_alone_verdicts": f"{sum(r.get('voice_alone', 0) for r in reports)}"
+                                f"/{sum(r.get('verdicts', 0) for r in reports)}",
         "errors": sorted({m for r in reports for m in r["errors"]}),
         **{m: percentiles([r.get(m, float("nan")) for r in reports]) for m in METRICS},
     }
@@ -223,13 +241,18 @@ def detector_variant(config: Any, profile_name: str, models: Any, shared: EndOfT
                      backend: str) -> tuple[str, Any, Any]:
     """A config and Models for one detector, sharing the loaded models."""
     profile = config.profile(profile_name)
-    settings = profile.turn_detector.model_copy(update={"backend": backend})
+    backend, _, words = backend.partition("/")
+    update: dict[str, Any] = {"backend": backend}
+    if words:
+        update.update(voice_alone=None, ask_silence_ms=None)
+    settings = profile.turn_detector.model_copy(update=update)
     detector = None if backend == "none" else EndOfTurnDetector(
         settings, shared.audio_model if "smart-turn" in backend else None,
         shared.text_model if "text" in backend else None)
     profiles = {**config.profiles,
                 profile_name: profile.model_copy(update={"turn_detector": settings})}
-    return (backend, config.model_copy(update={"profiles": profiles}),
+    return (backend + (f"/{words}" if words else ""),
+            config.model_copy(update={"profiles": profiles}),
             dataclasses.replace(models, turn_detector=detector))
 
 
@@ -239,20 +262,21 @@ def print_tables(result: dict[str, Any]) -> None:
     signals = result.get("signals")
     if signals:
         print(f"\nsignals at the pause (threshold {signals['threshold']}):")
-        print(f"{'signal':22} {'complete->complete':>18} {'pause->incomplete':>18} "
-              f"{'human c/p':>12} {'espeak c/p':>12}")
+        print(f"{'signal':36} {'complete->complete':>18} {'pause->incomplete':>18} "
+              f"{'human c/p':>12} {'espeak c/p':>12} {'by voice':>8}")
         for name, s in signals["summary"].items():
-            print(f"{name:22} {s['complete_judged_complete']:>18} "
+            print(f"{name:36} {s['complete_judged_complete']:>18} "
                   f"{s['pause_judged_incomplete']:>18} "
                   f"{s.get('human_complete', '-') + ' ' + s.get('human_pause', '-'):>12} "
-                  f"{s.get('espeak_complete', '-') + ' ' + s.get('espeak_pause', '-'):>12}")
+                  f"{s.get('espeak_complete', '-') + ' ' + s.get('espeak_pause', '-'):>12} "
+                  f"{s.get('voice_alone', '-'):>8}")
         print(f"per judgement: audio p50 {signals['audio_ms']['p50']} ms, text p50 "
               f"{signals['text_ms']['p50']} ms; STT p50 {signals['stt_ms']['p50']} ms "
               f"(Whisper's 30 s window alone: {signals['stt_full_window_ms']['p50']} ms)")
     for name, s in result.get("calls", {}).items():
         print(f"\ndetector {name}: {s['turns']} calls; premature commits: pause set "
               f"{s['premature_on_pause_set']}, complete set {s['premature_on_complete_set']};"
-              f" rules {s['rules']}")
+              f" rules {s['rules']}; verdicts by the voice alone {s['voice_alone_verdicts']}")
         print(f"{'metric':28} {'p50 ms':>9} {'p95 ms':>9}")
         for metric in ("commit_delay_complete_ms", "commit_delay_pause_ms", "decision_ms",
                        "detector_compute_ms", "after_transcript_ms", *METRICS):
@@ -289,7 +313,9 @@ def run_turns_bench(config: Any, profile_name: str | None, turns: int, as_json: 
         "machine_cpus": os.cpu_count(),
         "models": {s: getattr(models, s).description for s in ("vad", "stt", "llm", "tts")},
         "signals": {"threshold": settings.threshold,
-                    "summary": signal_summary(rows, settings.threshold, weights),
+                    "voice_alone": settings.voice_alone,
+                    "summary": signal_summary(rows, settings.threshold, weights,
+                                              settings.voice_alone),
                     "audio_ms": percentiles([r["audio_ms"] for r in rows]),
                     "text_ms": percentiles([r["text_ms"] for r in rows]),
                     "stt_ms": percentiles([r["stt_ms"] for r in rows]),

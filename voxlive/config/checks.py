@@ -50,11 +50,15 @@ def _backend_problems(declared: Backend, stage_config: Strict, key: str) -> list
     if declared.program and shutil.which(declared.program) is None:
         problems.append(f"{key}.backend: the {declared.program} program is missing; "
                         f"{declared.install}")
+    references = {}
     if declared.model_field:
-        reference = getattr(stage_config, declared.model_field)
+        references[declared.model_field] = getattr(stage_config, declared.model_field)
+    if declared.other_models is not None:
+        references.update(declared.other_models(stage_config))
+    for field, reference in references.items():
         problem = model_problem(reference) if reference else None
         if problem:
-            problems.append(f"{key}.{declared.model_field}: {problem}")
+            problems.append(f"{key}.{field}: {problem}")
     return problems
 
 

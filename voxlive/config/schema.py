@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from voxlive.backends.registry import Strict, backends_of, config_union
+from voxlive.backends.stt_whisper import OtherLanguages as OtherLanguages  # re-exported
 from voxlive.backends.tts_remote import RemoteTts as RemoteTts  # re-exported, for old imports
 from voxlive.backends.vad_silero import SileroVad
 from voxlive.config.limits import ServerLimits
@@ -56,6 +57,14 @@ class TurnDetectorConfig(Strict):
     threshold: float = Field(0.75, gt=0, lt=1, description="P(complete) that ends the turn")
     audio_weight: float = Field(
         0.7, ge=0, le=1, description="smart-turn+text: weight of the audio signal"
+    )
+    voice_alone: float | None = Field(
+        0.75, gt=0, le=1, description="smart-turn+text: Smart Turn's P(complete) at or above "
+        "which the voice alone ends the turn, before the words are in; null: wait for them"
+    )
+    ask_silence_ms: int | None = Field(
+        64, ge=32, description="silence after which the detector is asked, when sooner than "
+        "turn.speculative_silence_ms (its verdict is in when STT starts); null: at that point"
     )
     cpu_threads: int = Field(1, ge=1, description="threads of each detector model")
     timeout_ms: int = Field(

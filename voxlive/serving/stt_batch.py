@@ -79,10 +79,11 @@ def _generate(short: Any, audios: list[np.ndarray], window: int) -> list[Transcr
     features = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(mels)))
     longest = max(audio.size for audio in audios)
     max_length = len(short.prompt) + int(longest / MODEL_RATE * TOKENS_PER_S) + 8
+    judged = window != FULL_WINDOW and short.beam_size == 1  # the backend's doubt rule
     results = short.model.model.generate(
         features, [short.prompt] * len(audios), beam_size=short.beam_size,
-        max_length=max_length, return_scores=True, suppress_blank=True,
-        suppress_tokens=short.suppress,
+        max_length=max_length, return_scores=True, return_logits_vocab=judged,
+        suppress_blank=True, suppress_tokens=short.suppress,
     )
     out: list[Transcript | None] = []
     for audio, result in zip(audios, results, strict=True):
@@ -97,5 +98,8 @@ def _generate(short: Any, audios: list[np.ndarray], window: int) -> list[Transcr
             out.append(None)  # loops: the full window decides
         else:
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-            out.append(Transcript(text, float(np.exp(avg_logprob))))
+            transcript = Transcript(text, float(np.exp(avg_logprob)))
+            words = short._word_probabilities(tokens, result.logits[0]) if judged else []
+            # Doubtful words (stt_whisper._ShortWindow.doubtful): the full window decides.
+            out.append(None if judged and short.doubtful(transcript, words) else transcript)
     return out

