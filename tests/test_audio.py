@@ -65,15 +65,24 @@ def test_frame_splitter_cuts_exact_frames_and_keeps_the_rest() -> None:
 
 
 def test_recent_audio_slices_by_stream_time_and_forgets_the_oldest() -> None:
-    ring = RecentAudio(rate=100, keep_seconds=2.0)
-    for second in range(5):
-        ring.append(np.full(100, second, dtype=np.float32))
-    assert ring.total == 500
-    assert np.all(ring.slice(3.0, 4.0) == 3)
-    assert np.all(ring.slice(4.5, 5.0) == 4)
-    old = ring.slice(0.0, 4.0)  # seconds 0-2 are gone; what is left starts at 3.0
-    assert len(old) == 100 and np.all(old == 3)
-    assert len(ring.slice(6.0, 7.0)) == 0
+    for dtype in (np.int16, np.float32):
+        ring = RecentAudio(rate=100, keep_seconds=2.0, dtype=dtype)
+        for second in range(5):
+            ring.append(np.full(100, second / 10, dtype=np.float32))
+        assert ring.total == 500
+        assert np.allclose(ring.slice(3.0, 4.0), 0.3, atol=1e-4)
+        assert np.allclose(ring.slice(4.5, 5.0), 0.4, atol=1e-4)
+        old = ring.slice(0.0, 4.0)  # seconds 0-2 are gone; what is left starts at 3.0
+        assert len(old) == 100 and np.allclose(old, 0.3, atol=1e-4)
+        assert old.dtype == np.float32 and len(ring.slice(6.0, 7.0)) == 0
+
+
+def test_recent_audio_keeps_int16_half_the_memory_of_float() -> None:
+    ring = RecentAudio(rate=16_000, keep_seconds=35.0)
+    assert ring._buffer.nbytes == 16_000 * 35 * 2
+    loud = np.array([-1.5, -1.0, 0.5, 1.0, 2.0], dtype=np.float32)  # clipped, not wrapped
+    ring.append(loud)
+    assert np.allclose(ring.slice(0, 1), [-1.0, -1.0, 0.5, 1.0, 1.0], atol=1e-4)
 
 
 class Recorder:

@@ -101,3 +101,16 @@ def test_error_bodies_of_openai_and_vllm() -> None:
     assert error_message("  text body \n") == "text body"
     assert error_message({"detail": "Not Found"}) is None
     assert error_message(None) is None
+
+
+async def test_the_source_runs_in_the_consumers_context() -> None:
+    """A backend shared by many calls sees whose work it does (voxlive/sched)."""
+    import contextvars
+
+    whose = contextvars.ContextVar("whose", default="nobody")
+
+    def source(stop: threading.Event) -> Iterator[str]:
+        yield whose.get()
+
+    whose.set("reply 7")
+    assert [w async for w in iterate_in_thread(source, stage="tts", failure="x")] == ["reply 7"]

@@ -138,3 +138,40 @@ async def test_the_session_analyses_a_batch_in_one_vad_run(count: int, config: A
     assert [s[0] for s in stamps] == [f.pts for f in frames]
     assert all(s[2] > 0.05 for s in stamps)  # each frame's level is noted with its stamp
     await session.close()
+
+
+def _receiver_with(track: Any) -> Any:
+    """What DecodingAudioBuffer reads of aiortc's RTCRtpReceiver: its codecs by payload
+    type, its timestamp mapper and its track (real aiortc objects, set by their names)."""
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+    from aiortc.rtcrtpreceiver import TimestampMapper
+
+    opus = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2,
+                                 payloadType=111)
+    return SimpleNamespace(track=track, **{"_RTCRtpReceiver__codecs": {111: opus},
+                                           "_RTCRtpReceiver__timestamp_mapper": TimestampMapper()})
+
+
+async def test_packets_are_decoded_on_the_loop_into_the_track() -> None:
+    from aiortc.rtcrtpreceiver import RemoteStreamTrack
+
+    from voxlive.transports.opus_out import OpusOut
+    from voxlive.transports.rtp_receive import DecodingAudioBuffer
+
+    track = RemoteStreamTrack(kind="audio")
+    buffer = DecodingAudioBuffer(_receiver_with(track))
+    opus = OpusOut()
+    tone = (np.sin(np.arange(960) * 0.05) * 8000).astype(np.int16)
+    origin = 123_456
+    for seq in (7, 8, 10, 9):  # 9 comes after 10: dropped, not waited for
+        data = bytes(opus.packet(tone, seq * 960))
+        rtp = SimpleNamespace(sequence_number=seq, timestamp=origin + seq * 960,
+                              payload_type=111, _data=data)
+        assert buffer.add(rtp) == (False, None)  # nothing left for aiortc's thread
+    frames = [await track.recv() for _ in range(3)]
+    assert [f.samples for f in frames] == [960, 960, 960]
+    assert [f.pts for f in frames] == [0, 960, 3 * 960]  # mapped from the first packet
+    assert buffer.decoded == 3 and buffer.dropped == 1 and track._queue.empty()
+    unknown = SimpleNamespace(sequence_number=11, timestamp=origin, payload_type=0,
+                              _data=b"\x00")
+    assert buffer.add(unknown)[1] is not None  # not ours to decode: aiortc's as before

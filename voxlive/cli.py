@@ -29,6 +29,7 @@ examples:
   voxlive bench quality               # hears right, answers right, briefly (32 dialogues)
   voxlive bench turns                 # end of turn: premature commits, commit delay
   voxlive bench soak --cycles 500     # does anything grow across calls?
+  voxlive bench capacity --compare   # calls per core: gaps, CPU, RSS, queueing, knee
   voxlive bench fuzz --offers 10000 --messages 10000   # fuzz /offer and the events channel
   voxlive bench tools                 # what a tool round (MCP) adds; the filler's first audio
 """
@@ -166,6 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--fd-limit", type=int,
                       help="lower this process's open-file limit first (e.g. 1024, systemd's)")
     soak.add_argument("--json", action="store_true", help="print JSON only")
+    capacity = bench_kinds.add_parser(
+        "capacity", parents=[common],
+        help="ramp simulated calls on a daemon pinned to one core: gaps, CPU and RSS per "
+        "call, voice-to-voice and queueing, batch sizes, the knee (bench/capacity.py)")
+    capacity.add_argument("--mode", default="listen", choices=("listen", "talk", "models"),
+                          help="listen: noise in, no turns (the audio path); talk: "
+                          "conversations with barge-ins; models: N requests at once to "
+                          "the shared LLM and STT, fair against serial (default listen)")
+    capacity.add_argument("--levels", default="1,4,8,12,16",
+                          help="calls per level, comma-separated (default 1,4,8,12,16)")
+    capacity.add_argument("--hold", type=float, default=20.0,
+                          help="seconds measured per level (default 20)")
+    capacity.add_argument("--server-core", type=int, default=0,
+                          help="core the daemon is pinned to (default 0; -1: not pinned)")
+    capacity.add_argument("--compare", action="store_true",
+                          help="also a daemon with the fixes off, interleaved level by level")
+    capacity.add_argument("--json", action="store_true", help="print JSON only")
     fuzz = bench_kinds.add_parser(
         "fuzz", parents=[common],
         help="seeded fuzzing of /offer bodies and events messages (loopback only)")
@@ -251,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
             return run_soak_bench(config, args.profile, args.cycles, args.abandon_every,
                                   args.concurrent, args.no_audio_timeout, args.json,
                                   args.idle_sockets, args.fd_limit)
+        if args.command == "bench" and args.bench == "capacity":
+            from voxlive.bench.capacity import run_capacity_bench
+
+            return run_capacity_bench(
+                config, args.profile, args.mode, [int(n) for n in args.levels.split(",")],
+                args.hold, args.compare, None if args.server_core < 0 else args.server_core,
+                args.json)
         if args.command == "bench" and args.bench == "fuzz":
             from voxlive.bench.fuzz import run_fuzz_bench
 

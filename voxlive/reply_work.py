@@ -17,6 +17,7 @@ from voxlive.backends.base import BackendError, ToolCall
 from voxlive.backends.tts_stream import speak_into
 from voxlive.latency import now
 from voxlive.reply import Reply
+from voxlive.sched.reply import begin_reply
 from voxlive.tools.runner import TurnIO
 from voxlive.turn.chunker import speakable
 from voxlive.turn.core import Transcribe, Transcribed
@@ -58,6 +59,7 @@ class ReplyWork:
         s.handle(Transcribed(reply.generation, text, transcript.confidence, echo))
 
     async def respond(self, reply: Reply, user_text: str) -> None:
+        begin_reply()  # the shared models order this reply's work by it (voxlive/sched)
         s, generation = self.s, reply.generation
         reply.style, tagged = s.emotion.for_reply(generation, user_text)  # tag: a prompt note
         camera = None

@@ -12,12 +12,14 @@ time back to the wall clock, which is where the latency measurements start.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from voxlive.audio.analysis_worker import ANALYSIS
 from voxlive.audio.clock import ArrivalClock
 from voxlive.audio.echo import EchoGuard
 from voxlive.audio.recent import RecentAudio
@@ -25,17 +27,26 @@ from voxlive.audio.resample import MODEL_RATE
 from voxlive.audio.vad import WINDOW_S
 from voxlive.latency import now
 
+LEGACY_AUDIO_ENV = "VOXLIVE_LEGACY_AUDIO"
+"""Set to 1: the audio path as it was before issue 18 (float ring, aiortc encoding the
+reply, a thread-pool hop per VAD run), for `voxlive bench capacity --compare`."""
 REACHED_KEPT = 100
 """Input frames whose VAD stamps are kept: 2 s of 20 ms frames."""
 OnWindow = Callable[[float, float, bool], None]
 """(t, speech probability, echo) of one VAD window; t is the window's end in stream time."""
 
 
+def legacy_audio() -> bool:
+    return os.environ.get(LEGACY_AUDIO_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 class AudioInput:
     def __init__(self, vad: Any, vad_threshold: float, echo: EchoGuard | None,
                  keep_seconds: float, on_window: OnWindow):
         self.echo = echo
-        self.audio = RecentAudio(MODEL_RATE, keep_seconds)
+        self._legacy = legacy_audio()
+        self.audio = RecentAudio(MODEL_RATE, keep_seconds,
+                                 np.float32 if self._legacy else np.int16)
         self._vad = vad  # a streaming VAD: process(samples) -> one probability a window
         self._vad_threshold = vad_threshold
         self._on_window = on_window
@@ -51,8 +62,12 @@ class AudioInput:
         count) of the transport frames it holds, stamped when the VAD gets them."""
         arrived = self._clock.arrival(self.audio.total, len(samples))
         self.audio.append(samples)
-        loop = asyncio.get_running_loop()
-        decisions = await loop.run_in_executor(None, self._analyse, samples, arrived, frames)
+        if self._legacy:
+            loop = asyncio.get_running_loop()
+            decisions = await loop.run_in_executor(None, self._analyse, samples, arrived,
+                                                   frames)
+        else:  # every call's analysis on one thread (audio/analysis_worker.py)
+            decisions = await ANALYSIS.run(lambda: self._analyse(samples, arrived, frames))
         for probability, echo in decisions:
             self._windows += 1
             t = self._windows * WINDOW_S

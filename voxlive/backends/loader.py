@@ -109,7 +109,9 @@ def load_models(profile: Profile, progress: bool | None = None) -> Models:
 
         models.tools = ToolManager(profile.tools)
     warm_up(models)
-    return models
+    from voxlive.sched import share
+
+    return share(models)  # shared fairly between calls, batched where possible
 
 
 def warm_up(models: Models) -> None:

@@ -5,12 +5,15 @@ loop must never run them. A generator can only be closed from the thread that ru
 so the whole iteration lives on one worker thread, which hands each item to the loop.
 Leaving the `async for` (or cancelling its task) sets a stop flag that the source may read
 itself (Parler does, at each decoding step, even while the consumer waits) and that the
-worker checks between items: the work stops within an item, not at its end.
+worker checks between items: the work stops within an item, not at its end. The worker
+runs in the consumer's context (contextvars): a backend shared by many calls can tell
+whose work it does (voxlive/sched orders the shared TTS's sentences by their reply).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -66,7 +69,8 @@ async def iterate_in_thread(source: Callable[[threading.Event], Iterator[T]], *,
             if not loop.is_closed():
                 loop.call_soon_threadsafe(finished)
 
-    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(produce,),
+                              name=name, daemon=True)
     worker.start()
     try:
         while (item := await queue.get()) is not _END:

@@ -68,6 +68,7 @@ from voxlive.server.ice import (
     is_loopback,
     rtc_configuration,
 )
+from voxlive.server.load_gauges import daemon_started, load_gauges
 from voxlive.server.metrics import Metrics
 from voxlive.session import CallSession
 from voxlive.transports.rtp_receive import pass_through_audio
@@ -303,7 +304,8 @@ async def metrics(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
     gauges = {"loop_lag_seconds": daemon.loop_lag.lag_s, "threads": os_threads(),
               "python_threads": threading.active_count(),
-              "open_fds": open_fds(), "stuck_calls": daemon.stuck_calls()}
+              "open_fds": open_fds(), "stuck_calls": daemon.stuck_calls(),
+              **load_gauges(daemon.models)}
     for guard in request.app[GUARDS]:
         gauges.update({f"http_connections_{k}": v for k, v in guard.stats().items()})
     return web.Response(text=daemon.metrics.render(daemon.live_calls(), gauges),
@@ -331,6 +333,7 @@ def build_app(daemon: Daemon) -> web.Application:
 
     async def on_startup(app: web.Application) -> None:
         app[DAEMON].loop_lag.start()  # /healthz and /metrics report the loop's lag
+        daemon_started()  # and the collector's pauses; the start-up heap frozen
 
     async def on_shutdown(app: web.Application) -> None:
         await app[DAEMON].close()

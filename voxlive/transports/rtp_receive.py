@@ -8,6 +8,16 @@ Each Opus packet is a whole frame, so an in-order packet can be decoded at once.
 `PassThroughAudioBuffer` does that; it drops a packet that comes after a later one
 (reordered audio is rare; Opus conceals a missing frame) instead of waiting for it.
 
+`DecodingAudioBuffer` goes one step further for many calls: it decodes the packet right
+there, on the loop, and puts the frames in the track's queue. aiortc would hand each
+packet to a decoder thread of the call's own, which sends each frame back to the loop as
+a new task (`run_coroutine_threadsafe`): with many calls, thousands of thread hand-offs
+a second fighting for the GIL, for a decode that takes a few tens of microseconds.
+(The thread is still started by aiortc, and idles; it still ends the track at hang-up.)
+It is off unless VOXLIVE_INLINE_DECODE=1: on this shared 2-core machine (load 15-25) the
+daemon with it used less CPU but stalled more (gaps with the core idle), and no quiet run
+settled it (issue 18 notes).
+
 `FrameInbox` sits between the track and the VAD: a reader task moves each decoded frame in
 as soon as aiortc hands it over, and the analyser takes everything waiting in one go, so a
 burst of frames (after a network stall or a busy loop) reaches the VAD in one run instead
@@ -19,18 +29,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc.codecs import get_decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 
+from voxlive.audio.input import legacy_audio
 from voxlive.latency import now
 
 log = logging.getLogger(__name__)
 
-_JITTER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"  # aiortc's private name for it
+_JITTER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"  # aiortc's private names
+_CODECS_ATTRIBUTE = "_RTCRtpReceiver__codecs"
+_MAPPER_ATTRIBUTE = "_RTCRtpReceiver__timestamp_mapper"
 
 
 class PassThroughAudioBuffer:
@@ -55,6 +70,46 @@ class PassThroughAudioBuffer:
         return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
 
 
+class DecodingAudioBuffer(PassThroughAudioBuffer):
+    """The pass-through buffer that also decodes, on the loop, into the track's queue
+    (aiortc's RemoteStreamTrack reads its frames from `_queue`). Whatever it cannot place
+    (no track yet, an unknown payload) it hands to aiortc's decoder thread as before."""
+
+    def __init__(self, receiver: Any):
+        super().__init__()
+        self._receiver = receiver
+        self._decoders: dict[str, Any] = {}
+        self.decoded = 0
+        self.decode_errors = 0
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        _, encoded = super().add(packet)
+        if encoded is None:
+            return False, None
+        codec = getattr(self._receiver, _CODECS_ATTRIBUTE, {}).get(packet.payload_type)
+        mapper = getattr(self._receiver, _MAPPER_ATTRIBUTE, None)
+        queue = getattr(self._receiver.track, "_queue", None)
+        if codec is None or mapper is None or queue is None:
+            return False, encoded
+        encoded.timestamp = mapper.map(encoded.timestamp)
+        decoder = self._decoders.get(codec.name)
+        if decoder is None:
+            decoder = self._decoders[codec.name] = get_decoder(codec)
+        try:
+            frames = decoder.decode(encoded)
+        except av.FFmpegError:  # as aiortc's thread: skip it, keep the decoder's state
+            self.decode_errors += 1
+            return False, None
+        for frame in frames:
+            queue.put_nowait(frame)
+            self.decoded += 1
+        return False, None
+
+
+def inline_decode() -> bool:
+    return os.environ.get("VOXLIVE_INLINE_DECODE", "") == "1" and not legacy_audio()
+
+
 def pass_through_audio(pc: RTCPeerConnection) -> int:
     """Give every audio receiver of `pc` the pass-through buffer; call it after
     setRemoteDescription (the receivers exist) and before media flows. Returns how many
@@ -67,7 +122,8 @@ def pass_through_audio(pc: RTCPeerConnection) -> int:
             log.warning("this aiortc has no audio jitter buffer where voxlive expects it; "
                         "the input keeps aiortc's (80 ms more barge-in latency)")
             continue
-        setattr(receiver, _JITTER_ATTRIBUTE, PassThroughAudioBuffer())
+        setattr(receiver, _JITTER_ATTRIBUTE, DecodingAudioBuffer(receiver)
+                if inline_decode() else PassThroughAudioBuffer())
         changed += 1
     return changed
 

@@ -11,7 +11,12 @@ BACKCHANNELS = frozenset({
 })
 
 
+# Whisper spells a hum as it likes ("MMHM", "Mmm-hmm", "uhhuh"): any word of m's and h's,
+# or of uh's, is one.
+_HUM = re.compile(r"[mh]+(?:-[mh]+)*|u+h+-?h?u+h+")
+
+
 def meaningful_words(text: str) -> list[str]:
     """The words of `text` that are not backchannels or fillers."""
     words = re.findall(r"[a-z0-9']+(?:-[a-z0-9']+)*", text.lower())
-    return [w for w in words if w not in BACKCHANNELS]
+    return [w for w in words if w not in BACKCHANNELS and not _HUM.fullmatch(w)]
