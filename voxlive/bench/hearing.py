@@ -198,7 +198,7 @@ def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_siz
         started = time.perf_counter()
         languages = OtherLanguages(model=other, below_confidence=below) if other else None
         stt = build("stt", FasterWhisperStt(backend="faster-whisper", model=reference,
-                                          beam_size=beam_size, other_languages=languages))
+                                            beam_size=beam_size, other_languages=languages))
         load_s = time.perf_counter() - started
         stt.transcribe(np.zeros(RATE, np.float32))  # warm up, as the daemon does
         totals: dict[tuple[str, str], list[float]] = {}

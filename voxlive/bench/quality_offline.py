@@ -82,8 +82,8 @@ def hear(candidate: SttCandidate, audio: list[list[np.ndarray]]) -> list[list[di
     other = (OtherLanguages(model=candidate.other, below_confidence=candidate.below)
              if candidate.other else None)
     stt = build("stt", FasterWhisperStt(backend="faster-whisper", model=candidate.model,
-                                      beam_size=candidate.beam_size,
-                                      language=candidate.language, other_languages=other))
+                                        beam_size=candidate.beam_size,
+                                        language=candidate.language, other_languages=other))
     stt.transcribe(np.zeros(MODEL_RATE, np.float32))
     out = []
     for d, turns in zip(DIALOGUES, audio, strict=True):
