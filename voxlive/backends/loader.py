@@ -1,4 +1,10 @@
-"""Builds the backends a profile names, once per process, with a progress bar."""
+"""Builds the backends a profile names, once per process, with a progress bar.
+
+Which class serves a stage is the backend registry's business (voxlive/backends/
+registry.py): a stage's builder looks up the backend its config names and calls its
+factory. Only the turn detector, one config for its combinations of signals, is built
+here by hand.
+"""
 
 from __future__ import annotations
 
@@ -7,87 +13,34 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from voxlive.audio.vad import SileroVad
 from voxlive.backends.base import BackendError, LanguageModel, SpeechToText, TextToSpeech
-from voxlive.config import Profile, resolve_model
+from voxlive.backends.registry import STAGES, backend
+from voxlive.config import Profile
+from voxlive.config.checks import missing_package
+from voxlive.emotion.base import EmotionRecognizer
+from voxlive.vision.base import Vision
+
+if TYPE_CHECKING:
+    from voxlive.tools.mcp_client import ToolManager
+    from voxlive.turn.detector import EndOfTurnDetector
 
 log = logging.getLogger(__name__)
 
 
-def _build_vad(config: Any) -> SileroVad:
-    return SileroVad(resolve_model(config.model))
-
-
-def _build_stt(config: Any) -> SpeechToText:
-    if config.backend == "remote":
-        from voxlive.backends.stt_remote import RemoteSTT
-
-        return RemoteSTT(config)
-    if config.other_languages is not None:
-        from voxlive.backends.stt_languages import LanguageFallbackSTT
-
-        return LanguageFallbackSTT(config)
-    from voxlive.backends.stt_whisper import FasterWhisperSTT
-
-    return FasterWhisperSTT(config)
-
-
-def _build_llm(config: Any) -> LanguageModel:
-    if config.backend == "llama-cpp":
-        from voxlive.backends.llm_llamacpp import LlamaCppLLM
-
-        return LlamaCppLLM(config)
-    from voxlive.backends.llm_openai import OpenAIChatLLM
-
-    return OpenAIChatLLM(config)
-
-
-def _build_tts(config: Any) -> TextToSpeech:
-    if config.backend == "piper":
-        from voxlive.backends.tts_piper import PiperTTS
-
-        return PiperTTS(config)
-    if config.backend == "parler":
-        from voxlive.backends.tts_parler import ParlerTTS
-
-        return ParlerTTS(config)
-    if config.backend == "remote":
-        from voxlive.backends.tts_remote import RemoteTTS
-
-        return RemoteTTS(config)
-    from voxlive.backends.tts_espeak import EspeakTTS
-
-    return EspeakTTS(config)
-
-
-def _build_vision(config: Any) -> Any:
-    if config.backend == "remote":
-        from voxlive.vision.remote_backend import RemoteVision
-
-        return RemoteVision(config)
-    if config.backend == "opencv":
-        from voxlive.vision.opencv_backend import OpenCVVisionBackend
-
-        return OpenCVVisionBackend(config)
-    from voxlive.vision.siglip_backend import SiglipVisionBackend
-
-    return SiglipVisionBackend(config)
-
-
-def _build_emotion(config: Any) -> Any:
-    if config.backend == "remote":
-        from voxlive.emotion.remote_backend import RemoteEmotion
-
-        return RemoteEmotion(config)
-    if config.backend == "prosody":
-        from voxlive.emotion.prosody import ProsodyEmotionBackend
-
-        return ProsodyEmotionBackend(config)
-    from voxlive.emotion.speechbrain_backend import SpeechBrainEmotionBackend
-
-    return SpeechBrainEmotionBackend(config)
+def build(stage: str, config: Any) -> Any:
+    """The backend the config names, loaded; a missing package is named with its extra."""
+    declared = backend(stage, config.backend)
+    try:
+        return declared.factory(config)
+    except ImportError:
+        missing = missing_package(declared)
+        if missing:
+            raise BackendError(stage, missing) from None
+        raise
 
 
 def _build_turn_detector(config: Any) -> Any:
@@ -97,14 +50,10 @@ def _build_turn_detector(config: Any) -> Any:
 
 
 BUILDERS: dict[str, Callable[[Any], Any]] = {
-    "vad": _build_vad,
-    "stt": _build_stt,
-    "llm": _build_llm,
-    "tts": _build_tts,
-    "vision": _build_vision,
-    "emotion": _build_emotion,
+    **{stage: partial(build, stage) for stage in STAGES},
     "turn_detector": _build_turn_detector,
 }
+"""Stage -> builder, in loading order."""
 
 
 @dataclass
@@ -115,11 +64,11 @@ class Models:
     stt: SpeechToText
     llm: LanguageModel
     tts: TextToSpeech
-    vision: Any = None  # voxlive.vision.base.Vision, when the profile has a vision stage
-    emotion: Any = None  # voxlive.emotion.base.EmotionRecognizer, likewise
-    turn_detector: Any = None  # voxlive.turn.detector.EndOfTurnDetector, or None
+    vision: Vision | None = None  # when the profile has a vision stage
+    emotion: EmotionRecognizer | None = None  # likewise
+    turn_detector: EndOfTurnDetector | None = None  # None: turns end on silence alone
     load_seconds: dict[str, float] = field(default_factory=dict)
-    tools: Any = None  # voxlive.tools.mcp_client.ToolManager: MCP servers, connected lazily
+    tools: ToolManager | None = None  # MCP servers, connected lazily
 
     async def aclose(self) -> None:
         if self.tools is not None:
@@ -132,12 +81,12 @@ def load_stage(stage: str, profile: Profile) -> tuple[Any, float]:
     config = getattr(profile, stage)
     started = time.perf_counter()
     try:
-        backend = BUILDERS[stage](config)
+        loaded = BUILDERS[stage](config)
     except BackendError:
         raise
     except Exception as exc:
         raise BackendError(stage, f"{config.backend} failed to load: {exc}") from exc
-    return backend, time.perf_counter() - started
+    return loaded, time.perf_counter() - started
 
 
 def load_models(profile: Profile, progress: bool | None = None) -> Models:
@@ -152,8 +101,8 @@ def load_models(profile: Profile, progress: bool | None = None) -> Models:
         for stage in bar:
             bar.set_postfix_str(f"{stage}: {getattr(profile, stage).backend}")
             loaded[stage], seconds[stage] = load_stage(stage, profile)
-            log.info("%s: %s loaded in %.2f s", stage,
-                     getattr(loaded[stage], "description", "none"), seconds[stage])
+            description = "none" if loaded[stage] is None else loaded[stage].description
+            log.info("%s: %s loaded in %.2f s", stage, description, seconds[stage])
     models = Models(load_seconds=seconds, **loaded)
     if profile.tools is not None and profile.tools.servers:
         from voxlive.tools.mcp_client import ToolManager
@@ -173,8 +122,6 @@ def warm_up(models: Models) -> None:
     models.stt.transcribe(np.zeros(16_000, dtype=np.float32))
     for _ in models.tts.synthesize("Hello."):
         pass
-    llm_warm_up = getattr(models.llm, "warm_up", None)
-    if llm_warm_up is not None:
-        llm_warm_up()
+    models.llm.warm_up()
     if models.turn_detector is not None:
         models.turn_detector.warm_up()

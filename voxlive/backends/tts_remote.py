@@ -20,18 +20,35 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
+from voxlive.backends import openai_sdk as sdk
 from voxlive.backends.base import BackendError
-from voxlive.config.schema import RemoteTts
+from voxlive.backends.registry import Backend, Strict
 
 STAGE = "tts"
 READ_BYTES = 4_800
 """Bytes per read: 0.1 s of 24 kHz 16-bit audio, so a stop is seen within ~0.1 s."""
 STYLE_SPEED = {"default": 1.0, "cheerful": 1.15, "calm": 0.85}
 """Reply style -> OpenAI's `speed` (0.25-4): the only style knob the API has."""
+
+
+class RemoteTts(Strict):
+    """An OpenAI-compatible streaming speech endpoint (POST /v1/audio/speech, pcm):
+    `voxlive serve-models`, or any server that speaks that API."""
+
+    backend: Literal["remote"]
+    base_url: str = "http://127.0.0.1:8300/v1"
+    model: str = "tts-1"
+    voice: str = "default"
+    api_key: str = "EMPTY"
+    sample_rate: int = Field(24_000, ge=8_000, description="the server's pcm rate (OpenAI: 24 kHz)")
+    connect_timeout_s: float = Field(3.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0, description="the longest wait for the first chunk, "
+                             "or between two chunks")
 
 
 def pcm16_to_float(data: bytes) -> np.ndarray:
@@ -44,11 +61,7 @@ class RemoteTTS:
     in a worker thread); the SDK client is thread-safe, so calls share it."""
 
     def __init__(self, config: RemoteTts):
-        try:
-            from openai import OpenAI, Timeout
-        except ImportError as exc:
-            raise BackendError(STAGE, "the remote TTS backend needs the openai SDK: "
-                               "pip install 'voxlive[serve]'") from exc
+        openai = sdk.load()  # missing, the loader names the extra (BACKEND below)
         if not config.base_url.startswith(("http://", "https://")):
             raise BackendError(
                 STAGE, f"tts.base_url must be an http:// or https:// URL, not {config.base_url!r}")
@@ -56,14 +69,13 @@ class RemoteTTS:
         self.sample_rate = config.sample_rate
         self.base_url = config.base_url.rstrip("/")
         self.description = f"remote {config.model} ({config.voice}) at {self.base_url}"
-        timeout = Timeout(config.timeout_s, connect=config.connect_timeout_s)
-        self.client = OpenAI(base_url=self.base_url, api_key=config.api_key,
-                             timeout=timeout, max_retries=0)
+        timeout = openai.Timeout(config.timeout_s, connect=config.connect_timeout_s)
+        self.client = openai.OpenAI(base_url=self.base_url, api_key=config.api_key,
+                                    timeout=timeout, max_retries=0)
 
     def synthesize(self, text: str, style: str = "default",
                    stop: threading.Event | None = None) -> Iterator[np.ndarray]:
-        import openai
-
+        openai = sdk.load()
         odd = b""  # a chunk may end mid-sample
         try:
             with self.client.audio.speech.with_streaming_response.create(
@@ -82,7 +94,7 @@ class RemoteTTS:
             raise BackendError(STAGE, self._timed_out()) from None
         except openai.APIConnectionError as exc:
             raise BackendError(STAGE, f"cannot reach the speech server at {self.base_url} "
-                               f"({_cause(exc)}); is it running (voxlive serve-models), and "
+                               f"({sdk.describe(exc)}); is it running (voxlive serve-models), and "
                                "is tts.base_url right?") from None
         except openai.APIStatusError as exc:
             raise BackendError(STAGE, f"the speech server at {self.base_url} answered HTTP "
@@ -92,7 +104,6 @@ class RemoteTTS:
                 raise BackendError(STAGE, self._timed_out()) from None
             raise BackendError(STAGE, f"the speech stream from {self.base_url} broke off "
                                f"({type(exc).__name__}: {exc})") from None
-
 
     def _timed_out(self) -> str:
         return (f"the speech server at {self.base_url} sent nothing for "
@@ -105,22 +116,19 @@ def _is_timeout(exc: BaseException) -> bool:
     return any(cls.__name__ == "TimeoutException" for cls in type(exc).__mro__)
 
 
-def _cause(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc.__context__
-    return f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
-
-
 def _detail(exc: Any) -> str:
     """The server's message from an OpenAI-style error body, else the body's start."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:300]
-        if isinstance(error, str):
-            return error[:300]
+    message = sdk.error_message(getattr(exc, "body", None))
+    if message:
+        return message[:300]
     response = getattr(exc, "response", None)
     try:
-        return " ".join(response.text.split())[:300] if response is not None else str(exc)
-    except Exception:  # a streamed body that was never read
+        return sdk.excerpt(response.text) if response is not None else str(exc)[:300]
+    except Exception:  # noqa: BLE001 - a streamed body that was never read
         return str(exc)[:300]
+
+
+BACKEND = Backend(
+    stage="tts", name="remote", config=RemoteTts, factory=RemoteTTS, package="openai",
+    install="pip install 'voxlive[openai]'  (the official openai SDK)", model_field=None,
+)

@@ -1,69 +1,31 @@
-"""A blocking TTS generator, consumed chunk by chunk from asyncio.
+"""A blocking TTS generator, consumed chunk by chunk from asyncio, into a call's output.
 
 TTS backends are plain generators (voxlive/backends/base.py) and cancel when the
-consumer stops iterating. A generator can only be closed from the thread that runs
-it, so the whole iteration lives in one worker thread, which hands each chunk to the
-event loop. A cancelled reply sets a stop flag that the backend itself reads (Parler:
-at its next decoding step, even while this thread waits for a chunk) and that this
-thread checks between chunks: the synthesis stops within a step or a chunk, not at the
-end of the sentence.
+consumer stops iterating; voxlive/backends/threaded.py runs one on a worker thread. A
+cancelled reply sets a stop flag that the backend itself reads (Parler: at its next
+decoding step, even while the worker waits for a chunk) and that the worker checks
+between chunks: the synthesis stops within a step or a chunk, not at the end of the
+sentence.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import numpy as np
 
 from voxlive.audio.output import AudioOutput, Playback
 from voxlive.audio.resample import CALL_RATE, Resampler, to_int16
-from voxlive.backends.base import BackendError, TextToSpeech
+from voxlive.backends.base import TextToSpeech
+from voxlive.backends.threaded import iterate_in_thread
 
-_END = object()
 
-
-async def speech_chunks(tts: TextToSpeech, text: str,
-                        style: str = "default") -> AsyncIterator[np.ndarray]:
+def speech_chunks(tts: TextToSpeech, text: str,
+                  style: str = "default") -> AsyncIterator[np.ndarray]:
     """Yield the TTS's float32 chunks as they are made; leaving the loop (or being
     cancelled) stops the synthesis."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    stop = threading.Event()
-
-    def hand_over(item: Any) -> None:
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-    def produce() -> None:
-        try:
-            for chunk in tts.synthesize(text, style, stop):  # leaving the loop closes it
-                if stop.is_set():
-                    break
-                hand_over(chunk)
-                if stop.is_set():
-                    break
-        except BaseException as exc:  # noqa: B036 - handed to the consumer, not swallowed
-            hand_over(exc)
-        finally:
-            hand_over(_END)
-
-    # In the reply's context: the shared TTS orders sentences by their reply (voxlive/sched).
-    worker = threading.Thread(target=contextvars.copy_context().run, args=(produce,),
-                              name="tts", daemon=True)
-    worker.start()
-    try:
-        while (item := await queue.get()) is not _END:
-            if isinstance(item, BackendError):
-                raise item
-            if isinstance(item, BaseException):
-                raise BackendError("tts", f"speech synthesis failed: {item}") from item
-            yield item
-    finally:
-        stop.set()
+    return iterate_in_thread(lambda stop: tts.synthesize(text, style, stop), stage="tts",
+                             failure="speech synthesis failed", name="tts")
 
 
 async def speak_into(output: AudioOutput, tts: TextToSpeech, playback: Playback, sentence: str,

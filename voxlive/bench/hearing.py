@@ -187,7 +187,7 @@ def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_siz
             below: float = 0.6) -> list[dict]:
     """`other`: a multilingual model for the turns under `below` confidence
     (stt.other_languages), as the embedded profile runs it."""
-    from voxlive.backends.loader import _build_stt
+    from voxlive.backends.loader import build
     from voxlive.config import FasterWhisperStt
     from voxlive.config.schema import OtherLanguages
 
@@ -197,8 +197,8 @@ def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_siz
     for reference in models:
         started = time.perf_counter()
         languages = OtherLanguages(model=other, below_confidence=below) if other else None
-        stt = _build_stt(FasterWhisperStt(backend="faster-whisper", model=reference,
-                                          beam_size=beam_size, other_languages=languages))
+        stt = build("stt", FasterWhisperStt(backend="faster-whisper", model=reference,
+                                            beam_size=beam_size, other_languages=languages))
         load_s = time.perf_counter() - started
         stt.transcribe(np.zeros(RATE, np.float32))  # warm up, as the daemon does
         totals: dict[tuple[str, str], list[float]] = {}

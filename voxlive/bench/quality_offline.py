@@ -75,15 +75,15 @@ def turn_audio(only: set[str] | None = None) -> list[list[np.ndarray]]:
 
 
 def hear(candidate: SttCandidate, audio: list[list[np.ndarray]]) -> list[list[dict[str, Any]]]:
-    from voxlive.backends.loader import _build_stt
+    from voxlive.backends.loader import build
     from voxlive.config import FasterWhisperStt
     from voxlive.config.schema import OtherLanguages
 
     other = (OtherLanguages(model=candidate.other, below_confidence=candidate.below)
              if candidate.other else None)
-    stt = _build_stt(FasterWhisperStt(backend="faster-whisper", model=candidate.model,
-                                      beam_size=candidate.beam_size,
-                                      language=candidate.language, other_languages=other))
+    stt = build("stt", FasterWhisperStt(backend="faster-whisper", model=candidate.model,
+                                        beam_size=candidate.beam_size,
+                                        language=candidate.language, other_languages=other))
     stt.transcribe(np.zeros(MODEL_RATE, np.float32))
     out = []
     for d, turns in zip(DIALOGUES, audio, strict=True):

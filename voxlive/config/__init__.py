@@ -6,17 +6,20 @@ then checks the machine: the backend's Python package and the model files.
 Both report every problem at once, each naming its key and what to do.
 
 schema.py holds the pydantic models, loading.py the first step, checks.py the second;
-everything is imported from here, `from voxlive.config import ...`.
+everything is imported from here, `from voxlive.config import ...`. Each backend's own
+section is declared in the backend's module (voxlive/backends/registry.py); the shipped
+backends' sections are re-exported here under their names.
 """
 
-from voxlive.config.checks import (
-    BACKEND_PACKAGES,
-    MODEL_FIELDS,
-    STAGES,
-    check_profile,
-    model_problem,
-    resolve_model,
-)
+from voxlive.backends.llm_llamacpp import LlamaCppLlm
+from voxlive.backends.llm_openai import OpenAILlm
+from voxlive.backends.registry import STAGES
+from voxlive.backends.stt_remote import RemoteStt
+from voxlive.backends.stt_whisper import FasterWhisperStt
+from voxlive.backends.tts_espeak import EspeakTts
+from voxlive.backends.tts_parler import ParlerTts
+from voxlive.backends.tts_piper import PiperTts
+from voxlive.config.checks import check_profile, model_problem, resolve_model
 from voxlive.config.loading import (
     CONFIG_ENV,
     REPO_CONFIG,
@@ -25,27 +28,15 @@ from voxlive.config.loading import (
     parse_config,
 )
 from voxlive.config.schema import (
-    DEFAULT_VISION_LABELS,
     AssistantSettings,
     ConfigError,
     EmotionConfig,
-    EspeakTts,
-    FasterWhisperStt,
     IceServer,
-    LlamaCppLlm,
     LlmConfig,
     LookSettings,
-    OpenAILlm,
-    OpenCVVision,
-    ParlerTts,
-    PiperTts,
     Profile,
-    ProsodyEmotion,
-    RemoteStt,
     ServerSettings,
-    SiglipVision,
     SileroVad,
-    SpeechBrainEmotion,
     Strict,
     SttConfig,
     TtsConfig,
@@ -55,10 +46,14 @@ from voxlive.config.schema import (
     VisionConfig,
     VoxliveConfig,
 )
+from voxlive.emotion.prosody_backend import ProsodyEmotion
+from voxlive.emotion.speechbrain_backend import SpeechBrainEmotion
+from voxlive.vision.opencv_backend import OpenCVVision
+from voxlive.vision.siglip_backend import DEFAULT_VISION_LABELS, SiglipVision
 
 __all__ = [
-    "BACKEND_PACKAGES", "CONFIG_ENV", "DEFAULT_VISION_LABELS", "MODEL_FIELDS", "REPO_CONFIG",
-    "STAGES", "AssistantSettings", "ConfigError", "EmotionConfig", "EspeakTts",
+    "CONFIG_ENV", "DEFAULT_VISION_LABELS", "REPO_CONFIG", "STAGES", "AssistantSettings",
+    "ConfigError", "EmotionConfig", "EspeakTts",
     "FasterWhisperStt", "IceServer", "LlamaCppLlm", "LlmConfig", "LookSettings", "OpenAILlm",
     "OpenCVVision", "ParlerTts", "PiperTts", "Profile", "ProsodyEmotion", "RemoteStt",
     "ServerSettings", "SiglipVision", "SileroVad", "SpeechBrainEmotion", "Strict", "SttConfig",

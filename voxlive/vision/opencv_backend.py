@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from voxlive.config import OpenCVVision
+from voxlive.backends.registry import Backend, Strict
 from voxlive.vision.base import SceneDescription, as_rgb, shrink
 
 FACE_CASCADE = "haarcascade_frontalface_default.xml"
@@ -36,6 +38,13 @@ _HUES = [
     (345, "pink"),
     (360, "red"),
 ]
+
+
+
+class OpenCVVision(Strict):
+    backend: Literal["opencv"]
+    max_side: int = Field(320, ge=64, description="frames are shrunk to this before analysis")
+
 
 _NUMBERS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 
@@ -184,3 +193,10 @@ class OpenCVVisionBackend:
                 name = colour_name(centre)
                 shares[name] = shares.get(name, 0.0) + float(count) / len(pixels)
         return sorted(shares.items(), key=lambda item: item[1], reverse=True)
+
+
+BACKEND = Backend(
+    stage="vision", name="opencv", config=OpenCVVision, factory=OpenCVVisionBackend,
+    package="cv2", install="pip install 'voxlive[vision]'  (opencv-python-headless)",
+    model_field=None,
+)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from voxlive.backends.base import BackendError
-from voxlive.config.schema import RemoteModelServer
-from voxlive.serving.client import ModelServerClient
+from voxlive.backends.registry import Backend
+from voxlive.serving.client import ModelServerClient, RemoteModelServer
 from voxlive.vision.base import SceneDescription, as_rgb, shrink
 
 MAX_SIDE = 640
@@ -32,3 +32,8 @@ class RemoteVision:
         labels = [(str(label), float(score)) for label, score in answer.get("labels") or []]
         return SceneDescription(str(answer.get("caption", "")), labels,
                                 f"{answer.get('backend', 'remote')} (remote)")
+
+
+BACKEND = Backend(stage="vision", name="remote", config=RemoteModelServer, factory=RemoteVision,
+                  package="cv2", install="pip install 'voxlive[vision]'  (opencv-python-headless)",
+                  model_field=None)

@@ -9,21 +9,44 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
-from transformers import AutoImageProcessor, AutoTokenizer, SiglipModel
+from pydantic import Field
 
-from voxlive.config import SiglipVision, resolve_model
+from voxlive.backends.packaged import resolve_model
+from voxlive.backends.registry import Backend, Strict
 from voxlive.vision.base import SceneDescription, as_rgb
+
+if TYPE_CHECKING:
+    import torch
 
 PROMPT = "This is a photo of {label}."
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DEFAULT_VISION_LABELS = [
+    "a person", "a face", "several people", "a hand", "a cup", "a mug", "a bottle", "a phone",
+    "a book", "a laptop", "a keyboard", "a pen", "a cat", "a dog", "a plant", "a flower",
+    "an apple", "a banana", "a toy", "a chair", "a window", "an office", "a kitchen",
+    "a living room", "a street", "outdoors", "a thumbs-up gesture", "a waving hand",
+    "something red", "something blue", "something green", "something yellow",
+    "something black", "something white",
+]
+
+
+class SiglipVision(Strict):
+    backend: Literal["siglip"]
+    model: str = "google/siglip-so400m-patch14-384"
+    device: str = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    labels: list[str] = Field(default_factory=lambda: list(DEFAULT_VISION_LABELS))
+    top_k: int = Field(3, ge=1)
+    min_score: float = Field(0.05, ge=0, le=1)
 
 
 def _pooled(output: object) -> torch.Tensor:
     """get_*_features returns a tensor in transformers 4.x and a model output in 5.x."""
+    import torch
+
     if isinstance(output, torch.Tensor):
         return output
     return output.pooler_output  # type: ignore[attr-defined]
@@ -41,13 +64,17 @@ def _join(words: list[str]) -> str:
 
 class SiglipVisionBackend:
     def __init__(self, config: SiglipVision):
+        # Imported here: the registry imports this module whenever models.yaml is read.
+        import torch
+        from transformers import AutoImageProcessor, AutoTokenizer, SiglipModel
+
         if not config.labels:
             raise ValueError("the siglip vision backend needs at least one label")
         self.config = config
         self.labels = list(config.labels)
         model = resolve_model(config.model)
         self.device = torch.device(config.device)
-        self.dtype = _DTYPES[config.dtype]
+        self.dtype = getattr(torch, config.dtype)
         # A hub id is downloaded by transformers on first use; a folder is read as it is.
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.image_processor = AutoImageProcessor.from_pretrained(model)
@@ -90,6 +117,8 @@ class SiglipVisionBackend:
 
     def scores(self, image: np.ndarray) -> np.ndarray:
         """Every label's sigmoid score (0..1) for one HxWx3 uint8 RGB frame, in label order."""
+        import torch
+
         image = as_rgb(image)
         with self._lock, torch.inference_mode():
             image_embedding = self._encode_image(image)
@@ -117,3 +146,9 @@ class SiglipVisionBackend:
             "elapsed_ms": round((time.perf_counter() - start) * 1000, 2),
         }
         return SceneDescription(caption, top, self.description, details)
+
+
+BACKEND = Backend(
+    stage="vision", name="siglip", config=SiglipVision, factory=SiglipVisionBackend,
+    package="transformers", install="pip install 'voxlive[siglip]'  (torch and transformers)",
+)
