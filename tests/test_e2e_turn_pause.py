@@ -45,6 +45,10 @@ async def test_a_thinking_pause_does_not_end_the_turn(patient_server: str) -> No
             espeak("order a pizza for two people.", 48_000)]))
         reply = await client.wait_for(
             lambda e: e["type"] == "assistant_text" and e["final"], timeout=90)
+        # The reply's text may come before its turn is committed (it is made speculatively,
+        # and espeak's flat ending can leave the verdict "unfinished" until the 2 s maximum).
+        await client.wait_for(
+            lambda e: e["type"] == "turn_committed" and e["turn"] == reply["turn"], timeout=10)
         kinds = [e["type"] for e in client.events]
         # (The speculative transcript of the first half may be shown during the pause; the
         # turn it belonged to is reopened, never answered.)

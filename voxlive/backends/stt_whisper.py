@@ -44,6 +44,10 @@ LOOPING_RATIO = 2.4
 """gzip compression ratio above which a transcript repeats itself (faster-whisper's rule)."""
 TOKENS_PER_S = 8
 """Text tokens that speech can hold, at most, per second: a looping decoder stops there."""
+BEAM_MIN_CONFIDENCE = 0.86
+"""A beam search gives no word probabilities for the doubtful-words rule: a short-window
+transcript less sure than this as a whole is redone (the Realtime test's Opus-coded "capital
+of France", heard as "capital of friends", passed the 0.5 rule alone)."""
 NO_SPEECH_DOUBT = 0.6
 """Whisper's no-speech probability above which faster-whisper may drop a segment: a
 short-window transcript above it goes to the full window, where its rules decide."""
@@ -173,6 +177,8 @@ class _ShortWindow:
         (`words`: the probability of each word token, the first token aside)."""
         if transcript.confidence < self.config.short_window_min_confidence:
             return True
+        if self.beam_size > 1:  # no word probabilities from a beam search: the whole decides
+            return transcript.confidence < BEAM_MIN_CONFIDENCE
         least = self.config.short_window_doubtful_word
         return any(a < least and b < least for a, b in zip(words, words[1:], strict=False))
 
