@@ -73,7 +73,7 @@ INTERRUPTION = "Stop. What is the capital of France?"
 # loads the machine (3.5-8 s voice to voice), the caller may talk before the answer has
 # played MIN_PLAYED_S, or before it plays at all (then the daemon rightly takes both as one
 # turn): that call ends at once (TOO_EARLY) and the caller tries again, waiting longer.
-INTERRUPT_AFTER_S = (5.0, 10.0)
+INTERRUPT_AFTER_S = (5.0, 10.0, 16.0)
 MIN_PLAYED_S = 0.9
 BARGE_IN_TIMEOUT_S = 60.0  # per call: from connected to the end of the answer after the cut
 TOO_EARLY = "too early"
@@ -715,7 +715,9 @@ def check_barge_in(
     assert len(story_frames), f"the story is not in the recording:\n{story_timeline}"
     first_heard = (start + int(story_frames[0])) * FRAME_S
     offset = first_heard - at[story_speaking] - delay(at[story_speaking])
-    assert -0.2 < offset < 0.6, f"the story is heard {offset:.2f} s late, beyond the buffer"
+    # (Early too: the event crosses the data channel, which a busy machine delays more than
+    # the audio's RTP; -0.21 s seen on CI's 2 cores.)
+    assert -0.4 < offset < 0.6, f"the story is heard {offset:.2f} s late, beyond the buffer"
 
     def heard_at(t: float) -> float:
         """Where audio that the daemon sent at page time `t` is in the recording."""

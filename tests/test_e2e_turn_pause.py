@@ -43,15 +43,20 @@ async def test_a_thinking_pause_does_not_end_the_turn(patient_server: str) -> No
         client.mic.say(np.concatenate([
             espeak("I would like to", 48_000), silence(1.2, 48_000),
             espeak("order a pizza for two people.", 48_000)]))
-        reply = await client.wait_for(
-            lambda e: e["type"] == "assistant_text" and e["final"], timeout=90)
-        # The reply's text may come before its turn is committed (it is made speculatively,
-        # and espeak's flat ending can leave the verdict "unfinished" until the 2 s maximum).
+        # The first half may get a speculative reply (even a whole one, on a fast machine)
+        # that is cancelled unheard when the user goes on: the answer is the whole request's.
+        whole = await client.wait_for(
+            lambda e: e["type"] == "user_transcript" and "pizza" in e["text"].lower(),
+            timeout=90)
+        reply = await client.wait_for(lambda e: e["type"] == "assistant_text" and e["final"]
+                                      and e["turn"] == whole["turn"], timeout=90)
+        # Its text may come before its turn is committed (it is made speculatively, and
+        # espeak's flat ending can leave the verdict "unfinished" until the 2 s maximum).
         await client.wait_for(
             lambda e: e["type"] == "turn_committed" and e["turn"] == reply["turn"], timeout=10)
         kinds = [e["type"] for e in client.events]
         # (The speculative transcript of the first half may be shown during the pause; the
-        # turn it belonged to is reopened, never answered.)
+        # turn it belonged to is reopened, never committed nor heard.)
         said = [e for e in client.events if e["type"] == "user_transcript"][-1]
         assert "like to" in said["text"].lower() and "pizza" in said["text"].lower()
         assert said["turn"] == reply["turn"]
