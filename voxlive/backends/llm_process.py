@@ -20,7 +20,6 @@ Everything here is blocking and runs before the daemon's event loop starts.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import shlex
@@ -39,6 +38,7 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 from voxlive.config import OpenAILlm, VoxliveConfig
+from voxlive.server.auth import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def spawn_target(config: OpenAILlm) -> SpawnTarget:
             f"--spawn-llm starts a plain-http vLLM server, but llm.base_url is "
             f"{config.base_url!r}; use http://127.0.0.1:PORT/v1"
         )
-    if not _is_local(host):
+    if not is_loopback_host(host):
         raise SpawnError(
             f"--spawn-llm starts vLLM on this machine, but llm.base_url ({config.base_url}) "
             f"points at the host '{host}'; set it to http://127.0.0.1:PORT/v1, or start vLLM "
@@ -83,14 +83,6 @@ def spawn_target(config: OpenAILlm) -> SpawnTarget:
     shown = f"[{host}]" if ":" in host else host
     return SpawnTarget(host, port, f"http://{shown}:{port}/health")
 
-
-def _is_local(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def vllm_command() -> list[str]:

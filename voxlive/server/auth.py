@@ -153,7 +153,7 @@ def is_loopback_host(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return False
+        return False  # a hostname, including mDNS (*.local) names
 
 
 def _host_name(header: str) -> str:

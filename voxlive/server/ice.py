@@ -18,6 +18,7 @@ import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
 from voxlive.config import IceServer
+from voxlive.server.auth import is_loopback_host as is_loopback
 
 _CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ", re.IGNORECASE)
 MAX_REMOTE_CANDIDATES = 16
@@ -36,15 +37,6 @@ def _loopback_request_received(self, message, addr, protocol):  # noqa: ANN001, 
     if not is_loopback(addr[0]):
         return None
     return _original_request_received(self, message, addr, protocol)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a hostname, including mDNS (*.local) names
 
 
 def rtc_configuration(servers: list[IceServer]) -> RTCConfiguration:
