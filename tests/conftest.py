@@ -122,7 +122,7 @@ def double_config(config: VoxliveConfig, vllm_double) -> VoxliveConfig:  # noqa:
     from tests.doubles.vllm_double import DEFAULT_MODEL
 
     return config_with_profile(config, "double", {
-        "stt": {"backend": "faster-whisper"},
+        "stt": {"backend": "faster-whisper", "beam_size": 5},  # as the embedded profiles
         "llm": {"backend": "openai", "base_url": vllm_double.base_url, "model": DEFAULT_MODEL,
                 "connect_timeout_s": 1, "first_token_timeout_s": 3},
         "tts": {"backend": "espeak-ng"},

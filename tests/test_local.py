@@ -84,6 +84,15 @@ def speech(pulse: PulseServer) -> dict[str, str]:
     return files
 
 
+@pytest.fixture(scope="module")
+def story_config(config: VoxliveConfig) -> VoxliveConfig:
+    """Room for a story: the spoken-reply budget (two sentences) and the brief-answers
+    prompt can end SmolLM2's story in under three seconds, before the user speaks over it."""
+    return config.model_copy(update={"assistant": config.assistant.model_copy(update={
+        "max_sentences": 8, "max_spoken_s": 30.0,
+        "system_prompt": "You are a storyteller. Tell long stories of many sentences."})})
+
+
 class Events:
     """The session's events with arrival times, and waiting for one."""
 
@@ -287,13 +296,13 @@ class EchoTrace:
 
 
 async def test_its_own_echo_does_not_interrupt_the_reply_but_the_user_does(
-        pulse: PulseServer, speech: dict[str, str], config: VoxliveConfig,
+        pulse: PulseServer, speech: dict[str, str], story_config: VoxliveConfig,
         embedded_models: Models) -> None:
     # Tried twice only if the first reply's echo passed for the user *while the machine
     # starved the audio* (other work on a small CPU): then the speaker played gaps the
     # echo guard could not know of. Without starvation a false interruption fails.
     for attempt in (1, 2):
-        outcome = await echo_then_interrupt(pulse, speech, config, embedded_models)
+        outcome = await echo_then_interrupt(pulse, speech, story_config, embedded_models)
         if outcome is None:
             return
         if attempt == 2 or not outcome[1]:
@@ -361,11 +370,12 @@ async def echo_then_interrupt(pulse: PulseServer, speech: dict[str, str],
 
 
 async def test_with_echo_cancellation_its_echo_does_not_interrupt_but_the_user_does(
-        pulse: PulseServer, speech: dict[str, str], config: VoxliveConfig,
+        pulse: PulseServer, speech: dict[str, str], story_config: VoxliveConfig,
         embedded_models: Models) -> None:
     """The same open-speaker situation with the echo canceller doing the work alone (the
     correlation guard off): the echo never reaches the VAD as speech, the user does."""
     pytest.importorskip("livekit.rtc", reason="the local extra (livekit) is not installed")
+    config = story_config
     unguarded = config.model_copy(update={"turn": config.turn.model_copy(
         update={"echo_guard": False})})
     async with Running(embedded_models, unguarded, echo_cancellation=True) as running:
