@@ -25,8 +25,9 @@ from voxlive.turn.core import (
 
 
 def semantic(policy: SemanticPolicy | None = None, **settings: object) -> Timeline:
-    tl = Timeline(speculative_silence_ms=160, end_of_turn_silence_ms=480,
-                  max_incomplete_silence_ms=2000, pre_roll_ms=0, **settings)
+    defaults = {"speculative_silence_ms": 160, "end_of_turn_silence_ms": 480,
+                "max_incomplete_silence_ms": 2000, "pre_roll_ms": 0}
+    tl = Timeline(**{**defaults, **settings})
     tl.core = TurnCore(tl.core.settings, vad_threshold=0.5, semantic=True, policy=policy)
     return tl
 
@@ -102,11 +103,11 @@ def test_failure_falls_back_to_the_fixed_rule_and_says_so_once() -> None:
     out = tl.event(JudgeFailed(1, "the turn detector gave no verdict within 1500 ms"))
     [error] = [a for a in out if isinstance(a, ReportError)]
     assert error.stage == "turn_detector" and "1500 ms" in error.message
-    assert "480 ms" in error.message
-    assert tl.of(TurnCommitted) == []  # 160 ms of silence: the fixed rule waits for 480
-    tl.silence(0.288)
+    assert "1000 ms of silence" in error.message
+    assert tl.of(TurnCommitted) == []  # 160 ms of silence: the fixed rule waits for 1000
+    tl.silence(0.8)  # past the plain 480 ms rule: a thinking pause is not cut there
     assert tl.of(TurnCommitted) == []
-    assert tl.silence(0.032) == [TurnCommitted(1, CommitRule.TIMEOUT)]  # 480 ms
+    assert tl.silence(0.064) == [TurnCommitted(1, CommitRule.TIMEOUT)]  # 1024 ms
     tl.event(Transcribed(1, "hello"))
     # The next turn asks the detector again; a second failure is not reported again.
     tl.speech(1.0)
@@ -114,7 +115,7 @@ def test_failure_falls_back_to_the_fixed_rule_and_says_so_once() -> None:
     second = tl.core.generation
     assert tl.of(JudgeTurn)[-1].generation == second
     assert tl.event(JudgeFailed(second, "the turn detector failed: boom")) == []
-    tl.silence(0.32)
+    tl.silence(0.864)
     assert tl.of(TurnCommitted)[-1] == TurnCommitted(second, CommitRule.TIMEOUT)
     assert len(tl.of(ReportError)) == 1
 
@@ -122,9 +123,19 @@ def test_failure_falls_back_to_the_fixed_rule_and_says_so_once() -> None:
 def test_a_late_failure_after_the_fixed_silence_commits_at_once() -> None:
     tl = semantic()
     tl.speech(1.0)
-    tl.silence(0.6)
+    tl.silence(1.2)
     assert tl.event(JudgeFailed(1, "the turn detector failed: boom"))[-1] == TurnCommitted(
         1, CommitRule.TIMEOUT)
+
+
+def test_the_failure_fallback_is_never_shorter_than_the_fixed_rule() -> None:
+    tl = semantic(end_of_turn_silence_ms=1500, detector_failed_silence_ms=600)
+    tl.speech(1.0)
+    tl.silence(0.16)
+    tl.event(JudgeFailed(1, "the turn detector failed: boom"))
+    tl.silence(1.2)
+    assert tl.of(TurnCommitted) == []
+    assert tl.silence(0.16) == [TurnCommitted(1, CommitRule.TIMEOUT)]
 
 
 def test_a_too_long_turn_is_cut_with_the_max_utterance_rule() -> None:
@@ -218,9 +229,9 @@ def test_an_early_failure_is_said_once_and_the_fixed_rule_decides() -> None:
     [error] = [a for a in tl.event(JudgeFailed(1, "the turn detector failed: boom"))
                if isinstance(a, ReportError)]
     assert "boom" in error.message
-    tl.silence(0.384)  # 448 ms
+    tl.silence(0.928)  # 992 ms
     assert tl.of(TurnCommitted) == []
-    assert tl.silence(0.032) == [TurnCommitted(1, CommitRule.TIMEOUT)]  # 480 ms
+    assert tl.silence(0.032) == [TurnCommitted(1, CommitRule.TIMEOUT)]  # 1024 ms
 
 
 def test_an_early_answer_for_another_generation_is_stale() -> None:

@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     turns = bench_kinds.add_parser(
         "turns", parents=[common], help="end of turn: thinking pauses and finished questions "
         "over WebRTC, per turn detector")
-    turns.add_argument("--turns", type=int, default=40, help="spoken turns (default 40)")
+    turns.add_argument("--turns", type=int, default=42, help="spoken turns (default 42)")
     turns.add_argument("--detectors", default="none,smart-turn+text",
                        help="comma-separated: none, smart-turn, text, smart-turn+text")
     turns.add_argument("--signals-only", action="store_true",

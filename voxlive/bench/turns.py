@@ -55,9 +55,9 @@ def build_corpus(models: Any, turns: int) -> list[SpokenTurn]:
         print(f"real speech left out: {exc}", file=sys.stderr)
     complete = [t for t in corpus if t.kind == "complete"]
     paused = [t for t in corpus if t.kind == "pause"]
-    mixed = [t for pair in zip(_interleave(complete), _interleave(paused), strict=False)
-             for t in pair]
-    return mixed[:turns]
+    complete, paused = _interleave(complete), _interleave(paused)
+    mixed = [t for pair in zip(complete, paused, strict=False) for t in pair]
+    return (mixed + complete[len(paused):] + paused[len(complete):])[:turns]
 
 
 def _interleave(turns: list[SpokenTurn]) -> list[SpokenTurn]:

@@ -115,6 +115,10 @@ class TurnSettings(Strict):
         2000, ge=64, description="a turn the detector judged unfinished ends after this much "
         "silence anyway (profiles with a turn_detector)"
     )
+    detector_failed_silence_ms: int = Field(
+        1000, ge=64, description="a turn the detector could not judge (it failed or was too "
+        "slow: a busy CPU) ends after this much silence, or end_of_turn_silence_ms if longer"
+    )
     pre_roll_ms: int = Field(160, ge=0, description="audio kept before the detected onset")
     max_utterance_s: float = Field(30.0, gt=1, description="a longer turn is cut and answered")
     barge_in: bool = Field(

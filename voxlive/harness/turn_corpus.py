@@ -29,6 +29,10 @@ COMPLETE = (
     "How far away is the moon?", "Who wrote Romeo and Juliet?",
     "What is the weather like in Berlin today?", "Could you remind me to call my mother?",
     "Which planet is the largest in our solar system?", "How do I make a cup of tea?",
+    # espeak-ng pauses at commas: finished requests with pauses inside, where the voice
+    # alone once ended a turn early (the browser barge-in test's story request).
+    "Tell me a long story about a dragon, who lives in a castle.",
+    "First, check the weather, and then set an alarm for seven.",
 )
 PAUSED = (
     ("I would like to", "order a pizza for two people."),
