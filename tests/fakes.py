@@ -62,6 +62,7 @@ class FakeStt:
     script: list[str | Exception] = field(default_factory=list)
     confidence: float = 0.9
     heard: list[float] = field(default_factory=list)  # seconds of audio of each request
+    answered: list[str | Exception] = field(default_factory=list)  # what each got, in order
     gate: threading.Event = field(default_factory=threading.Event)
     description: str = "fake stt (scripted)"
 
@@ -72,6 +73,7 @@ class FakeStt:
         self.heard.append(len(audio) / MODEL_RATE)
         self.gate.wait(timeout=30)  # a worker thread: the test opens it
         text = self.script.pop(0) if self.script else ""
+        self.answered.append(text)
         if isinstance(text, Exception):
             raise text
         return Transcript(text, self.confidence)

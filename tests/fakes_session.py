@@ -95,6 +95,16 @@ class SessionTimeline:
 
         return await asyncio.wait_for(wait(), HANG_GUARD_S)
 
+    async def transcribed(self, count: int) -> None:
+        """The fake STT has answered `count` transcriptions (its worker threads run in no
+        set order: a test that scripts them in order lets each finish first)."""
+
+        async def wait() -> None:
+            while len(self.stt.answered) < count:
+                await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(wait(), HANG_GUARD_S)
+
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == kind]
 

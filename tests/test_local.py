@@ -443,6 +443,7 @@ class DownLLM:
     """A language model whose server is down."""
 
     description = "down"
+    supports_tools = False
 
     async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
         raise BackendError("llm", "the language model server is down")

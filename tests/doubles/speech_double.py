@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import numpy as np
 from aiohttp import web
 
-HOST = "127.0.0.1"
+from tests.doubles.http_double import HOST, HttpDouble
+
 RATE = 24_000
 
 
@@ -36,54 +36,22 @@ def tone(seconds: float, rate: int = RATE, hz: float = 220.0) -> bytes:
     return (0.3 * np.sin(2 * np.pi * hz * t) * 32767).astype("<i2").tobytes()
 
 
-class SpeechDouble:
+class SpeechDouble(HttpDouble):
     def __init__(self, *, seconds_per_char: float = 0.05, chunk_s: float = 0.1,
                  chunk_delay_s: float = 0.0, first_chunk_delay_s: float = 0.0,
                  fail_status: int | None = None, cut_after_chunks: int | None = None,
                  host: str = HOST):
+        super().__init__(host)
         self.seconds_per_char = seconds_per_char
         self.chunk_s = chunk_s
         self.chunk_delay_s = chunk_delay_s
         self.first_chunk_delay_s = first_chunk_delay_s
         self.fail_status = fail_status
         self.cut_after_chunks = cut_after_chunks
-        self.host = host
-        self.requests: list[dict[str, Any]] = []
-        self.aborted = 0
-        self.completed = 0
         self.sent_bytes = 0
-        self.abort_event = asyncio.Event()
-        self.port: int | None = None
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def base_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("SpeechDouble is not started")
-        return f"http://{self.host}:{self.port}/v1"
-
-    async def start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/audio/speech", self._speech)
-        # handler_cancellation: a client that closes the stream cancels the handler.
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port or 0)
-        await site.start()
-        self._runner = runner
-        self.port = runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> SpeechDouble:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     async def _speech(self, request: web.Request) -> web.StreamResponse:
         body = json.loads(await request.read())

@@ -56,7 +56,8 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-HOST = "127.0.0.1"
+from tests.doubles.http_double import HOST, HttpDouble
+
 DEFAULT_MODEL = "double/test-model"
 DEFAULT_STT_MODEL = "double/whisper-test"
 DEFAULT_REPLY = "Hello! I am a test double of vLLM, and this is my streamed reply."
@@ -80,7 +81,7 @@ def unused_base_url() -> str:
     return f"http://{HOST}:{port}/v1"
 
 
-class VllmDouble:
+class VllmDouble(HttpDouble):
     """Test double of vLLM's OpenAI-compatible chat server (see the module docstring).
 
     reply: the reply text, or a function of the request's messages that returns it.
@@ -115,6 +116,7 @@ class VllmDouble:
         transcription_delay_s: float = 0.0,
         host: str = HOST,
     ):
+        super().__init__(host)
         self.reply = reply
         self.model = model
         self.first_token_delay_s = first_token_delay_s
@@ -127,54 +129,13 @@ class VllmDouble:
         self.verbose_json = verbose_json
         self.fail_status = fail_status
         self.transcription_delay_s = transcription_delay_s
-        self.host = host
         self.transcriptions: list[dict[str, str]] = []  # the form fields of each request
-        self.requests: list[dict[str, Any]] = []
-        self.aborted = 0
-        self.completed = 0
-        self.abort_event = asyncio.Event()
-        self.port: int | None = None
-        self._runner: web.AppRunner | None = None
 
-    # --- lifecycle ----------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("VllmDouble is not started")
-        return f"http://{self.host}:{self.port}/v1"
-
-    async def start(self) -> None:
-        """Listen on 127.0.0.1; on the same port again after stop(), else on a new one."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_get("/health", self._health)
-        # handler_cancellation: a client disconnect cancels the handler, as vLLM aborts.
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port or 0)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self.port = runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        """Stop listening (base_url stays; connecting to it is then refused)."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> VllmDouble:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     # --- handlers -----------------------------------------------------------------------
 

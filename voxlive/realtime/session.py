@@ -119,7 +119,7 @@ class RealtimeSession:
                            tools: list[dict[str, Any]]) -> None:
         self.call.speak_replies = speaks
         self.call.max_reply_pieces = None if limit == "inf" else int(limit)
-        supports = getattr(self.models.llm, "supports_tools", False)
+        supports = self.models.llm.supports_tools
         self.call.tools = chat_tools(tools) if supports else []
 
     async def _on_input_audio_buffer_append(self, event: ClientEvent) -> None:

@@ -72,7 +72,7 @@ class ToolRounds:
 
     async def offer(self, llm: Any, look: bool) -> list[dict[str, Any]] | None:
         """The tools to offer the LLM this turn (None: no tool calling)."""
-        if not getattr(llm, "supports_tools", False):
+        if not llm.supports_tools:
             return None
         tools = [LOOK_TOOL] if look else []
         if self.manager is not None and self.manager.connections:

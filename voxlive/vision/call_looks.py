@@ -62,7 +62,7 @@ class CallLooks:
     def may_offer_tool(self, llm: Any) -> bool:
         """Whether the LLM may be offered the `look` tool: allowed, a camera, tool calling."""
         return (self.settings.on_llm_request and self.camera.can_look
-                and getattr(llm, "supports_tools", False))
+                and llm.supports_tools)
 
     async def for_turn(self, reason: str, generation: int, timing: TurnTiming) -> str | None:
         """The caption for a turn's prompt (None without a camera); its time goes to
