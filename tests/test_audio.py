@@ -79,10 +79,26 @@ def test_recent_audio_slices_by_stream_time_and_forgets_the_oldest() -> None:
 
 def test_recent_audio_keeps_int16_half_the_memory_of_float() -> None:
     ring = RecentAudio(rate=16_000, keep_seconds=35.0)
-    assert ring._buffer.nbytes == 16_000 * 35 * 2
     loud = np.array([-1.5, -1.0, 0.5, 1.0, 2.0], dtype=np.float32)  # clipped, not wrapped
     ring.append(loud)
     assert np.allclose(ring.slice(0, 1), [-1.0, -1.0, 0.5, 1.0, 1.0], atol=1e-4)
+    for _ in range(40 * 50):  # 40 s in 20 ms frames: the ring is full
+        ring.append(np.zeros(320, np.float32))
+    assert 16_000 * 35 * 2 <= ring.nbytes <= 16_000 * 35.5 * 2
+
+
+def test_recent_audio_frees_what_is_forgotten_and_slices_across_blocks() -> None:
+    ring = RecentAudio(rate=100, keep_seconds=10.0, block_seconds=0.5)
+    ramp = np.arange(800, dtype=np.float32) / 1000  # 8 s, each sample its own value
+    for start in range(0, 800, 30):  # frames that straddle the blocks
+        ring.append(ramp[start : start + 30])
+    assert np.allclose(ring.slice(1.23, 4.56), ramp[123:456], atol=1e-4)
+    full = ring.nbytes
+    ring.forget_before(6.2)
+    assert ring.nbytes == full * 2 // 8  # the blocks of seconds 6-8 are left
+    assert np.allclose(ring.slice(0.0, 7.0), ramp[620:700], atol=1e-4)
+    ring.forget_before(1.0)  # the floor never goes back
+    assert len(ring.slice(0.0, 6.0)) == 0
 
 
 class Recorder:

@@ -19,6 +19,7 @@ import pytest
 
 from tests.fakes import GATE, LOUD
 from tests.fakes_session import SessionTimeline
+from voxlive.audio.resample import MODEL_RATE
 from voxlive.backends.base import BackendError
 from voxlive.config import VoxliveConfig
 from voxlive.turn.bookkeeping import CUT_MARK
@@ -230,3 +231,25 @@ async def test_a_turn_reopened_within_one_burst_leaves_no_work_behind(new: New) 
         gc.collect()
     assert not [w for w in caught if "never awaited" in str(w.message)]
     assert len(tl.stt.heard) == 1  # the cancelled one never ran: one transcription
+
+
+async def test_a_listening_call_keeps_seconds_of_input_and_a_long_turn_all_of_it(
+        new: New) -> None:
+    tl = new(["A long question.", "Another one."], [["Yes."], ["No."]])
+    ring = tl.session.input.audio
+    await tl.silence(20.0)
+    assert ring.nbytes <= 3 * MODEL_RATE * 2  # 2 s and the pre-roll, in half-second blocks
+    await tl.speech(12.0)  # a long turn: its start must stay
+    await tl.silence(0.6)
+    await tl.reply_made(1)
+    assert tl.stt.heard[-1] >= 12.0  # the whole turn was transcribed
+    tl.play_until("reply_played")
+    await tl.silence(10.0)
+    assert ring.nbytes <= 3 * MODEL_RATE * 2  # freed once the turn is over
+
+
+async def test_a_realtime_client_s_uncommitted_input_is_kept(new: New) -> None:
+    tl = new([], [])
+    tl.session.keep_audio_from = 1.0  # the client's buffer starts here, not yet committed
+    await tl.silence(12.0)
+    assert len(tl.session.input.audio.slice(1.0, 12.0)) == 11 * MODEL_RATE

@@ -45,6 +45,8 @@ from voxlive.vision.call_looks import CallLooks
 from voxlive.vision.camera import CallCamera
 
 EventSink = Callable[[dict[str, Any]], None]
+FORGET_EVERY_WINDOWS = 16
+"""Unneeded input audio is freed twice a second (every 16 VAD windows of 32 ms)."""
 
 
 class CallSession:
@@ -84,6 +86,7 @@ class CallSession:
         self.work = ReplyWork(self)
         # For a transport with a protocol of its own (the Realtime API, voxlive/realtime):
         self.vad_turns = True  # False: the client ends turns itself (push to talk)
+        self.keep_audio_from: float | None = None  # the client's uncommitted input starts here
         self.prompt: Callable[[str], list[ChatMessage]] | None = None  # its own history
         self.tools: list[dict[str, Any]] = []  # the client's tools: calls go to the client
         self.speak_replies = True  # False: replies in text only
@@ -123,6 +126,16 @@ class CallSession:
             return
         if self.vad_turns:
             self.handle(vocab.VadWindow(t, probability, WINDOW_S, echo))
+            if round(t / WINDOW_S) % FORGET_EVERY_WINDOWS == 0:
+                self._forget_unneeded_audio(t)
+
+    def _forget_unneeded_audio(self, now: float) -> None:
+        """Frees the input audio no turn can ask for (a listening call keeps 2 s, not the
+        whole 35 s ring); a Realtime client's uncommitted input is kept."""
+        oldest = self.core.audio_needed_from(now)
+        if self.keep_audio_from is not None:
+            oldest = min(oldest, self.keep_audio_from)
+        self.input.audio.forget_before(oldest)
 
     def client_turn(self, text: str) -> int:
         """A turn the client ended itself (typed text, push to talk): reply to `text` now,

@@ -64,7 +64,7 @@ class RealtimeSession:
         self._options: dict[int, dict[str, Any]] = {}  # per-response overrides
         self._user_items: dict[int, str] = {}  # voice turn generation -> its user item
         self._speech_item: str | None = None  # the item the current speech will become
-        self._buffer_start = 0.0  # stream seconds where the uncommitted input begins
+        self.call.keep_audio_from = 0.0  # stream second of the uncommitted input (kept)
         self._transcribing: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._failed: dict[str, Any] | None = None
@@ -131,12 +131,12 @@ class RealtimeSession:
         return self.call.input.audio.total / MODEL_RATE
 
     async def _on_input_audio_buffer_commit(self, event: ClientEvent) -> None:
-        start, end = self._buffer_start, self._stream_s()
+        start, end = self.call.keep_audio_from or 0.0, self._stream_s()
         if end - start < MIN_COMMIT_S:
             raise ProtocolError(
                 f"buffer too small: {int((end - start) * 1000)} ms of audio; a commit "
                 f"needs at least {int(MIN_COMMIT_S * 1000)} ms", "input_audio_buffer_commit_empty")
-        self._buffer_start = end
+        self.call.keep_audio_from = end
         item = message_item("user", {"type": "input_audio", "transcript": None})
         previous = self.items.add(item)
         self.send({"type": "input_audio_buffer.committed", "previous_item_id": previous,
@@ -167,7 +167,7 @@ class RealtimeSession:
         self.send({"type": "conversation.item.done", "item": item})
 
     async def _on_input_audio_buffer_clear(self, event: ClientEvent) -> None:
-        self._buffer_start = self._stream_s()
+        self.call.keep_audio_from = self._stream_s()
         self.send({"type": "input_audio_buffer.cleared"})
 
     async def _on_conversation_item_create(self, event: ClientEvent) -> None:
@@ -314,7 +314,7 @@ class RealtimeSession:
 
     def _voice_item(self, generation: int, text: str) -> None:
         """A voice turn's words: commit the input, add the user item with its transcript."""
-        self._buffer_start = self._stream_s()
+        self.call.keep_audio_from = self._stream_s()
         item = message_item("user", {"type": "input_audio", "transcript": None},
                             item_id=self._speech_item)
         self._speech_item = None

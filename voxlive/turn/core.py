@@ -78,6 +78,9 @@ HYSTERESIS = 0.15
 threshold does not flicker between the two."""
 TAIL_S = 0.1
 """Audio kept after the last voiced window: word endings are quiet."""
+ONSET_MARGIN_S = 2.0
+"""Audio kept before now while no speech is building up: VAD windows arrive in batches,
+and an onset is only known once speech has lasted min_speech_ms."""
 
 
 class TurnCore:
@@ -106,6 +109,18 @@ class TurnCore:
     def _speculative_s(self) -> float:
         spec = self.settings.speculative_silence_ms
         return min(spec, self.settings.end_of_turn_silence_ms) / 1000
+
+    def audio_needed_from(self, now: float) -> float:
+        """The oldest stream time a later action may ask audio of: the open turn's start,
+        speech building up to one, or the pre-roll of speech yet to come. The session
+        frees what is older (audio/recent.py)."""
+        oldest = now - ONSET_MARGIN_S
+        if self._voiced_run > 0 and self._onset is not None:
+            oldest = min(oldest, self._onset)
+        open_turn = self.state in (State.USER_SPEAKING, State.THINKING)
+        if open_turn and self._turn_onset is not None:
+            oldest = min(oldest, self._turn_onset)
+        return oldest - self.settings.pre_roll_ms / 1000
 
     def handle(self, event: Event) -> list[Action]:
         if isinstance(event, VadWindow):
