@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from voxlive.backends.loader import Models, load_models, load_stage, warm_up
-from voxlive.config import VoxliveConfig, load_config, parse_config
+from voxlive.config import Profile, VoxliveConfig, load_config, parse_config
 from voxlive.server.app import Daemon, running
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,17 +63,31 @@ def config() -> VoxliveConfig:
 SMALL_PROFILE = "embedded-small"
 
 
+# The end-to-end tests ask espeak-ng's "What is the capital of France?" over Opus, which
+# tiny.en's short window hears as "capital and friends" in about half the voices (the 30 s
+# window hears it right): the tests' STT redoes unsure transcripts (below 0.86) on the 30 s
+# window, so that what they check is the call, not that phrase. The profiles keep the
+# faster rule measured better on the whole (voxlive/backends/stt_whisper.py).
+TEST_STT = {"short_window_min_confidence": 0.86}
+
+
+def small_profile(config: VoxliveConfig) -> Profile:
+    """The small embedded profile as the tests run it (TEST_STT)."""
+    profile = config.profile(SMALL_PROFILE)
+    return profile.model_copy(update={"stt": profile.stt.model_copy(update=TEST_STT)})
+
+
 @pytest.fixture(scope="session")
 def embedded_models(config: VoxliveConfig) -> Models:
     """The real small embedded stack: Silero, faster-whisper tiny.en, SmolLM2, piper."""
-    return load_models(config.profile(SMALL_PROFILE), progress=False)
+    return load_models(small_profile(config), progress=False)
 
 
 @pytest.fixture(scope="session")
 def default_models(config: VoxliveConfig, embedded_models: Models) -> Models:
     """The default profile's models, for real. Stages configured exactly as in the small
     profile are shared with embedded_models rather than loaded twice."""
-    default, small = config.profile(config.default_profile), config.profile(SMALL_PROFILE)
+    default, small = config.profile(config.default_profile), small_profile(config)
     loaded = {}
     for stage in ("vad", "stt", "llm", "tts", "vision", "emotion"):
         if getattr(default, stage) is None:
@@ -122,7 +136,7 @@ def double_config(config: VoxliveConfig, vllm_double) -> VoxliveConfig:  # noqa:
     from tests.doubles.vllm_double import DEFAULT_MODEL
 
     return config_with_profile(config, "double", {
-        "stt": {"backend": "faster-whisper", "beam_size": 5},  # as the embedded profiles
+        "stt": {"backend": "faster-whisper", "beam_size": 5, **TEST_STT},
         "llm": {"backend": "openai", "base_url": vllm_double.base_url, "model": DEFAULT_MODEL,
                 "connect_timeout_s": 1, "first_token_timeout_s": 3},
         "tts": {"backend": "espeak-ng"},

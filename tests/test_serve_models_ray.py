@@ -19,7 +19,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests.conftest import SMALL_PROFILE, config_with_profile, requires_espeak
+from tests.conftest import config_with_profile, requires_espeak, small_profile
 from tests.words import share_found
 from voxlive.backends.loader import Models, load_models
 from voxlive.backends.stt_remote import encode_wav, multipart
@@ -63,7 +63,7 @@ def ray_models(config: VoxliveConfig) -> Iterator[str]:
         port=free_port(), stt={"replicas": 2, "num_cpus": 0.25, "batch_wait_ms": 100},
         tts={"num_cpus": 0.25}, emotion={"enabled": False}, vision={"enabled": False})
     try:
-        yield run(settings, config.profile(SMALL_PROFILE), blocking=False)
+        yield run(settings, small_profile(config), blocking=False)
     finally:
         serve.shutdown()
         ray.shutdown()

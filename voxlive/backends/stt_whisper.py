@@ -22,6 +22,16 @@ below 0.86) redid 53 of 80, 38 of them cut-off phrases; this one 20 (10 cut-off)
 both caught the wrong transcripts the full window gets right, but one cut-off last
 word. Tuned on that corpus: a rule of thumb, not a guarantee ("a joke about cats",
 right, has "about" at 0.31 and is sometimes redone, once into "a joke on Outcast").
+
+A beam search (the embedded profiles' beam 5) gives no word probabilities, so only the
+whole transcript's confidence can send it to the 30 s window. Measured with beam 5
+(tiny.en int8, 2 cores; 45 espeak-ng clips, 9 of them Opus-coded, and 80 real English
+recordings): redoing below 0.86 sent 36 of 45 and 65 of 80 to the 30 s window, for word
+error rates of 9.0 % and 25.5 % at STT p50 776 and 943 ms; keeping the short window's
+transcript (redone below 0.5 only) gave 6.9 % and 33.2 % at 190 and 246 ms with a 10 s
+window, and 5.9 % and 24.4 % at 407 and 259 ms with a 15 s one: the default. Its one
+loss is espeak's "capital of France", heard as "capital and friends" in 4 of 9 Opus-coded
+voices, which the 30 s window hears right.
 """
 
 from __future__ import annotations
@@ -44,10 +54,6 @@ LOOPING_RATIO = 2.4
 """gzip compression ratio above which a transcript repeats itself (faster-whisper's rule)."""
 TOKENS_PER_S = 8
 """Text tokens that speech can hold, at most, per second: a looping decoder stops there."""
-BEAM_MIN_CONFIDENCE = 0.86
-"""A beam search gives no word probabilities for the doubtful-words rule: a short-window
-transcript less sure than this as a whole is redone (the Realtime test's Opus-coded "capital
-of France", heard as "capital of friends", passed the 0.5 rule alone)."""
 NO_SPEECH_DOUBT = 0.6
 """Whisper's no-speech probability above which faster-whisper may drop a segment: a
 short-window transcript above it goes to the full window, where its rules decide."""
@@ -76,7 +82,7 @@ class FasterWhisperStt(Strict):
     language: str | None = "en"
     cpu_threads: int = Field(0, ge=0)
     short_window_s: float | None = Field(
-        10.0, ge=2, le=30,
+        15.0, ge=2, le=30,
         description="audio up to this long (less 1 s) is encoded in a window this long, "
         "not Whisper's 30 s (several times faster on a CPU); null: always 30 s",
     )
@@ -178,7 +184,7 @@ class _ShortWindow:
         if transcript.confidence < self.config.short_window_min_confidence:
             return True
         if self.beam_size > 1:  # no word probabilities from a beam search: the whole decides
-            return transcript.confidence < BEAM_MIN_CONFIDENCE
+            return False
         least = self.config.short_window_doubtful_word
         return any(a < least and b < least for a, b in zip(words, words[1:], strict=False))
 
