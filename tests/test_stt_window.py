@@ -107,6 +107,7 @@ def test_the_short_window_can_be_turned_off() -> None:
         FasterWhisperStt(backend="faster-whisper", short_window_s=1)
 
 
+@pytest.mark.models  # builds the real tiny.en model
 @requires_espeak
 def test_with_a_beam_search_a_transcript_sure_enough_as_a_whole_keeps_the_short_window(
         monkeypatch: pytest.MonkeyPatch) -> None:
