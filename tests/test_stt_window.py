@@ -31,6 +31,14 @@ class Counting:
         monkeypatch.setattr(stt, "_full_window", full)
 
 
+def heard(stt: FasterWhisperSTT, text: str, words_per_minute: int, pitch: int) -> str:
+    """What the STT hears of `text` in that espeak-ng voice, lower case, no end marks."""
+    audio = np.concatenate([silence(0.16, 16_000),
+                            espeak(text, 16_000, words_per_minute, pitch),
+                            silence(0.1, 16_000)])
+    return stt.recognise(audio).text.lower().strip("?. ")
+
+
 @requires_espeak
 def test_a_clear_short_question_takes_the_short_window(stt: FasterWhisperSTT,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,10 +76,7 @@ def test_a_clear_transcript_unsure_of_its_first_word_keeps_the_short_window(
     """Mean confidence about 0.80 (the first word and the question mark, measured here):
     the old mean rule redid it; its words are sure."""
     full = Counting(stt, monkeypatch)
-    audio = np.concatenate([silence(0.16, 16_000),
-                            espeak("How far away is the moon?", 16_000, 175, 40),
-                            silence(0.1, 16_000)])
-    assert stt.recognise(audio).text.lower().strip("?. ") == "how far away is the moon"
+    assert heard(stt, "How far away is the moon?", 175, 40) == "how far away is the moon"
     assert full.calls == 0
 
 
@@ -116,10 +121,7 @@ def test_with_a_beam_search_a_transcript_sure_enough_as_a_whole_keeps_the_short_
     noise Whisper calls no speech still goes there."""
     stt = FasterWhisperSTT(FasterWhisperStt(backend="faster-whisper", beam_size=5))
     full = Counting(stt, monkeypatch)
-    audio = np.concatenate([silence(0.16, 16_000),
-                            espeak("How far away is the moon?", 16_000, 175, 40),
-                            silence(0.1, 16_000)])
-    assert stt.recognise(audio).text.lower().strip("?. ") == "how far away is the moon"
+    assert heard(stt, "How far away is the moon?", 175, 40) == "how far away is the moon"
     assert full.calls == 0
     stt.recognise(np.random.default_rng(0).normal(0, 0.01, 16_000).astype(np.float32))
     assert full.calls == 1

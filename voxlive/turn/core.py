@@ -63,6 +63,7 @@ from voxlive.turn.vocabulary import (
     UserSaid,
     VadWindow,
 )
+from voxlive.turn.voice_activity import HYSTERESIS, VoiceActivity
 
 # The vocabulary (turn/vocabulary.py, turn/end_of_turn.py) is re-exported from here.
 __all__ = [
@@ -73,9 +74,6 @@ __all__ = [
     "TurnCommitted", "TurnCore", "TurnJudged", "UserSaid", "VadWindow", "VoiceJudged",
 ]
 
-HYSTERESIS = 0.15
-"""A window counts as silence only below threshold - HYSTERESIS, so speech near the
-threshold does not flicker between the two."""
 TAIL_S = 0.1
 """Audio kept after the last voiced window: word endings are quiet."""
 ONSET_MARGIN_S = 2.0
@@ -95,12 +93,8 @@ class TurnCore:
         self.committed = False  # is the latest turn over?
         self.speaking: int | None = None  # the reply being played (or paused)
         self.paused = False
-        self._voiced = False
-        self._voiced_run = 0.0  # voiced seconds since the last long silence
-        self._silence_run = 0.0
-        self._onset: float | None = None  # first voiced window of the current speech
+        self.voice = VoiceActivity()  # what the VAD windows add up to
         self._turn_onset: float | None = None  # start of the user's turn (kept on reopen)
-        self._last_voiced = 0.0
         self._deaf_until: float | None = None  # half duplex: ignore the reply's echo tail
         self._cut_silence: float | None = None  # after a cut: silence heard since (None: no cut)
         self._responded: set[int] = set()  # replies to words whose history is not written yet
@@ -115,8 +109,8 @@ class TurnCore:
         speech building up to one, or the pre-roll of speech yet to come. The session
         frees what is older (audio/recent.py)."""
         oldest = now - ONSET_MARGIN_S
-        if self._voiced_run > 0 and self._onset is not None:
-            oldest = min(oldest, self._onset)
+        if self.voice.voiced_run > 0 and self.voice.onset is not None:
+            oldest = min(oldest, self.voice.onset)
         open_turn = self.state in (State.USER_SPEAKING, State.THINKING)
         if open_turn and self._turn_onset is not None:
             oldest = min(oldest, self._turn_onset)
@@ -142,32 +136,8 @@ class TurnCore:
     # --- voice activity -------------------------------------------------------------
 
     def _on_vad(self, window: VadWindow) -> list[Action]:
-        start = round(window.t - window.duration, 6)
-        if self._hears_nothing(window):
-            voiced = False
-        elif window.probability >= self.threshold:
-            voiced = True
-        elif window.probability < self.threshold - HYSTERESIS:
-            voiced = False
-        else:
-            voiced = self._voiced
-        self._voiced = voiced
-
-        if voiced:
-            if self._voiced_run == 0.0:
-                self._onset = start
-            self._voiced_run += window.duration
-            self._silence_run = 0.0
-            self._last_voiced = window.t
-        else:
-            self._silence_run += window.duration
-            if self._silence_run >= self.settings.end_of_turn_silence_ms / 1000:
-                self._voiced_run = 0.0  # blips separated by a long silence do not add up
-            if window.echo:
-                # The assistant's own voice: whatever voiced windows came before it were
-                # likely echo the guard missed; they must not add up to an interruption.
-                self._voiced_run = 0.0
-
+        self.voice.hear(window, self.threshold, self._hears_nothing(window),
+                        self.settings.end_of_turn_silence_ms / 1000)
         if self.state == State.LISTENING:
             return self._maybe_user_starts(self.settings.min_speech_ms)
         if self.state == State.USER_SPEAKING:
@@ -203,17 +173,17 @@ class TurnCore:
         return False
 
     def _maybe_user_starts(self, min_speech_ms: int, reopen: bool = False) -> list[Action]:
-        if not self._voiced or self._voiced_run < min_speech_ms / 1000:
+        if not self.voice.voiced or self.voice.voiced_run < min_speech_ms / 1000:
             return []
-        assert self._onset is not None
+        assert self.voice.onset is not None
         if not reopen or self._turn_onset is None:
-            self._turn_onset = self._onset
-        return [SpeechStarted(self._onset), *self._set_state(State.USER_SPEAKING)]
+            self._turn_onset = self.voice.onset
+        return [SpeechStarted(self.voice.onset), *self._set_state(State.USER_SPEAKING)]
 
     def _thinking(self, now: float) -> list[Action]:
         # Talking again before the reply is heard: the turn was not over. Drop the reply
         # unheard and let the turn go on, keeping its original start.
-        if self._voiced and self._voiced_run >= self.settings.min_speech_ms / 1000:
+        if self.voice.voiced and self.voice.voiced_run >= self.settings.min_speech_ms / 1000:
             self.committed = False
             dropped = self.generation
             self.generation += 1  # whatever the dropped reply still sends is stale
@@ -224,7 +194,8 @@ class TurnCore:
     def _maybe_commit(self) -> list[Action]:
         judgement = self.judgement
         rule = None if self.committed else commit_rule(
-            self.settings, self._silence_run, self.semantic, judgement.verdict, judgement.failed)
+            self.settings, self.voice.silence_run, self.semantic, judgement.verdict,
+            judgement.failed)
         if rule is None:
             return []
         self.committed = True
@@ -252,11 +223,11 @@ class TurnCore:
             and now - self._turn_onset >= self.settings.max_utterance_s
         )
         early = self.judgement.policy.early_ask_s(self._speculative_s)
-        if self.judgement.early and self._silence_run == 0.0:
+        if self.judgement.early and self.voice.silence_run == 0.0:
             self.judgement.asked(early=False)  # speech again: the early question is void
-        if not (self._silence_run >= self._speculative_s or too_long):
+        if not (self.voice.silence_run >= self._speculative_s or too_long):
             if (self.semantic and early is not None and not self.judgement.early
-                    and self._silence_run >= early):
+                    and self.voice.silence_run >= early):
                 self.judgement.asked(early=True)  # for the turn this pause would end
                 return [JudgeTurn(self.generation + 1, *self._span(now))]
             return []
@@ -265,15 +236,15 @@ class TurnCore:
         self.committed = False
         start, end = self._span(now)
         actions: list[Action] = [
-            SpeechStopped(self._last_voiced),
-            Transcribe(self.generation, start, end, self._last_voiced),
+            SpeechStopped(self.voice.last_voiced),
+            Transcribe(self.generation, start, end, self.voice.last_voiced),
         ]
         asked, self.judgement.early = self.judgement.early, False
         if not asked:
             self.judgement.asked()
-        if too_long and self._voiced:
+        if too_long and self.voice.voiced:
             # Cut: commit now and answer; speech that goes on is not heard until a pause.
-            self._voiced_run = 0.0
+            self.voice.voiced_run = 0.0
             self._turn_onset = None
             self.committed = True
             self._cut_silence = 0.0
@@ -287,15 +258,16 @@ class TurnCore:
         """The turn's audio so far: from its onset (less the pre-roll) to the tail."""
         assert self._turn_onset is not None
         start = max(0.0, self._turn_onset - self.settings.pre_roll_ms / 1000)
-        return start, min(now, self._last_voiced + TAIL_S)
+        return start, min(now, self.voice.last_voiced + TAIL_S)
 
     def _maybe_barge_in(self) -> list[Action]:
         if not self.settings.barge_in or self.paused:
             return []
-        if not self._voiced or self._voiced_run < self.settings.barge_in_min_speech_ms / 1000:
+        voice = self.voice
+        if not voice.voiced or voice.voiced_run < self.settings.barge_in_min_speech_ms / 1000:
             return []
-        assert self.speaking is not None and self._onset is not None
-        self._turn_onset = self._onset
+        assert self.speaking is not None and self.voice.onset is not None
+        self._turn_onset = self.voice.onset
         if self.settings.barge_in_min_words == 0:
             # Speech alone confirms the interruption: cut the reply now.
             actions: list[Action] = [self._cancel(self.speaking, barge_in=True)]
@@ -304,7 +276,7 @@ class TurnCore:
         else:
             actions = [PauseReply(self.speaking)]
             self.paused = True
-        return [*actions, SpeechStarted(self._onset), *self._set_state(State.USER_SPEAKING)]
+        return [*actions, SpeechStarted(self.voice.onset), *self._set_state(State.USER_SPEAKING)]
 
     # --- playback -------------------------------------------------------------------
 
