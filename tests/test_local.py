@@ -471,6 +471,10 @@ async def test_a_failing_model_is_reported_and_the_next_turn_tries_again(
         _, reply = await events.wait_for(
             lambda e: e["type"] == "assistant_text" and e["final"], 60, asked)
         assert reply["text"].strip()
+        # The reply may be ready while the end of the turn is still being decided: the
+        # terminal prints a turn once it is committed.
+        await events.wait_for(
+            lambda e: e["type"] == "turn_committed" and e["turn"] == reply["turn"], 15, asked)
     printed = running.printed.getvalue()
     assert "error (llm): the language model server is down" in printed, printed
     assert f"voxlive: {reply['text']}" in printed
