@@ -33,6 +33,8 @@ class Timeline:
     """Feeds VAD windows at exact stream times and collects every action."""
 
     def __init__(self, **settings: object):
+        # STT at the speculative point unless a test asks for it sooner (early_words.py)
+        settings = {"transcribe_silence_ms": None, **settings}
         self.core = TurnCore(TurnSettings(**settings), vad_threshold=0.5)
         self.t = 0.0
         self.actions: list[object] = []

@@ -12,6 +12,7 @@ from voxlive.config import TurnSettings
 from voxlive.harness.speech import espeak, silence
 from voxlive.turn.core import (
     ReplyPlayed,
+    Respond,
     SpeechStarted,
     Transcribe,
     Transcribed,
@@ -45,6 +46,7 @@ def run_core(probs: list[float], **settings: object) -> list[object]:
         for action in out:
             if isinstance(action, Transcribe):
                 out += core.handle(Transcribed(action.generation, "words"))
+            if isinstance(action, Respond):
                 out += core.handle(ReplyPlayed(action.generation))
         actions += out
     return actions

@@ -173,6 +173,8 @@ class CallSession:
         self.barge_in.speech_started(action.t)
 
     def _transcribe(self, action: vocab.Transcribe) -> None:
+        # A request asked early for this turn, then voided by speech (turn/early_words.py)
+        self._dispose(action.generation)
         reply = self._new_reply(action.generation, TurnTiming(
             last_voiced=self.input.arrival(action.last_voiced), transcribe_started=now()))
         reply.run(self.work.transcribe(reply, action), self._failed)

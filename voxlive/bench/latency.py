@@ -186,8 +186,9 @@ def run_latency_bench(config: Any, profile_name: str | None, turns: int, as_json
     variants = [("speculative_on" if compare_speculative else "configured", config)]
     if compare_speculative:
         _greedy(models)  # so that both settings answer a question with the same words
-        turn = config.turn.model_copy(
-            update={"speculative_silence_ms": config.turn.end_of_turn_silence_ms})
+        turn = config.turn.model_copy(update={
+            "speculative_silence_ms": config.turn.end_of_turn_silence_ms,
+            "transcribe_silence_ms": None})
         variants.append(("speculative_off", config.model_copy(update={"turn": turn})))
     if transport == "realtime-ws":
         return _compare_transports(config, name, models, turns, as_json)

@@ -106,7 +106,13 @@ class TurnSettings(Strict):
 
     min_speech_ms: int = Field(96, ge=0, description="voiced audio needed to start a user turn")
     speculative_silence_ms: int = Field(
-        160, ge=32, description="silence after which STT and the LLM start, unheard"
+        160, ge=32, description="silence after which the LLM starts (unheard), and STT "
+        "unless transcribe_silence_ms is sooner"
+    )
+    transcribe_silence_ms: int | None = Field(
+        64, ge=32, description="silence after which STT starts on the turn so far, when "
+        "sooner than speculative_silence_ms (speech before that point voids it); null: at "
+        "speculative_silence_ms"
     )
     end_of_turn_silence_ms: int = Field(
         480, ge=64, description="silence that ends the user's turn: the reply may play"

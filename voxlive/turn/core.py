@@ -9,10 +9,10 @@ so decisions depend on what was heard, not on how busy the machine was.
 
 How a turn goes:
 - Speech for `min_speech_ms` starts the user's turn.
-- After `speculative_silence_ms` of silence the turn *may* be over: transcription and
-  the reply start at once, but the reply is not played. After `end_of_turn_silence_ms`
-  the turn is committed and the reply may play. Speech before the reply is heard
-  reopens the turn: the unheard reply is dropped and the turn goes on from its start.
+- After `speculative_silence_ms` of silence the turn *may* be over: the reply starts at
+  once (on words asked for sooner: turn/early_words.py), but is not played. After
+  `end_of_turn_silence_ms` the turn is committed and the reply may play. Speech before
+  the reply is heard reopens the turn: the unheard reply is dropped, the turn goes on.
 - With an end-of-turn detector (`semantic`), the speculative point asks it whether the
   user has finished instead: see voxlive/turn/end_of_turn.py for that rule.
 - Speech over a playing reply (for `barge_in_min_speech_ms`, not flagged as echo)
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from voxlive.config import TurnSettings
 from voxlive.turn.backchannel import meaningful_words
+from voxlive.turn.early_words import EarlyWords
 from voxlive.turn.end_of_turn import (
     CommitRule,
     JudgeFailed,
@@ -98,6 +99,7 @@ class TurnCore:
         self._deaf_until: float | None = None  # half duplex: ignore the reply's echo tail
         self._cut_silence: float | None = None  # after a cut: silence heard since (None: no cut)
         self._responded: set[int] = set()  # replies to words whose history is not written yet
+        self.early_words = EarlyWords(settings)  # STT asked for before the speculative point
 
     @property
     def _speculative_s(self) -> float:
@@ -125,6 +127,8 @@ class TurnCore:
             return self._on_client(event)
         if isinstance(event, (TurnJudged, VoiceJudged, JudgeFailed)):
             return self._on_judged(event) if self._awaits_answer(event.generation) else []
+        if self.state == State.USER_SPEAKING and self.early_words.took(event, self.generation + 1):
+            return []  # the words asked for before the speculative point
         if event.generation != self.generation:
             return []  # stale: a turn that was reopened or superseded
         if isinstance(event, Transcribed):
@@ -222,23 +226,21 @@ class TurnCore:
             self._turn_onset is not None
             and now - self._turn_onset >= self.settings.max_utterance_s
         )
-        early = self.judgement.policy.early_ask_s(self._speculative_s)
-        if self.judgement.early and self.voice.silence_run == 0.0:
-            self.judgement.asked(early=False)  # speech again: the early question is void
-        if not (self.voice.silence_run >= self._speculative_s or too_long):
-            if (self.semantic and early is not None and not self.judgement.early
-                    and self.voice.silence_run >= early):
-                self.judgement.asked(early=True)  # for the turn this pause would end
-                return [JudgeTurn(self.generation + 1, *self._span(now))]
-            return []
+        silence = self.voice.silence_run
+        if silence == 0.0:  # speech again: what was asked early is void
+            if self.judgement.early:
+                self.judgement.asked(early=False)
+            self.early_words.void()
+        if not (silence >= self._speculative_s or too_long):
+            return self._ask_early(now, silence)
         assert self._turn_onset is not None
         self.generation += 1
         self.committed = False
         start, end = self._span(now)
-        actions: list[Action] = [
-            SpeechStopped(self.voice.last_voiced),
-            Transcribe(self.generation, start, end, self.voice.last_voiced),
-        ]
+        transcribing, words = self.early_words.claim()
+        actions: list[Action] = [SpeechStopped(self.voice.last_voiced)]
+        if not transcribing:
+            actions.append(Transcribe(self.generation, start, end, self.voice.last_voiced))
         asked, self.judgement.early = self.judgement.early, False
         if not asked:
             self.judgement.asked()
@@ -252,7 +254,26 @@ class TurnCore:
         elif self.semantic and not asked:
             actions.append(JudgeTurn(self.generation, start, end))
         actions += self._set_state(State.THINKING)
-        return actions + self._maybe_commit()
+        actions += self._maybe_commit()
+        if isinstance(words, Transcribed):  # the early transcript is in: reply now
+            actions += self._on_transcribed(words)
+        elif words is not None:
+            actions += self._on_failure(words)
+        return actions
+
+    def _ask_early(self, now: float, silence: float) -> list[Action]:
+        """Before the speculative point: the detector and STT, each when its silence is
+        reached, for the turn this pause would end (generation + 1)."""
+        actions: list[Action] = []
+        early = self.judgement.policy.early_ask_s(self._speculative_s)
+        if (self.semantic and early is not None and not self.judgement.early
+                and silence >= early):
+            self.judgement.asked(early=True)
+            actions.append(JudgeTurn(self.generation + 1, *self._span(now)))
+        if self.early_words.ask_at(silence):
+            actions.append(Transcribe(self.generation + 1, *self._span(now),
+                                      self.voice.last_voiced))
+        return actions
 
     def _span(self, now: float) -> tuple[float, float]:
         """The turn's audio so far: from its onset (less the pre-roll) to the tail."""
@@ -306,6 +327,10 @@ class TurnCore:
 
     def _on_client(self, event: ClientTurn | ClientCancel) -> list[Action]:
         actions: list[Action] = []
+        if self.judgement.early or self.early_words.standing:
+            self.judgement.asked(early=False)  # asked for a turn the client's replaces:
+            self.early_words.void()
+            self.generation += 1  # what they answer is stale
         if self.speaking is not None:
             actions.append(self._cancel(self.speaking, barge_in=True))
         elif self.state == State.THINKING:
