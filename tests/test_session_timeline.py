@@ -253,3 +253,19 @@ async def test_a_realtime_client_s_uncommitted_input_is_kept(new: New) -> None:
     tl.session.keep_audio_from = 1.0  # the client's buffer starts here, not yet committed
     await tl.silence(12.0)
     assert len(tl.session.input.audio.slice(1.0, 12.0)) == 11 * MODEL_RATE
+
+
+async def test_words_asked_for_early_are_dropped_when_the_user_goes_on(new: New) -> None:
+    tl = new(["I would like", "I would like a pizza."], [["Coming up."]])
+    tl.stt.gate.clear()
+    await tl.speech(1.0)
+    await tl.silence(0.096)  # 64 ms: STT is asked early (the request waits at the gate)
+    await tl.speech(0.5)  # the user goes on: that request is void, its work stopped
+    tl.stt.gate.set()
+    await tl.transcribed(1)
+    await tl.silence(0.6)
+    reply = await tl.reply_made(tl.session.core.generation)
+    assert reply["text"] == "Coming up."
+    assert [e["text"] for e in tl.of("user_transcript")] == ["I would like a pizza."]
+    assert len(tl.llm.prompts) == 1 and "pizza" in str(tl.llm.prompts[0])
+    assert tl.stt.heard[1] > tl.stt.heard[0] + 0.4  # the second request heard it all

@@ -7,6 +7,7 @@ from __future__ import annotations
 from tests.test_turn_core import Timeline
 from voxlive.turn.core import (
     ClientTurn,
+    ForgetTurn,
     ReportError,
     Respond,
     SpeechStopped,
@@ -51,7 +52,7 @@ def test_speech_before_the_speculative_point_voids_the_early_words() -> None:
     tl = early()
     tl.speech(1.0)
     tl.silence(0.096)  # asked at 64 ms
-    tl.speech(0.5)  # "... and then" : the turn goes on
+    assert ForgetTurn(1) in tl.speech(0.5)  # "... and then": the turn goes on; its work stops
     # the voided request's words come late: dropped, they are half the turn
     assert tl.event(Transcribed(1, "I would like")) == []
     tl.silence(0.064)  # asked again, for the same turn, with all of it

@@ -227,18 +227,15 @@ class TurnCore:
             and now - self._turn_onset >= self.settings.max_utterance_s
         )
         silence = self.voice.silence_run
-        if silence == 0.0:  # speech again: what was asked early is void
-            if self.judgement.early:
-                self.judgement.asked(early=False)
-            self.early_words.void()
+        voided = self._void_early() if silence == 0.0 else []  # speech again
         if not (silence >= self._speculative_s or too_long):
-            return self._ask_early(now, silence)
+            return voided + self._ask_early(now, silence)
         assert self._turn_onset is not None
         self.generation += 1
         self.committed = False
         start, end = self._span(now)
         transcribing, words = self.early_words.claim()
-        actions: list[Action] = [SpeechStopped(self.voice.last_voiced)]
+        actions: list[Action] = [*voided, SpeechStopped(self.voice.last_voiced)]
         if not transcribing:
             actions.append(Transcribe(self.generation, start, end, self.voice.last_voiced))
         asked, self.judgement.early = self.judgement.early, False
@@ -274,6 +271,16 @@ class TurnCore:
             actions.append(Transcribe(self.generation + 1, *self._span(now),
                                       self.voice.last_voiced))
         return actions
+
+    def _void_early(self) -> list[Action]:
+        """What was asked before the speculative point, for a turn that pause will not
+        end, is void; the transcription's work stops (the detector's is replaced)."""
+        if self.judgement.early:
+            self.judgement.asked(early=False)
+        if not self.early_words.standing:
+            return []
+        self.early_words.void()
+        return [ForgetTurn(self.generation + 1)]
 
     def _span(self, now: float) -> tuple[float, float]:
         """The turn's audio so far: from its onset (less the pre-roll) to the tail."""
@@ -328,8 +335,7 @@ class TurnCore:
     def _on_client(self, event: ClientTurn | ClientCancel) -> list[Action]:
         actions: list[Action] = []
         if self.judgement.early or self.early_words.standing:
-            self.judgement.asked(early=False)  # asked for a turn the client's replaces:
-            self.early_words.void()
+            actions += self._void_early()  # asked for a turn the client's replaces:
             self.generation += 1  # what they answer is stale
         if self.speaking is not None:
             actions.append(self._cancel(self.speaking, barge_in=True))
