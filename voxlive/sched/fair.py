@@ -141,10 +141,12 @@ class FairQueue(Generic[T]):
 @dataclass
 class StageStats:
     """What a shared stage did: batches and their sizes, and how long first-audio work
-    waited for the model because another call had it (the queueing a caller hears)."""
+    waited for the model because another call had it (the queueing a caller hears).
+    The model server's engines (serving/engines.py) count their batches with it too."""
 
     batches: int = 0
     items: int = 0
+    largest: int = 0
     first_waits: int = 0
     first_wait_s: float = 0.0
     max_first_wait_s: float = 0.0
@@ -152,6 +154,7 @@ class StageStats:
     def batch(self, size: int) -> None:
         self.batches += 1
         self.items += size
+        self.largest = max(self.largest, size)
 
     def waited(self, seconds: float) -> None:
         self.first_waits += 1
@@ -161,6 +164,11 @@ class StageStats:
     @property
     def mean_batch(self) -> float:
         return self.items / self.batches if self.batches else 0.0
+
+    def summary(self) -> dict[str, float]:
+        """The batch counts (the model server's `stats()`)."""
+        return {"batches": self.batches, "items": self.items, "largest": self.largest,
+                "mean_batch_size": round(self.mean_batch, 2)}
 
     def gauges(self, stage: str) -> dict[str, float]:
         """/metrics gauges (voxlive_sched_<stage>_...)."""

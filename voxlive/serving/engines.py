@@ -20,27 +20,12 @@ import numpy as np
 
 from voxlive.audio.resample import Resampler, to_int16
 from voxlive.backends.base import Transcript
+from voxlive.sched.fair import StageStats
 from voxlive.serving.stt_batch import recognise_batch
 
 CHUNK_S = 0.1
 """Audio per streamed speech chunk: a closed stream is seen within about this long."""
 SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
-
-
-@dataclass
-class BatchStats:
-    batches: int = 0
-    items: int = 0
-    largest: int = 0
-
-    def add(self, size: int) -> None:
-        self.batches += 1
-        self.items += size
-        self.largest = max(self.largest, size)
-
-    def summary(self) -> dict[str, Any]:
-        mean = self.items / self.batches if self.batches else 0.0
-        return {**asdict(self), "mean_batch_size": round(mean, 2)}
 
 
 def load_engine(stage: str, profile: Any, speech_rate: int = 24_000) -> Any:
@@ -60,10 +45,10 @@ class SttEngine:
     def __init__(self, backend: Any):
         self.backend = backend
         self.description = backend.description
-        self.counts = BatchStats()
+        self.counts = StageStats()
 
     def recognise(self, audios: list[np.ndarray]) -> list[Transcript]:
-        self.counts.add(len(audios))
+        self.counts.batch(len(audios))
         return recognise_batch(self.backend, audios)
 
     def stats(self) -> dict[str, Any]:
@@ -77,10 +62,10 @@ class EmotionEngine:
     def __init__(self, backend: Any):
         self.backend = backend
         self.description = backend.description
-        self.counts = BatchStats()
+        self.counts = StageStats()
 
     def analyse(self, audios: list[np.ndarray]) -> list[dict[str, Any]]:
-        self.counts.add(len(audios))
+        self.counts.batch(len(audios))
         return [asdict(self.backend.analyse(audio, self.backend.new_speaker()))
                 for audio in audios]
 
@@ -92,10 +77,10 @@ class VisionEngine:
     def __init__(self, backend: Any):
         self.backend = backend
         self.description = backend.description
-        self.counts = BatchStats()
+        self.counts = StageStats()
 
     def describe(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
-        self.counts.add(len(images))
+        self.counts.batch(len(images))
         out = []
         for image in images:
             scene = self.backend.describe(image)
