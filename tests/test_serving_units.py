@@ -117,3 +117,23 @@ def test_serve_models_cli_reports_a_bad_serve_config(tmp_path, capsys) -> None: 
     bad.write_text("tts: {replicas: -1}\n")
     assert main(["serve-models", "--serve-config", str(bad)]) == 2
     assert "tts.replicas" in capsys.readouterr().err
+
+
+def test_whisper_video_outros_are_no_words() -> None:
+    from voxlive.backends.base import Transcript
+    from voxlive.serving.stt_batch import recognise_batch
+
+    class OutroStt:
+        """A test double: a Whisper that heard these, in turn."""
+
+        def __init__(self, texts: list[str]):
+            self.texts = texts
+
+        def recognise(self, audio: np.ndarray) -> Transcript:
+            return Transcript(self.texts.pop(0), 0.9)
+
+    heard = OutroStt(["Thank you for watching, we will see you in the next video.",
+                      "Thank you very much.", "Thanks for watching!", "What are you watching?"])
+    audio = [np.zeros(16_000, np.float32)] * 4
+    assert [t.text for t in recognise_batch(heard, audio)] == [  # type: ignore[arg-type]
+        "", "Thank you very much.", "", "What are you watching?"]

@@ -9,6 +9,7 @@ network stream (vLLM) and cancelling a reply means closing that stream.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
@@ -42,6 +43,24 @@ class BackendError(RuntimeError):
 class Transcript:
     text: str
     confidence: float  # 0..1; whisper: exp(mean token log-probability)
+
+
+WHISPER_OUTRO = re.compile(
+    r"thanks? (you )?((so|very) much )?for watching|see you (in|on) the next video"
+    r"|(please )?subscribe to (my|our|the) channel|please subscribe|subtitles by|amara\.org",
+    re.IGNORECASE)
+"""The end of a video, as Whisper learnt it from subtitles: what it writes for speech
+it cannot make out, never what a caller says to an assistant."""
+
+
+def without_outro(transcript: Transcript) -> Transcript:
+    """The transcript, or no words when it holds Whisper's video outro ("Thank you for
+    watching"): a turn of it is then a noise, not answered. tiny.en wrote "Thank you for
+    watching, we will see you in the next video." for espeak-ng's French "Combien de jours
+    y a-t-il dans une semaine ?", and the assistant said "You're welcome!"."""
+    if WHISPER_OUTRO.search(transcript.text):
+        return Transcript("", 0.0)
+    return transcript
 
 
 def whisper_confidence(segments: Iterable[tuple[str, float | None]]) -> float | None:
