@@ -9,6 +9,7 @@ time is the audio fed, output time the frames pulled (tests/fakes_session.py).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -260,6 +261,12 @@ async def test_words_asked_for_early_are_dropped_when_the_user_goes_on(new: New)
     tl.stt.gate.clear()
     await tl.speech(1.0)
     await tl.silence(0.096)  # 64 ms: STT is asked early (the request waits at the gate)
+
+    async def stt_started() -> None:
+        while not tl.stt.heard:
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(stt_started(), 20)  # its worker thread has the audio
     await tl.speech(0.5)  # the user goes on: that request is void, its work stopped
     tl.stt.gate.set()
     await tl.transcribed(1)
