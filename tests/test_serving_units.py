@@ -119,21 +119,14 @@ def test_serve_models_cli_reports_a_bad_serve_config(tmp_path, capsys) -> None: 
     assert "tts.replicas" in capsys.readouterr().err
 
 
-def test_whisper_video_outros_are_no_words() -> None:
-    from voxlive.backends.base import Transcript
-    from voxlive.serving.stt_batch import recognise_batch
 
-    class OutroStt:
-        """A test double: a Whisper that heard these, in turn."""
+def test_whisper_video_outros_are_no_words_and_thanks_are_words() -> None:
+    from voxlive.backends.base import Transcript, without_outro
 
-        def __init__(self, texts: list[str]):
-            self.texts = texts
-
-        def recognise(self, audio: np.ndarray) -> Transcript:
-            return Transcript(self.texts.pop(0), 0.9)
-
-    heard = OutroStt(["Thank you for watching, we will see you in the next video.",
-                      "Thank you very much.", "Thanks for watching!", "What are you watching?"])
-    audio = [np.zeros(16_000, np.float32)] * 4
-    assert [t.text for t in recognise_batch(heard, audio)] == [  # type: ignore[arg-type]
-        "", "Thank you very much.", "", "What are you watching?"]
+    outros = ["Thank you for watching, we will see you in the next video.",
+              "Thanks for watching!", "I hope you enjoyed this video and I'll see you in the "
+              "next video.", "Please subscribe to my channel.", "Subtitles by Amara.org"]
+    words = ["Thank you very much.", "Thank you.", "What are you watching?",
+             "Can you help me subscribe to a newsletter?"]
+    assert [without_outro(Transcript(t, 0.9)).text for t in outros] == [""] * len(outros)
+    assert [without_outro(Transcript(t, 0.9)).text for t in words] == words

@@ -276,3 +276,20 @@ async def test_words_asked_for_early_are_dropped_when_the_user_goes_on(new: New)
     assert [e["text"] for e in tl.of("user_transcript")] == ["I would like a pizza."]
     assert len(tl.llm.prompts) == 1 and "pizza" in str(tl.llm.prompts[0])
     assert tl.stt.heard[1] > tl.stt.heard[0] + 0.4  # the second request heard it all
+
+
+async def test_whisper_video_outro_is_no_words_and_not_answered(new: New) -> None:
+    # What tiny.en wrote for a French question it could not make out.
+    tl = new(["Thank you for watching, we will see you in the next video.", "Thank you."],
+             [["Goodbye."]])
+    await tl.speech(1.0)
+    await tl.silence(0.6)
+    await tl.transcribed(1)
+    thinking = next(i for i, e in enumerate(tl.events)
+                    if e["type"] == "state" and e["state"] == "thinking")
+    await tl.until(lambda e: e["type"] == "state" and e["state"] == "listening", thinking)
+    assert tl.of("user_transcript") == [] and tl.llm.prompts == []
+    await tl.speech(1.0)  # "Thank you." is words: answered
+    await tl.silence(0.6)
+    await tl.reply_made(tl.session.core.generation)
+    assert [e["text"] for e in tl.of("user_transcript")] == ["Thank you."]

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from voxlive.backends.base import BackendError, ToolCall
+from voxlive.backends.base import BackendError, ToolCall, without_outro
 from voxlive.backends.tts_stream import speak_into
 from voxlive.latency import now
 from voxlive.reply import Reply
@@ -49,6 +49,7 @@ class ReplyWork:
             raise  # already says what failed (remote STT: server down, HTTP status ...)
         except Exception as exc:
             raise BackendError("stt", f"transcription failed: {exc}") from exc
+        transcript = without_outro(transcript)  # Whisper's "Thank you for watching" is no words
         text = transcript.text
         timing.transcribed = now()
         await s.judge.transcribed(reply.generation, text)  # the words' end-of-turn signal

@@ -55,7 +55,9 @@ it cannot make out, never what a caller says to an assistant."""
 
 def without_outro(transcript: Transcript) -> Transcript:
     """The transcript, or no words when it holds Whisper's video outro ("Thank you for
-    watching"): a turn of it is then a noise, not answered. tiny.en wrote "Thank you for
+    watching"): a turn of it is then a noise, not answered. Applied where a transcript
+    becomes the user's words (reply_work.py, the Realtime push-to-talk item), whatever
+    the STT backend. tiny.en wrote "Thank you for
     watching, we will see you in the next video." for espeak-ng's French "Combien de jours
     y a-t-il dans une semaine ?", and the assistant said "You're welcome!"."""
     if WHISPER_OUTRO.search(transcript.text):

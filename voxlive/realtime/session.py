@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from voxlive.audio.resample import MODEL_RATE
-from voxlive.backends.base import BackendError
+from voxlive.backends.base import BackendError, without_outro
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
 from voxlive.realtime.config import SessionConfig, TurnDetection, chat_tools, max_tokens
@@ -156,7 +156,7 @@ class RealtimeSession:
                        "item_id": item["id"], "content_index": 0,
                        "error": {"type": "transcription_error", "message": message}})
             return
-        self._transcribed(item, transcript.text.strip())
+        self._transcribed(item, without_outro(transcript).text.strip())
 
     def _transcribed(self, item: dict[str, Any], text: str) -> None:
         item["content"][0]["transcript"] = text

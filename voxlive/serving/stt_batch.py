@@ -7,8 +7,6 @@ one `generate` call: on a GPU a batch of N costs little more than one, on a CPU 
 the per-call overhead. Each result is judged as the backend judges its own (looping or
 unsure: redone alone, on the full window), and any utterance that does not fit goes
 through the backend's own `recognise`: the transcripts are the backend's, only batched.
-Every transcript of the daemon (and of the model server) comes through here, so here
-Whisper's video outros are taken for what they are: no words (base.py `without_outro`).
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from voxlive.audio.resample import MODEL_RATE
-from voxlive.backends.base import SpeechToText, Transcript, without_outro
+from voxlive.backends.base import SpeechToText, Transcript
 from voxlive.backends.stt_whisper import LOOPING_RATIO, TOKENS_PER_S
 
 FULL_WINDOW = 30 * MODEL_RATE
@@ -45,8 +43,7 @@ def recognise_batch(stt: SpeechToText, audios: list[np.ndarray]) -> list[Transcr
                      if results[i] is None and 0 < audio.size <= FULL_WINDOW]
             _keep(results, batch, _generate(short, [audios[i] for i in batch], FULL_WINDOW),
                   float(np.exp(LEAST_FULL_WINDOW_LOGPROB)))
-    return [without_outro(result if result is not None
-                          else stt.recognise(audio.astype(np.float32)))
+    return [result if result is not None else stt.recognise(audio.astype(np.float32))
             for result, audio in zip(results, audios, strict=True)]
 
 
