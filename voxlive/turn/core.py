@@ -39,6 +39,7 @@ from voxlive.turn.end_of_turn import (
     commit_rule,
     failure_note,
 )
+from voxlive.turn.ignored_input import IgnoredInput
 from voxlive.turn.vocabulary import (
     Action,
     Cancel,
@@ -96,8 +97,7 @@ class TurnCore:
         self.paused = False
         self.voice = VoiceActivity()  # what the VAD windows add up to
         self._turn_onset: float | None = None  # start of the user's turn (kept on reopen)
-        self._deaf_until: float | None = None  # half duplex: ignore the reply's echo tail
-        self._cut_silence: float | None = None  # after a cut: silence heard since (None: no cut)
+        self.ignored = IgnoredInput(settings, vad_threshold)  # echo, a cut's tail, half duplex
         self._responded: set[int] = set()  # replies to words whose history is not written yet
         self.early_words = EarlyWords(settings)  # STT asked for before the speculative point
 
@@ -140,7 +140,8 @@ class TurnCore:
     # --- voice activity -------------------------------------------------------------
 
     def _on_vad(self, window: VadWindow) -> list[Action]:
-        self.voice.hear(window, self.threshold, self._hears_nothing(window),
+        self.voice.hear(window, self.threshold,
+                        self.ignored.ignores(window, self.state == State.SPEAKING),
                         self.settings.end_of_turn_silence_ms / 1000)
         if self.state == State.LISTENING:
             return self._maybe_user_starts(self.settings.min_speech_ms)
@@ -151,30 +152,6 @@ class TurnCore:
         if self.state == State.SPEAKING:
             return self._maybe_barge_in()
         return []
-
-    def _hears_nothing(self, window: VadWindow) -> bool:
-        """Windows that must not count as the user: echo, and in half duplex the reply."""
-        if window.echo:
-            return True
-        if self._cut_silence is not None:
-            # A monologue cut at max_utterance_s is answered: the speech that goes on
-            # neither reopens the turn nor interrupts its answer, until the first pause.
-            quiet = window.probability < self.threshold - HYSTERESIS
-            self._cut_silence = self._cut_silence + window.duration if quiet else 0.0
-            if self._cut_silence < self.settings.end_of_turn_silence_ms / 1000:
-                return True
-            self._cut_silence = None
-        if self.settings.barge_in:
-            return False
-        if self.state == State.SPEAKING:
-            return True
-        if self._deaf_until is not None:
-            if self._deaf_until < 0:  # set at the end of the reply, anchored now
-                self._deaf_until = window.t + self.settings.half_duplex_tail_ms / 1000
-            if window.t <= self._deaf_until:
-                return True
-            self._deaf_until = None
-        return False
 
     def _maybe_user_starts(self, min_speech_ms: int, reopen: bool = False) -> list[Action]:
         if not self.voice.voiced or self.voice.voiced_run < min_speech_ms / 1000:
@@ -246,7 +223,7 @@ class TurnCore:
             self.voice.voiced_run = 0.0
             self._turn_onset = None
             self.committed = True
-            self._cut_silence = 0.0
+            self.ignored.turn_cut()
             actions.append(TurnCommitted(self.generation, CommitRule.MAX_UTTERANCE))
         elif self.semantic and not asked:
             actions.append(JudgeTurn(self.generation, start, end))
@@ -320,8 +297,7 @@ class TurnCore:
             return []
         self.speaking = None
         self.paused = False
-        if not self.settings.barge_in:
-            self._deaf_until = -1.0
+        self.ignored.reply_ended()
         actions: list[Action] = []
         if event.generation in self._responded:  # played to its end: all of it was heard
             self._responded.discard(event.generation)
