@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tests.conftest import requires_espeak
 from voxlive.backends.tts_espeak import EspeakTTS
@@ -36,11 +37,17 @@ def test_espeak_speaks_a_calm_reply_slower_than_a_cheerful_one() -> None:
     assert seconds["cheerful"] < seconds["default"] < seconds["calm"]
 
 
-def test_piper_speaks_a_calm_reply_slower_than_a_cheerful_one(embedded_models) -> None:  # noqa: ANN001
-    tts = embedded_models.tts
+@pytest.mark.models
+def test_piper_speaks_a_calm_reply_slower_than_a_cheerful_one() -> None:
+    pytest.importorskip("piper", reason="piper-tts is the GPL extra: pip install 'voxlive[piper]'")
+    from voxlive.backends.tts_piper import PiperTTS, PiperTts
+
+    # piper varies each phoneme's duration at random (in CI three calm takes came out barely
+    # longer than three cheerful ones); without that noise every take is the same and only
+    # the style differs
+    tts = PiperTTS(PiperTts(backend="piper", duration_noise=0.0))
     text = "That sounds wonderful, tell me more about it."
-    # piper's duration predictor is noisy: compare the sum of three takes
-    seconds = {style: sum(len(np.concatenate(list(tts.synthesize(text, style))))
-                          for _ in range(3)) / tts.sample_rate
-               for style in ("cheerful", "calm")}
-    assert seconds["cheerful"] < seconds["calm"] * 0.85
+    seconds = {style: len(np.concatenate(list(tts.synthesize(text, style)))) / tts.sample_rate
+               for style in ("cheerful", "default", "calm")}
+    assert seconds["cheerful"] < seconds["default"] < seconds["calm"]
+    assert seconds["cheerful"] < seconds["calm"] * 0.9

