@@ -19,6 +19,7 @@ async def test_two_listening_calls_are_measured(config: VoxliveConfig) -> None:
     assert level["realtime"] > 0.5  # reply frames (silence) arrived all along
     assert level["cpu_cores"] > 0 and level["rss_mb"] > 0
     assert level["turns"] == 0  # noise: no turn started
+    assert 0 <= level["steal"] <= 1  # the machine's cores, read from /proc/stat
     print_levels("listen", [Level(**v) for v in result["levels"]], result["knee"])
 
 

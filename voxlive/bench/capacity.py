@@ -28,6 +28,7 @@ import numpy as np
 
 from voxlive.bench.capacity_calls import CallResult, listen_call, talk_call
 from voxlive.bench.capacity_server import ServerProcess
+from voxlive.bench.cpu_ticks import read_ticks, shares
 from voxlive.bench.latency import QUESTIONS, percentiles
 
 MAX_CALLS = 64
@@ -35,6 +36,7 @@ MAX_HOLD_S = 300.0
 MAX_TOTAL_S = 3600.0
 LEGACY_ENV = {"VOXLIVE_LEGACY_AUDIO": "1", "VOXLIVE_FAIR_SCHED": "0"}
 BATCH_STAGES = ("stt", "llm", "tts")
+STEAL_WARNING = 0.05
 
 
 @dataclass
@@ -66,6 +68,8 @@ class Level:
     first_audio_queue_ms: float = float("nan")  # mean per turn, summed over the stages
     mean_batch: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    steal: float = float("nan")  # share of the daemon's core the hypervisor took (hold)
+    callers_busy: float = float("nan")  # how busy the callers' cores were (hold)
 
 
 def _delta(after: dict[str, float], before: dict[str, float], key: str) -> float:
@@ -89,10 +93,16 @@ async def run_level(server: ServerProcess, mode: str, calls: int, hold_s: float,
     await asyncio.sleep(warm_s)
     held = await server.metrics()
     cpu0, rss0, t0 = server.cpu_seconds(), server.rss_mb(), time.monotonic()
+    daemon_cores = None if server.core is None else {server.core}
+    callers_cores = None if server.core is None else os.sched_getaffinity(0)
+    daemon_ticks0, callers_ticks0 = read_ticks(daemon_cores), read_ticks(callers_cores)
     await asyncio.sleep(hold_s * 0.45)
     rss_mid = server.rss_mb()
     await asyncio.sleep(hold_s * 0.45)
     cpu1, rss1, t1 = server.cpu_seconds(), server.rss_mb(), time.monotonic()
+    _, level.steal = shares(read_ticks(daemon_cores), daemon_ticks0)
+    if callers_cores is not None:
+        level.callers_busy, _ = shares(read_ticks(callers_cores), callers_ticks0)
     during = await server.metrics()
     results: list[CallResult] = await asyncio.gather(*tasks)
     after = await server.metrics()
@@ -150,6 +160,11 @@ def knee(levels: list[Level], mode: str) -> dict[str, Any]:
             why.append(f"core saturated ({level.cpu_cores})")
         if mode == "talk" and base == base and level.v2v_p95_ms > 2 * base:
             why.append(f"p95 {level.v2v_p95_ms:.0f} ms > 2x {base:.0f} ms")
+        if why and level.steal >= STEAL_WARNING:
+            why.append(f"but the hypervisor took {level.steal:.0%} of the daemon's core "
+                       "(steal): rerun before reading this level")
+        if why and level.callers_busy >= 0.97:
+            why.append(f"and the callers' cores were saturated ({level.callers_busy:.2f})")
         if why:
             return {"calls": level.calls, "why": why}
     return {"calls": None, "why": ["no level failed"]}
@@ -160,7 +175,8 @@ def print_levels(mode: str, levels: list[Level], knees: dict[str, Any],
     pinned = "not pinned" if core is None else f"pinned to core {core}"
     print(f"capacity, {mode} mode (the daemon {pinned}; compare variants within one run)")
     head = (f"{'variant':8}{'calls':>6}{'core':>7}{'core/c':>7}{'MB/c':>6}{'grow':>6}"
-            f"{'lag ms':>7}{'gaps d/c/setup':>15}{'max gap':>8}{'rt':>6}{'gc ms':>6}")
+            f"{'lag ms':>7}{'gaps d/c/setup':>15}{'max gap':>8}{'rt':>6}{'gc ms':>6}"
+            f"{'steal':>6}")
     if mode == "talk":
         head += f"{'turns':>6}{'v2v p50':>8}{'p95':>7}{'queue':>7}  batch stt/llm/tts"
     print(head)
@@ -169,7 +185,7 @@ def print_levels(mode: str, levels: list[Level], knees: dict[str, Any],
                 f"{v.rss_per_call_mb:>6.2f}{v.rss_growth_mb:>6.1f}{v.loop_lag_ms:>7.0f}"
                 f"{f'{v.server_gaps_over_60ms}/{v.client_gaps_over_60ms}/{v.setup_gaps_over_60ms}':>15}"
                 f"{max(v.server_max_gap_ms, v.client_max_gap_ms):>8.0f}{v.realtime:>6.2f}"
-                f"{v.gc_max_pause_ms:>6.0f}")
+                f"{v.gc_max_pause_ms:>6.0f}{v.steal:>6.2f}")
         if mode == "talk":
             batches = "/".join(f"{v.mean_batch.get(s, 0):.2f}" for s in BATCH_STAGES)
             line += (f"{v.turns:>6}{v.v2v_p50_ms:>8.0f}{v.v2v_p95_ms:>7.0f}"
@@ -203,7 +219,8 @@ async def ramp(config: Any, profile: str, mode: str, levels: list[int], hold_s: 
                 results.append(level)
                 print(f"{name} {calls} calls: {level.cpu_cores:.2f} core, gaps "
                       f"{level.server_gaps_over_60ms}/{level.client_gaps_over_60ms}, "
-                      f"v2v p95 {level.v2v_p95_ms}", file=sys.stderr)
+                      f"v2v p95 {level.v2v_p95_ms}, steal {level.steal}, "
+                      f"callers busy {level.callers_busy}", file=sys.stderr)
                 await _drain(server)
     finally:
         for server in servers.values():

@@ -48,6 +48,7 @@ class ServerProcess:
     def __init__(self, config: Any, profile: str, max_calls: int, core: int | None,
                  env: dict[str, str] | None = None, name: str = "daemon"):
         self.name = name
+        self.core = core
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._dir = tempfile.TemporaryDirectory(prefix="voxlive-capacity-")
