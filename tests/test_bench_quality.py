@@ -110,6 +110,7 @@ def test_a_wrong_answer_is_put_down_to_its_cause() -> None:
     assert quality.miss_cause(france, [turn("What is the capital of France?")]) == "llm"
     assert quality.miss_cause(france, [turn("", "", "stt: timed out")]) == "error"
     assert quality.miss_cause(france, [turn(said, "")]) == "no reply"
+    assert quality.miss_cause(france, [turn("", "")]) == "heard no words"
     german = next(d for d in DIALOGUES if d.language == "de")
     wrong = {"said": german.turns[0], "heard": "Was is the house that for the drug land?",
              "reply": "Sorry?", "error": None}
@@ -120,6 +121,25 @@ def test_a_wrong_answer_is_put_down_to_its_cause() -> None:
               "reply": "Nice to meet you.", "error": None},
              {"said": name.turns[1], "heard": name.turns[1], "reply": "Ellis.", "error": None}]
     assert quality.miss_cause(name, turns) == "misheard"
+
+
+def test_a_turn_of_no_words_ends_without_a_reply() -> None:
+    """The daemon answers nothing to a turn whose transcript is empty (Whisper's video
+    outro on a French question, say): back to listening. The benchmark must not wait for a
+    reply that will not come (it timed out after 90 s and lost the run)."""
+    def event(kind: str, turn: int | None = None, **more: object) -> dict:
+        return {"type": kind, **({"turn": turn} if turn is not None else {}), **more}
+
+    dropped = [event("state", state="listening"), event("speech_started"),
+               event("turn_committed", 3, rule="semantic"), event("state", state="thinking"),
+               event("turn_judged", 3), event("state", state="listening")]
+    assert quality._heard_nothing(dropped, 1, set()) == dropped[2]
+    assert quality._heard_nothing(dropped, 1, {3}) is None  # a turn already dealt with
+    answered = [*dropped[:4], event("assistant_text", 3, text="Sept.", final=True),
+                event("state", state="speaking"), event("state", state="listening")]
+    assert quality._heard_nothing(answered, 1, set()) is None
+    thinking = dropped[:5]
+    assert quality._heard_nothing(thinking, 0, set()) is None  # still waiting for words
 
 
 def test_llama_cpp_formats_with_the_models_own_chat_template(embedded_models: Models) -> None:

@@ -57,13 +57,36 @@ def _final_reply(e: dict[str, Any], skip: set[int]) -> bool:
         e["type"] == "assistant_text" and e["final"] and e["turn"] not in skip)
 
 
+def _heard_nothing(events: list[dict[str, Any]], mark: int, skip: set[int]
+                   ) -> dict[str, Any] | None:
+    """The turn committed since `mark` that ended with the daemon listening again and no
+    reply: its words were no words (a noise, or Whisper's "Thank you for watching" on a
+    language it cannot hear), so nothing is said."""
+    committed = None
+    for event in events[mark:]:
+        if event["type"] == "turn_committed" and event["turn"] not in skip:
+            committed = event
+        elif event["type"] == "assistant_text" and committed is not None \
+                and event["turn"] == committed["turn"]:
+            return None
+        elif event["type"] == "state" and event["state"] == "listening" and committed:
+            return committed
+    return None
+
+
 async def _turn(client: Any, audio: np.ndarray, skip: set[int], last: bool) -> dict[str, Any]:
     """Say `audio`, wait for the written reply (and, unless `last`, for it to be played)."""
     mark = len(client.events)
     client.mic.say(audio)
-    done = await client.wait_for(lambda e: _final_reply(e, skip), WAIT_S, mark)
+    done = await client.wait_for(
+        lambda e: _final_reply(e, skip) or (e["type"] == "state" and _heard_nothing(
+            client.events, mark, skip) is not None), WAIT_S, mark)
     if done["type"] == "error":
         return {"error": f"{done.get('stage')}: {done['message']}", "reply": "", "heard": ""}
+    if done["type"] == "state":
+        dropped = _heard_nothing(client.events, mark, skip)
+        assert dropped is not None
+        return {"turn": dropped["turn"], "heard": "", "reply": "", "voice_to_voice_ms": None}
     turn = done["turn"]
     latency = None
     with contextlib.suppress(TimeoutError):  # a reply with no words has no audio
@@ -133,14 +156,15 @@ async def run_dialogue(url: str, index: int, dialogue: Dialogue) -> dict[str, An
 
 def miss_cause(dialogue: Dialogue, turns: list[dict[str, Any]]) -> str:
     """Why an answer was wrong, as far as the events tell: `error` (a stage failed or
-    timed out), `no reply`, `wrong language` (a de/es/fr turn heard as mostly other
+    timed out), `heard no words` (the turn's transcript was empty, so nothing was said),
+    `no reply`, `wrong language` (a de/es/fr turn heard as mostly other
     words), `misheard` (some turn's words heard wrong), else `llm` (heard word for word,
     answered wrong). A too strict keyword or a reply cut by the length policy shows in
     the reply and is judged by reading it."""
     if any(t.get("error") for t in turns):
         return "error"
     if not turns[-1]["reply"]:
-        return "no reply"
+        return "heard no words" if not turns[-1]["heard"] else "no reply"
     counts = [word_errors(t["said"], t["heard"], dialogue.language) for t in turns
               if t["said"]]
     if dialogue.language != "en" and any(e > w / 2 for e, w in counts):
