@@ -8,13 +8,21 @@ itself (Parler does, at each decoding step, even while the consumer waits) and t
 worker checks between items: the work stops within an item, not at its end. The worker
 runs in the consumer's context (contextvars): a backend shared by many calls can tell
 whose work it does (voxlive/sched orders the shared TTS's sentences by their reply).
+
+Workers are daemon threads, so a hung-up call never keeps the process alive, but one left
+inside a model when the interpreter tears down crashes the process (piper's ONNX run
+aborts: `voxlive bench quality` ended with a segfault once its last call hung up while
+its reply was being synthesised). At exit every worker still running is told to stop and
+waited for, up to EXIT_WAIT_S.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -24,6 +32,12 @@ from voxlive.backends.base import BackendError
 T = TypeVar("T")
 
 _END = object()
+EXIT_WAIT_S = 5.0
+"""At exit, how long to wait for workers still inside a model (a piper sentence takes
+well under a second here; llama.cpp stops at its next token)."""
+
+_running: dict[threading.Thread, threading.Event] = {}  # worker -> its stop flag
+_running_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,8 @@ async def iterate_in_thread(source: Callable[[threading.Event], Iterator[T]], *,
             done.set_result(None)
 
     def produce() -> None:
+        with _running_lock:
+            _running[threading.current_thread()] = stop
         try:
             for item in source(stop):  # leaving the loop closes the generator, here
                 if stop.is_set():
@@ -68,6 +84,8 @@ async def iterate_in_thread(source: Callable[[threading.Event], Iterator[T]], *,
             hand_over(_END)
             if not loop.is_closed():
                 loop.call_soon_threadsafe(finished)
+            with _running_lock:
+                _running.pop(threading.current_thread(), None)
 
     worker = threading.Thread(target=contextvars.copy_context().run, args=(produce,),
                               name=name, daemon=True)
@@ -83,3 +101,15 @@ async def iterate_in_thread(source: Callable[[threading.Event], Iterator[T]], *,
         stop.set()
         if wait_on_close:
             await asyncio.shield(done)
+
+
+@atexit.register
+def _stop_running_workers() -> None:
+    """Stop and wait for the workers still running when the process exits."""
+    with _running_lock:
+        running = dict(_running)
+    for stop in running.values():
+        stop.set()
+    deadline = time.monotonic() + EXIT_WAIT_S
+    for worker in running:
+        worker.join(max(0.0, deadline - time.monotonic()))

@@ -20,6 +20,7 @@ first's whole reply), and the first's second sentence is made while its first pl
 from __future__ import annotations
 
 import asyncio
+import atexit
 import ctypes
 import re
 import threading
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voxlive.backends.base import BackendError, ChatMessage
+from voxlive.backends.threaded import EXIT_WAIT_S
 from voxlive.latency import now
 from voxlive.sched.fair import FairQueue, ReplyPacer, StageStats
 from voxlive.turn.spoken import spoken_seconds
@@ -69,6 +71,7 @@ class FairLlamaCpp:
         self._holder: _Request | None = None  # whose sequence is in the context now
         self._worker: threading.Thread | None = None
         self._closing: list[_Request] = []
+        self._exiting = False
 
     def __getattr__(self, name: str) -> Any:  # description, warm_up, supports_tools ...
         return getattr(self.inner, name)
@@ -91,6 +94,7 @@ class FairLlamaCpp:
                 self._worker = threading.Thread(target=self._run, name="llm-fair",
                                                  daemon=True)
                 self._worker.start()
+                atexit.register(self._stop_at_exit)
             self._wake.notify()
         try:
             while (item := await request.out.get()) is not _DONE:
@@ -109,21 +113,36 @@ class FairLlamaCpp:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._queue and not self._closing:
+                while not self._queue and not self._closing and not self._exiting:
                     self._wake.wait()
                 closing, self._closing = self._closing, []
                 taken = self._queue.take()
+                exiting = self._exiting and not self._queue
             with self.inner._lock:  # warm_up and others use the context too
                 for request in closing:
                     self._finish(request)
                 if taken is not None:
                     self._slice(taken[0])
+            if exiting:
+                return
+
+    def _stop_at_exit(self) -> None:
+        """The process is exiting: end every reply and wait for the worker to leave
+        llama.cpp. Left decoding while the interpreter tears down, it crashed the process
+        (a segfault in llama_decode at the end of `voxlive bench quality`, whose last
+        call hung up during its reply's prompt)."""
+        worker = self._worker
+        with self._wake:
+            self._exiting = True
+            self._wake.notify()
+        if worker is not None:
+            worker.join(EXIT_WAIT_S)
 
     def _slice(self, request: _Request) -> None:
         """Run `request` until it ends, is stopped, or a more urgent one waits."""
         started = now()
         try:
-            if request.stop.is_set():
+            if request.stop.is_set() or self._exiting:
                 return self._finish(request)
             self._switch_to(request)
             if request.generator is None:
@@ -140,7 +159,7 @@ class FairLlamaCpp:
                 if piece:
                     request.post(piece)
                     self._note_text(request, piece, started)
-                if request.stop.is_set():
+                if request.stop.is_set() or self._exiting:
                     return self._finish(request, started)
                 with self._wake:
                     waiting = self._queue.peek_deadline()
