@@ -20,7 +20,7 @@ async def test_two_listening_calls_are_measured(config: VoxliveConfig) -> None:
     assert level["cpu_cores"] > 0 and level["rss_mb"] > 0
     assert level["turns"] == 0  # noise: no turn started
     assert 0 <= level["steal"] <= 1  # the machine's cores, read from /proc/stat
-    print_levels("listen", [Level(**v) for v in result["levels"]], result["knee"])
+    print_levels("listen", [Level(**v) for v in result["levels"]], result["knee"], core=None)
 
 
 @requires_espeak
@@ -33,4 +33,4 @@ async def test_two_conversations_are_measured_with_the_shared_stages(
     assert math.isfinite(level["v2v_p50_ms"]) and level["first_audio_queue_ms"] >= 0
     # The shared STT and TTS counted their passes (voxlive/sched): batch sizes are known.
     assert level["mean_batch"].get("stt", 0) >= 1 and level["mean_batch"].get("tts", 0) >= 1
-    print_levels("talk", [Level(**v) for v in result["levels"]], result["knee"])
+    print_levels("talk", [Level(**v) for v in result["levels"]], result["knee"], core=None)
