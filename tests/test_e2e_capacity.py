@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from tests.conftest import SMALL_PROFILE, requires_espeak
 from voxlive.bench.capacity import Level, print_levels, ramp
 from voxlive.config import VoxliveConfig
@@ -34,3 +36,29 @@ async def test_two_conversations_are_measured_with_the_shared_stages(
     # The shared STT and TTS counted their passes (voxlive/sched): batch sizes are known.
     assert level["mean_batch"].get("stt", 0) >= 1 and level["mean_batch"].get("tts", 0) >= 1
     print_levels("talk", [Level(**v) for v in result["levels"]], result["knee"], core=None)
+
+
+@requires_espeak
+async def test_the_lean_callers_microphone_reaches_the_daemon_as_audio(
+        embedded_server: str) -> None:
+    """The listening callers send Opus packets encoded once (cheap enough for 16 callers
+    on one core); the daemon must hear them as it hears any caller: a question said that
+    way is transcribed."""
+    from tests.words import says
+    from voxlive.audio.resample import CALL_RATE
+    from voxlive.bench.capacity_calls import LoopingMic
+    from voxlive.harness.client import CallClient
+    from voxlive.harness.speech import espeak, silence
+
+    question = "What is the capital of France?"
+    client = CallClient(embedded_server)
+    mic = LoopingMic(np.concatenate([silence(0.5, CALL_RATE), espeak(question, CALL_RATE),
+                                     silence(3.0, CALL_RATE)]))
+    client.pc.getTransceivers()[0].sender.replaceTrack(mic)
+    await client.connect()
+    try:
+        said = await client.wait_for(lambda e: e["type"] == "user_transcript", timeout=60)
+        assert says(said["text"], question), said
+        assert mic.sent > 0
+    finally:
+        await client.close()

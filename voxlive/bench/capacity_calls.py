@@ -2,7 +2,11 @@
 keep what a capacity figure needs and little else, so that the load side stays light.
 
 - `listen_call`: the audio path alone. The caller sends quiet noise (the daemon's VAD
-  runs on every window, no turn starts) and notes when each reply frame arrives.
+  runs on every window, no turn starts) and notes when each reply frame arrives. Its
+  noise is one second of mono Opus encoded once and sent over and over (`LoopingMic`):
+  aiortc encoding 16 callers' microphones, each frame through a thread pool in stereo,
+  kept the callers' core as full as the daemon's (issue 18), and a saturated caller
+  sends late.
 - `talk_call`: a conversation. The caller asks questions with pauses between them,
   listens to each reply, and now and then talks over one (a barge-in); the daemon's own
   `turn_latency` events give voice-to-voice.
@@ -17,10 +21,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import av
 import numpy as np
+from aiortc import MediaStreamTrack
 
-from voxlive.audio.resample import CALL_RATE
+from voxlive.audio.output import FRAME_SAMPLES
+from voxlive.audio.resample import CALL_RATE, to_int16
 from voxlive.harness.client import CallClient
+from voxlive.transports.opus_out import TIME_BASE, OpusOut
+from voxlive.transports.webrtc import FramePacer
 
 NOISE_RMS = 0.003
 """Quiet room noise (-50 dBFS): Silero hears no speech in it."""
@@ -40,6 +49,29 @@ class LeanCallClient(CallClient):
             except MediaStreamError:
                 return
             self._received_at.append(time.monotonic())
+
+
+class LoopingMic(MediaStreamTrack):
+    """`samples` (48 kHz float32 mono) as ready-made Opus packets, encoded once and sent
+    in a loop at the pace of a microphone; aiortc only packs them."""
+
+    kind = "audio"
+
+    def __init__(self, samples: np.ndarray):
+        super().__init__()
+        encoder = OpusOut()
+        samples = to_int16(samples)
+        self._payloads = [bytes(encoder.packet(samples[i:i + FRAME_SAMPLES], i))
+                          for i in range(0, len(samples) - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
+        self._pacer = FramePacer()
+        self.sent = 0
+
+    async def recv(self) -> av.Packet:
+        pts = await self._pacer.next_pts()
+        packet = av.Packet(self._payloads[self.sent % len(self._payloads)])
+        packet.pts, packet.time_base = pts, TIME_BASE
+        self.sent += 1
+        return packet
 
 
 @dataclass
@@ -81,11 +113,11 @@ async def listen_call(url: str, hold_s: float, warm_s: float, seed: int,
     """One listening call: noise in for warm_s + hold_s, reply frames timed over hold_s."""
     result = CallResult()
     client = LeanCallClient(url)
+    client.pc.getTransceivers()[0].sender.replaceTrack(LoopingMic(noise(1.0, seed)))
     try:
         try:
             await client.connect()
             result.connected = True
-            client.mic.say(noise(warm_s + hold_s + 5, seed))
         finally:
             if ready is not None:  # every caller arrives, connected or not
                 await ready.wait()
