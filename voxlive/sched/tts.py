@@ -8,8 +8,8 @@ is sched/fair.py's: earliest deadline first, where a reply's next sentence is du
 audio it has made runs out (its ReplyPacer, sched/reply.py).
 
 Why not a batch: piper's VITS voices take one sentence per run (the exported model cuts
-no padding from a batch), so on the CPU the gain is in the order, not in batching; a
-Parler-TTS server batches (voxlive serve-models). `stats` counts what ran.
+no padding from a batch), so on the CPU the gain is in the order, not in batching (the
+streamed Parler backend is one sentence at a time too). `stats` counts what ran.
 """
 
 from __future__ import annotations
