@@ -85,3 +85,23 @@ def test_silence_is_not_heard_in_another_language(
     calls = Calls(languages_stt, monkeypatch)
     heard = languages_stt.recognise(silence(1.0, 16_000))
     assert heard.text == "" and calls.count == 0
+
+
+def test_both_models_hear_the_turn_as_prepared_once(
+        languages_stt: LanguageFallbackSTT, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With stt.denoise the turn is suppressed once, and the multilingual model hears the
+    same suppressed audio as the English one."""
+    prepared: list[np.ndarray] = []
+    real = languages_stt.primary.prepare
+
+    def prepare(audio: np.ndarray) -> np.ndarray:
+        prepared.append(real(audio) * 0.5)  # a change the models would hear
+        return prepared[-1]
+
+    heard: list[np.ndarray] = []
+    monkeypatch.setattr(languages_stt.primary, "prepare", prepare)
+    monkeypatch.setattr(languages_stt, "in_other_languages",
+                        lambda audio: heard.append(audio) or {})
+    languages_stt.recognise(said("Was ist die Hauptstadt von Deutschland?", "de"))
+    assert len(prepared) == 1
+    assert len(heard) == 1 and heard[0] is prepared[0]

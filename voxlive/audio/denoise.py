@@ -44,3 +44,10 @@ class NoiseSuppressor:
         if not pending:
             return np.zeros(0, np.float32)
         return self.process(np.zeros(self.frame - pending, np.float32))
+
+
+def suppressed(audio: np.ndarray, rate: int = MODEL_RATE) -> np.ndarray:
+    """One utterance through a suppressor of its own (its noise estimate is the
+    utterance's), as long as it came in."""
+    suppressor = NoiseSuppressor(rate)
+    return np.concatenate([suppressor.process(audio), suppressor.flush()])[: audio.size]

@@ -62,8 +62,8 @@ class LanguageFallbackSTT:
         self.last_language = config.language or "en"
 
     def recognise(self, audio: np.ndarray) -> Transcript:
-        audio = audio.astype(np.float32, copy=False)
-        first = self.primary.recognise(audio)
+        audio = self.primary.prepare(audio)  # denoised once, for both models
+        first = self.primary.recognise_prepared(audio)
         self.last_language = self.config.language or "en"
         if first.confidence >= self.below or not first.text.strip():
             return first  # sure, or no words at all (silence, a cough): nothing to redo

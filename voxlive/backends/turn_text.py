@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +37,56 @@ def normalise(text: str) -> str:
     return " ".join(_NOT_WORDS.sub(" ", text.lower()).split())
 
 
+def end_signal(logits: np.ndarray, end_ids: list[int]) -> float:
+    """P(complete) from the logits after the last word: the sentence-end probability, on
+    the pivot's scale."""
+    logits = np.asarray(logits, dtype=np.float64) - np.max(logits)
+    probabilities = np.exp(logits)
+    ends = float(probabilities[end_ids].sum() / probabilities.sum())
+    return ends / (ends + END_PIVOT)  # = sigmoid(ln(ends / END_PIVOT))
+
+
+def chat_prefix(llama: Any) -> list[int]:
+    """The tokens before the user's words: the system prompt and the user's turn opening."""
+    return llama.tokenize(f"<|im_start|>system\n{SYSTEM}{END_TOKEN}\n<|im_start|>user\n".encode(),
+                          add_bos=False, special=True)
+
+
+def sentence_end_ids(llama: Any) -> list[int]:
+    """The single-token sentence ends of the model's vocabulary (<|im_end|> among them)."""
+    end = llama.tokenize(END_TOKEN.encode(), add_bos=False, special=True)
+    if len(end) != 1:
+        raise ValueError(f"{llama.model_path}: no single {END_TOKEN} token (not a ChatML model)")
+    return sorted({ids[0] for token in SENTENCE_ENDS
+                   if len(ids := llama.tokenize(token.encode(), add_bos=False, special=True)) == 1})
+
+
+class KnownEnds:
+    """End signals already computed elsewhere, by model file and words: the STT's n-best
+    rescoring (stt_rescore.py) reads the same model over the same prefix and words, so the
+    transcript it picked comes with its end signal, and the turn detector need not read it
+    again (one model pass less between the transcript and the decision)."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._signals: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, model_path: str, words: str, signal: float) -> None:
+        with self._lock:
+            self._signals[(model_path, words)] = signal
+            self._signals.move_to_end((model_path, words))
+            while len(self._signals) > self.size:
+                self._signals.popitem(last=False)
+
+    def recall(self, model_path: str, words: str) -> float | None:
+        with self._lock:
+            return self._signals.get((model_path, words))
+
+
+KNOWN_ENDS = KnownEnds()
+
+
 class TextTurnModel:
     def __init__(self, model_path: str, n_threads: int = 1):
         from llama_cpp import Llama
@@ -43,16 +95,9 @@ class TextTurnModel:
         # every core (with busy-waiting threads, seconds per call on a shared machine).
         self.llama = Llama(model_path=model_path, n_ctx=512, n_threads=n_threads,
                            n_threads_batch=n_threads, n_batch=128, verbose=False)
-        end = self.llama.tokenize(END_TOKEN.encode(), add_bos=False, special=True)
-        if len(end) != 1:
-            raise ValueError(f"{model_path}: no single {END_TOKEN} token (not a ChatML model)")
-        self.end_ids = sorted({
-            ids[0] for token in SENTENCE_ENDS
-            if len(ids := self.llama.tokenize(token.encode(), add_bos=False, special=True)) == 1
-        })
-        self.prefix = self.llama.tokenize(
-            f"<|im_start|>system\n{SYSTEM}{END_TOKEN}\n<|im_start|>user\n".encode(),
-            add_bos=False, special=True)
+        self.model_path = model_path
+        self.end_ids = sentence_end_ids(self.llama)
+        self.prefix = chat_prefix(self.llama)
         self._lock = threading.Lock()  # one llama context
         self.description = f"text end-of-turn ({model_path.rsplit('/', 1)[-1]})"
 
@@ -62,7 +107,9 @@ class TextTurnModel:
         words = normalise(text)
         if not words:
             return 0.0
-        tokens = self.llama.tokenize((" " + words).encode()[1:], add_bos=False)
+        if (known := KNOWN_ENDS.recall(self.model_path, words)) is not None:
+            return known
+        tokens = self.llama.tokenize(words.encode(), add_bos=False)
         with self._lock:
             # The system prompt stays in the KV cache: only the words are evaluated.
             keep = len(self.prefix) if self.llama.n_tokens >= len(self.prefix) else 0
@@ -72,7 +119,4 @@ class TextTurnModel:
             # `scores` only with logits_all, which would cost every position's logits).
             logits = np.ctypeslib.as_array(self.llama._ctx.get_logits_ith(-1),
                                            shape=(self.llama.n_vocab(),)).astype(np.float64)
-        logits -= logits.max()
-        probabilities = np.exp(logits)
-        ends = float(probabilities[self.end_ids].sum() / probabilities.sum())
-        return ends / (ends + END_PIVOT)  # = sigmoid(ln(ends / END_PIVOT))
+        return end_signal(logits, self.end_ids)

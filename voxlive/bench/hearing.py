@@ -7,13 +7,14 @@ and pitches, voice-assistant questions) and real (one professional human voice: 
 Debian package asterisk-core-sounds-en, CC-BY-SA-3.0, its G.722 16 kHz recordings and
 the transcripts of core-sounds-en.txt; fetched with `apt-get download` and unpacked with
 `dpkg -x` into a temporary folder when --sounds is not given, never installed). Each
-clip is also heard in pink noise at --snr dB (14 by default), raw and after WebRTC's
-noise suppression (livekit's AudioProcessingModule, as `stt.denoise` would run it), so
-the table says whether suppression helps the transcripts. Transcripts are normalised
-(numbers as words, no punctuation) before scoring.
+clip is also heard after WebRTC's noise suppression (livekit's AudioProcessingModule, as
+`stt.denoise` runs it) and in pink noise at --snr dB (14 by default), raw and suppressed,
+so the table says whether suppression helps the transcripts, in noise and in a quiet
+room. Transcripts are normalised (numbers as words, no punctuation) before scoring.
 
-The STT is the daemon's own backend (FasterWhisperSTT: int8, beam 1, English), once per
-model. On a shared machine compare the ratios of one run, not absolute times.
+The STT is the daemon's own backend (FasterWhisperSTT: int8, English; --beam-size, and
+--rescore for stt.rescore), once per model. On a shared machine compare the ratios of
+one run, not absolute times.
 """
 
 from __future__ import annotations
@@ -156,6 +157,8 @@ def conditions(clip: Clip, index: int, snr_db: float | None,
     out = {"clean": padded(clip.audio)}
     if snr_db is None:
         return out
+    if denoiser is not None:  # what suppression costs a caller in a quiet room
+        out["clean + NS"] = denoiser(out["clean"])
     noisy = with_noise(padded(clip.audio), snr_db, seed=index)
     out[f"noise {snr_db:g} dB"] = noisy
     if denoiser is not None:
@@ -163,42 +166,39 @@ def conditions(clip: Clip, index: int, snr_db: float | None,
     return out
 
 
-def _denoiser(level: str):  # noqa: ANN202
-    """WebRTC noise suppression over a whole clip, or None where livekit is missing."""
-    try:
-        from voxlive.audio.denoise import NoiseSuppressor
-    except ImportError:
-        return None
-
-    def run(audio: np.ndarray) -> np.ndarray:
-        suppressor = NoiseSuppressor(RATE, gain_control=level == "agc")
-        return np.concatenate([suppressor.process(audio), suppressor.flush()])
+def _denoiser():  # noqa: ANN202
+    """WebRTC noise suppression over a whole clip, as `stt.denoise` runs it, or None
+    where livekit is missing."""
+    from voxlive.audio.denoise import suppressed
 
     try:
-        run(np.zeros(RATE // 10, np.float32))
+        suppressed(np.zeros(RATE // 10, np.float32))
     except Exception as exc:  # noqa: BLE001 - say why, measure without it
         print(f"noise suppression unavailable: {exc}", file=sys.stderr)
         return None
-    return run
+    return suppressed
 
 
 def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_size: int = 1,
             details: list[dict] | None = None, other: str | None = None,
-            below: float = 0.6) -> list[dict]:
+            below: float = 0.6, rescore: float | None = None) -> list[dict]:
     """`other`: a multilingual model for the turns under `below` confidence
-    (stt.other_languages), as the embedded profile runs it."""
+    (stt.other_languages), as the embedded profile runs it; `rescore`: the weight of
+    SmolLM2's say among the beam's hypotheses (stt.rescore)."""
     from voxlive.backends.loader import build
+    from voxlive.backends.stt_whisper import Rescore
     from voxlive.config import FasterWhisperStt
     from voxlive.config.schema import OtherLanguages
 
-    denoiser = _denoiser("default") if snr_db is not None else None
+    denoiser = _denoiser() if snr_db is not None else None
     audio = [conditions(c, i, snr_db, denoiser) for i, c in enumerate(clips)]
     rows = []
     for reference in models:
         started = time.perf_counter()
         languages = OtherLanguages(model=other, below_confidence=below) if other else None
-        stt = build("stt", FasterWhisperStt(backend="faster-whisper", model=reference,
-                                            beam_size=beam_size, other_languages=languages))
+        stt = build("stt", FasterWhisperStt(
+            backend="faster-whisper", model=reference, beam_size=beam_size,
+            other_languages=languages, rescore=Rescore(weight=rescore) if rescore else None))
         load_s = time.perf_counter() - started
         stt.transcribe(np.zeros(RATE, np.float32))  # warm up, as the daemon does
         totals: dict[tuple[str, str], list[float]] = {}
@@ -237,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a multilingual model for unsure turns (stt.other_languages)")
     parser.add_argument("--below", type=float, default=0.6,
                         help="... for the turns under this confidence")
+    parser.add_argument("--rescore", type=float, metavar="WEIGHT",
+                        help="let SmolLM2 pick among the beam's hypotheses (stt.rescore)")
     parser.add_argument("--no-noise", action="store_true", help="clean audio only")
     parser.add_argument("--details", action="store_true", help="also list every misheard clip")
     parser.add_argument("--json", action="store_true")
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             clips += real_clips(root, args.real)
     details: list[dict] | None = [] if args.details else None
     rows = measure(args.models, clips, None if args.no_noise else args.snr, args.beam_size,
-                   details, args.other_languages, args.below)
+                   details, args.other_languages, args.below, args.rescore)
     if args.json:
         print(json.dumps({"rows": rows, "misheard": details} if details is not None else rows,
                          indent=1))
