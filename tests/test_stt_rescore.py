@@ -116,3 +116,32 @@ def test_known_end_signals_are_kept_per_model_and_bounded() -> None:
     known.remember("a.gguf", "hello", 0.7)
     assert known.recall("a.gguf", "what is my name") is None  # the oldest went
     assert known.recall("a.gguf", "hello") == 0.7
+
+
+@requires_espeak
+def test_a_batch_rescores_and_prepares_as_the_backend_does_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several calls' utterances in one Whisper pass (serving/stt_batch.py) get the same
+    words as each alone: suppressed first where the backend suppresses, rescored."""
+    from voxlive.audio import aec
+    from voxlive.serving.stt_batch import recognise_batch
+
+    try:
+        aec._livekit_rtc()
+    except aec.AecUnavailable as exc:
+        pytest.skip(f"no WebRTC noise suppression here: {exc}")
+    stt = FasterWhisperSTT(FasterWhisperStt(backend="faster-whisper", beam_size=5,
+                                            denoise=True, rescore=Rescore()))
+    audios = [np.concatenate([silence(0.16, 16_000), espeak(text, 16_000, 160, 50),
+                              silence(0.1, 16_000)])
+              for text in ("What is the capital of France?", "What do bees make?")]
+    alone = [stt.recognise(audio) for audio in audios]
+    prepared: list[int] = []
+    real = stt.prepare
+    monkeypatch.setattr(stt, "prepare", lambda audio: prepared.append(audio.size) or real(audio))
+    batched = recognise_batch(stt, audios)
+    assert prepared == [audio.size for audio in audios]
+    assert [t.text for t in batched] == [t.text for t in alone]
+    assert "capital of france" in batched[0].text.lower()
+    for one, other in zip(batched, alone, strict=True):
+        assert one.confidence == pytest.approx(other.confidence, abs=0.02)

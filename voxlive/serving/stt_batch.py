@@ -7,6 +7,9 @@ one `generate` call: on a GPU a batch of N costs little more than one, on a CPU 
 the per-call overhead. Each result is judged as the backend judges its own (looping or
 unsure: redone alone, on the full window), and any utterance that does not fit goes
 through the backend's own `recognise`: the transcripts are the backend's, only batched.
+So the batch also does what the backend does around the pass: its `prepare` (noise
+suppression, `stt.denoise`) first, and the short window's n-best rescoring
+(`stt.rescore`) on each result.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ def recognise_batch(stt: SpeechToText, audios: list[np.ndarray]) -> list[Transcr
     short = getattr(stt, "_short", None)  # FasterWhisperSTT's short window, if enabled
     lock = getattr(stt, "_lock", None)
     results: list[Transcript | None] = [None] * len(audios)
+    recognise = stt.recognise
     if short is not None and lock is not None and len(audios) > 1:
+        audios = [stt.prepare(audio) for audio in audios]  # type: ignore[attr-defined]
+        recognise = stt.recognise_prepared  # type: ignore[attr-defined]
         least = stt.config.short_window_min_confidence  # type: ignore[attr-defined]
         with lock:
             batch = [i for i, audio in enumerate(audios) if short.fits(audio)]
@@ -43,7 +49,7 @@ def recognise_batch(stt: SpeechToText, audios: list[np.ndarray]) -> list[Transcr
                      if results[i] is None and 0 < audio.size <= FULL_WINDOW]
             _keep(results, batch, _generate(short, [audios[i] for i in batch], FULL_WINDOW),
                   float(np.exp(LEAST_FULL_WINDOW_LOGPROB)))
-    return [result if result is not None else stt.recognise(audio.astype(np.float32))
+    return [result if result is not None else recognise(audio.astype(np.float32))
             for result, audio in zip(results, audios, strict=True)]
 
 
@@ -79,14 +85,22 @@ def _generate(short: Any, audios: list[np.ndarray], window: int) -> list[Transcr
     longest = max(audio.size for audio in audios)
     max_length = len(short.prompt) + int(longest / MODEL_RATE * TOKENS_PER_S) + 8
     judged = window != FULL_WINDOW and short.beam_size == 1  # the backend's doubt rule
+    # The short window's rescoring, as the backend's own pass does it (its 30 s pass,
+    # faster-whisper's, keeps Whisper's best).
+    rescored = window != FULL_WINDOW and short.rescorer is not None
     results = short.model.model.generate(
         features, [short.prompt] * len(audios), beam_size=short.beam_size,
         max_length=max_length, return_scores=True, return_logits_vocab=judged,
         suppress_blank=True, suppress_tokens=short.suppress,
+        num_hypotheses=short.hypotheses if rescored else 1,
     )
     out: list[Transcript | None] = []
     for audio, result in zip(audios, results, strict=True):
         tokens = result.sequences_ids[0]
+        # The confidence is the best hypothesis's, the words the rescorer's pick.
+        best_tokens = len(tokens)
+        if rescored:
+            tokens = short._rescored(result)
         text = short.tokenizer.decode(tokens).strip()
         own_cap = len(short.prompt) + int(audio.size / MODEL_RATE * TOKENS_PER_S) + 8
         data = text.encode()
@@ -96,7 +110,7 @@ def _generate(short: Any, audios: list[np.ndarray], window: int) -> list[Transcr
               or len(data) / len(zlib.compress(data)) > LOOPING_RATIO):
             out.append(None)  # loops: the full window decides
         else:
-            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+            avg_logprob = result.scores[0] * best_tokens / (best_tokens + 1)
             transcript = Transcript(text, float(np.exp(avg_logprob)))
             words = short._word_probabilities(tokens, result.logits[0]) if judged else []
             # Doubtful words (stt_whisper._ShortWindow.doubtful): the full window decides.
