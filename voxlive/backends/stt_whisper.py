@@ -135,7 +135,11 @@ class FasterWhisperSTT:
             compute_type=config.compute_type,
             cpu_threads=config.cpu_threads,
         )
-        self.description = f"faster-whisper {config.model} ({config.device}, {config.compute_type})"
+        extras = [config.compute_type, *(["noise-suppressed"] if config.denoise else [])]
+        if config.rescore is not None:
+            best = min(config.rescore.hypotheses, config.beam_size)
+            extras.append(f"{best}-best rescored by {config.rescore.model}")
+        self.description = f"faster-whisper {config.model} ({config.device}, {', '.join(extras)})"
         # One model serves every call; CTranslate2 runs one transcription at a time per
         # worker anyway, and the lock keeps concurrent calls from oversubscribing the CPU.
         self._lock = threading.Lock()
