@@ -195,7 +195,9 @@ class PulseServer:
 
 
 class Recording:
-    """parecord of a source, as 16 kHz float32 mono, with the wall time it started."""
+    """parecord of a source, as 16 kHz float32 mono. Its first samples come a second or
+    more after it is started, so a moment in it is found by its length then, not by the
+    clock."""
 
     RATE = 16_000
 
@@ -205,7 +207,6 @@ class Recording:
             ["parecord", "-d", source, f"--rate={self.RATE}", "--channels=1",
              "--format=float32le", "--raw", "--latency-msec=20", str(self.path)],
             env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.started = time.monotonic()
 
     def samples(self) -> np.ndarray:
         """What was recorded so far (the file grows while it records)."""
