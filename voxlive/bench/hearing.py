@@ -181,10 +181,12 @@ def _denoiser():  # noqa: ANN202
 
 def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_size: int = 1,
             details: list[dict] | None = None, other: str | None = None,
-            below: float = 0.6, rescore: float | None = None) -> list[dict]:
+            below: float = 0.6, rescore: float | None = None,
+            windows: tuple[float, ...] = (15.0,)) -> list[dict]:
     """`other`: a multilingual model for the turns under `below` confidence
     (stt.other_languages), as the embedded profile runs it; `rescore`: the weight of
-    SmolLM2's say among the beam's hypotheses (stt.rescore)."""
+    SmolLM2's say among the beam's hypotheses (stt.rescore); `windows`: the short
+    windows to compare (stt.short_window_s), each a run of its own."""
     from voxlive.backends.loader import build
     from voxlive.backends.stt_whisper import Rescore
     from voxlive.config import FasterWhisperStt
@@ -193,12 +195,13 @@ def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_siz
     denoiser = _denoiser() if snr_db is not None else None
     audio = [conditions(c, i, snr_db, denoiser) for i, c in enumerate(clips)]
     rows = []
-    for reference in models:
+    for reference, window in ((m, w) for m in models for w in windows):
         started = time.perf_counter()
         languages = OtherLanguages(model=other, below_confidence=below) if other else None
         stt = build("stt", FasterWhisperStt(
             backend="faster-whisper", model=reference, beam_size=beam_size,
-            other_languages=languages, rescore=Rescore(weight=rescore) if rescore else None))
+            short_window_s=window, other_languages=languages,
+            rescore=Rescore(weight=rescore) if rescore else None))
         load_s = time.perf_counter() - started
         stt.transcribe(np.zeros(RATE, np.float32))  # warm up, as the daemon does
         totals: dict[tuple[str, str], list[float]] = {}
@@ -218,7 +221,8 @@ def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_siz
                 acc[3] += len(samples) / RATE
                 acc[4] += 1
         for (kind, condition), (errors, words, spent, seconds, n) in totals.items():
-            rows.append({"model": reference, "set": kind, "condition": condition, "clips": n,
+            rows.append({"model": reference, "short_window_s": window, "set": kind,
+                         "condition": condition, "clips": n,
                          "wer": round(errors / max(1, words), 4), "words": words,
                          "stt_ms_per_clip": round(1000 * spent / n),
                          "rtf": round(spent / seconds, 3), "load_s": round(load_s, 2)})
@@ -239,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="... for the turns under this confidence")
     parser.add_argument("--rescore", type=float, metavar="WEIGHT",
                         help="let SmolLM2 pick among the beam's hypotheses (stt.rescore)")
+    parser.add_argument("--short-windows", nargs="+", type=float, default=[15.0],
+                        metavar="S", help="stt.short_window_s values to compare")
     parser.add_argument("--no-noise", action="store_true", help="clean audio only")
     parser.add_argument("--details", action="store_true", help="also list every misheard clip")
     parser.add_argument("--json", action="store_true")
@@ -250,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             clips += real_clips(root, args.real)
     details: list[dict] | None = [] if args.details else None
     rows = measure(args.models, clips, None if args.no_noise else args.snr, args.beam_size,
-                   details, args.other_languages, args.below, args.rescore)
+                   details, args.other_languages, args.below, args.rescore,
+                   tuple(args.short_windows))
     if args.json:
         print(json.dumps({"rows": rows, "misheard": details} if details is not None else rows,
                          indent=1))
@@ -258,10 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     for d in details or []:
         print(f"{d['model']} [{d['condition']}] {d['errors']} errors: "
               f"{d['said']!r} -> {d['heard']!r}")
-    print(f"{'model':28} {'set':10} {'condition':18} {'clips':>5} {'WER':>6} "
+    print(f"{'model':28} {'window':>6} {'set':10} {'condition':18} {'clips':>5} {'WER':>6} "
           f"{'ms/clip':>7} {'RTF':>6}")
     for r in rows:
-        print(f"{r['model']:28} {r['set']:10} {r['condition']:18} {r['clips']:>5} "
+        print(f"{r['model']:28} {r['short_window_s']:>6} {r['set']:10} {r['condition']:18} "
+              f"{r['clips']:>5} "
               f"{100 * r['wer']:5.1f}% {r['stt_ms_per_clip']:>7} {r['rtf']:>6}")
     return 0
 
