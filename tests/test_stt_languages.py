@@ -39,8 +39,9 @@ class Calls:
         monkeypatch.setattr(stt, "in_other_languages", hear)
 
 
-def said(text: str, voice: str) -> np.ndarray:
-    return np.concatenate([silence(0.16, 16_000), espeak(text, 16_000, voice=voice),
+def said(text: str, voice: str, words_per_minute: int = 160, pitch: int = 50) -> np.ndarray:
+    return np.concatenate([silence(0.16, 16_000),
+                           espeak(text, 16_000, words_per_minute, pitch, voice),
                            silence(0.3, 16_000)])
 
 
@@ -65,6 +66,17 @@ def test_a_question_in_another_language_is_heard_in_it(
     assert calls.count == 1
     assert languages_stt.last_language == language
     assert words & set(heard.text.lower().replace("?", " ").replace("¿", " ").split()), heard
+
+
+def test_unsure_english_stays_english(languages_stt: LanguageFallbackSTT,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A brisk high voice that tiny.en is unsure of ("It's time for 10 minutes!" at 0.46):
+    base hears it as French ("Set à timer 14 minutes." at 0.50), only a little surer, so
+    it stays English (the margin rule)."""
+    calls = Calls(languages_stt, monkeypatch)
+    heard = languages_stt.recognise(said("Set a timer for ten minutes.", "en-us+f3", 200, 72))
+    assert calls.count == 1, f"tiny.en was sure enough this time: {heard}"
+    assert languages_stt.last_language == "en", heard
 
 
 def test_an_english_only_second_model_is_refused() -> None:

@@ -8,9 +8,22 @@ writes English-sounding words at a low confidence (0.32-0.45 on the quality set'
 questions, against 0.47-0.91 for its English ones). So a transcript it is unsure of
 (under `below_confidence`) is heard again by the multilingual model in each of the
 profile's other `languages`, from one encoder pass on the short window; the most
-confident of those transcripts replaces tiny.en's when it is surer than tiny.en was and
-than `min_confidence` (base's transcripts of the wrong language, or of silence, score
-0.2-0.45; its right ones 0.50-0.73 on the quality set). A turn with no words stays so.
+confident of those transcripts replaces tiny.en's when it is surer than tiny.en was (by
+`margin`) and than `min_confidence` (base's transcripts of the wrong language, or of
+silence, score 0.2-0.45; its right ones 0.50-0.73 on the quality set). A turn with no
+words stays so.
+
+Why the margin, and the same-words rule: English that tiny.en is unsure of is often heard
+by base, in another language's frame, as the same English words, a little surer: on the
+hearing bench's clips (36 espeak-ng, 80 human, clean and in noise) and the quality set's
+turns (clean and Opus-coded) five English turns went to another language, every one by a
+margin of 0.04-0.10 or with the English words written again ("Set a timer for 10
+minutes." as German at 0.52, "extensión" as Spanish against tiny.en's "extension."),
+and the LLM would have answered an English speaker in German. The right switches won by
+0.16-0.39, and their words have nothing in common with tiny.en's guess ("Okay, let's
+copy, copy" against "Quel est la capitale de l'Italie ?"). So the other language must be
+surer by `margin` (0.1), and a transcript that mostly repeats tiny.en's words (accents
+aside) is English.
 
 Why not Whisper's language detection: on espeak-ng's German and French voices, base
 detected Thai (p 0.85-0.92) for three of six questions and for one English question,
@@ -24,6 +37,8 @@ turn pays for one short-window encoder pass of base and one decoding per languag
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 import zlib
 
 import numpy as np
@@ -54,6 +69,7 @@ class LanguageFallbackSTT:
                              "it cannot hear other languages")
         self.below = other.below_confidence
         self.least = other.min_confidence
+        self.margin = other.margin
         self.languages = list(other.languages)
         self.window = int(round((config.short_window_s or 30.0) * MODEL_RATE))
         self._decoder = _Decoder(self.other.model, other.beam_size)
@@ -68,11 +84,10 @@ class LanguageFallbackSTT:
         if first.confidence >= self.below or not first.text.strip():
             return first  # sure, or no words at all (silence, a cough): nothing to redo
         heard = self.in_other_languages(audio)
-        if not heard:
+        language = other_language(first, heard, self.least, self.margin)
+        if language is None:
             return first
-        language, best = max(heard.items(), key=lambda kv: kv[1].confidence)
-        if best.confidence <= max(first.confidence, self.least):
-            return first
+        best = heard[language]
         log.info("heard as %s (%.2f): %r; English model: %r (%.2f)", language,
                  best.confidence, best.text, first.text, first.confidence)
         self.last_language = language
@@ -101,6 +116,35 @@ class LanguageFallbackSTT:
                 if heard is not None:
                     out[language] = heard
         return out
+
+
+def other_language(english: Transcript, heard: dict[str, Transcript], least: float,
+                   margin: float) -> str | None:
+    """The language whose transcript should replace the English model's, or None."""
+    if not heard:
+        return None
+    language, best = max(heard.items(), key=lambda kv: kv[1].confidence)
+    if best.confidence < max(english.confidence + margin, least):
+        return None
+    if shared_words(best.text, english.text) >= SAME_WORDS:
+        return None  # English words, written down again in another language's frame
+    return language
+
+
+SAME_WORDS = 0.5
+"""Share of a transcript's words also in the English model's transcript at which both
+heard the same English words."""
+
+
+def shared_words(text: str, other: str) -> float:
+    """The share of `text`'s words (case and accents aside) that `other` also has."""
+    words, others = _plain_words(text), set(_plain_words(other))
+    return sum(w in others for w in words) / len(words) if words else 0.0
+
+
+def _plain_words(text: str) -> list[str]:
+    plain = unicodedata.normalize("NFKD", text.lower())
+    return re.findall(r"\w+", "".join(ch for ch in plain if not unicodedata.combining(ch)))
 
 
 class _Decoder:

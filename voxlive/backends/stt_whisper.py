@@ -70,6 +70,8 @@ class OtherLanguages(Strict):
         "confidence are heard again in the other languages")
     min_confidence: float = Field(
         0.45, ge=0, le=1, description="... and replaced only by a transcript this sure")
+    margin: float = Field(
+        0.1, ge=0, le=1, description="... and surer than the English one by this much")
     beam_size: int = Field(5, ge=1)
 
 
