@@ -56,13 +56,14 @@ class FakeVad:
 
 @dataclass
 class FakeStt:
-    """Answers transcriptions with `script`, in order ("" once it runs out); an exception
-    in the script is raised instead. While `gate` is cleared, a transcription waits."""
+    """Answers transcriptions with `script`, in order ("" once it runs out), at
+    `confidence` unless the entry is a Transcript of its own; an exception in the script
+    is raised instead. While `gate` is cleared, a transcription waits."""
 
-    script: list[str | Exception] = field(default_factory=list)
+    script: list[str | Transcript | Exception] = field(default_factory=list)
     confidence: float = 0.9
     heard: list[float] = field(default_factory=list)  # seconds of audio of each request
-    answered: list[str | Exception] = field(default_factory=list)  # what each got, in order
+    answered: list[str | Transcript | Exception] = field(default_factory=list)  # in order
     gate: threading.Event = field(default_factory=threading.Event)
     description: str = "fake stt (scripted)"
 
@@ -76,7 +77,7 @@ class FakeStt:
         self.answered.append(text)
         if isinstance(text, Exception):
             raise text
-        return Transcript(text, self.confidence)
+        return text if isinstance(text, Transcript) else Transcript(text, self.confidence)
 
     def transcribe(self, audio: np.ndarray) -> str:
         return self.recognise(audio).text

@@ -21,7 +21,7 @@ import pytest
 from tests.fakes import GATE, LOUD
 from tests.fakes_session import SessionTimeline
 from voxlive.audio.resample import MODEL_RATE
-from voxlive.backends.base import BackendError
+from voxlive.backends.base import BackendError, Transcript
 from voxlive.config import VoxliveConfig
 from voxlive.turn.bookkeeping import CUT_MARK
 
@@ -293,3 +293,23 @@ async def test_whisper_video_outro_is_no_words_and_not_answered(new: New) -> Non
     await tl.silence(0.6)
     await tl.reply_made(tl.session.core.generation)
     assert [e["text"] for e in tl.of("user_transcript")] == ["Thank you."]
+
+
+async def test_words_heard_unsurely_are_asked_again_not_answered(new: New) -> None:
+    # What tiny.en wrote, at 0.34, for a German question neither Whisper made out.
+    ask = "Sorry, I didn't catch that. Could you say it again?"
+    tl = new([Transcript("We feel it's time to market.", 0.34), "What is a week?"],
+             [["Seven days."]])
+    await tl.speech(1.0)
+    await tl.silence(0.6)
+    await tl.reply_made(1)
+    tl.play_until("reply_played")
+    assert tl.llm.prompts == []  # no answer to words it could not trust
+    assert [text for text, _ in tl.tts.said] == [ask]
+    assert tl.session.conversation.turns == [
+        {"role": "user", "content": "We feel it's time to market."},
+        {"role": "assistant", "content": ask}]
+    await tl.speech(1.0)  # said again, heard surely: answered
+    await tl.silence(0.6)
+    await tl.reply_made(2)
+    assert len(tl.llm.prompts) == 1 and tl.tts.said[-1][0] == "Seven days."

@@ -367,3 +367,28 @@ def test_words_whisper_was_unsure_of_do_not_confirm_an_interruption() -> None:
     tl.silence(0.5)
     out = tl.event(Transcribed(tl.core.generation, "Stop.", confidence=0.69))
     assert out[1] == Cancel(first, barge_in=True, keep_heard=True)
+
+
+# --- words the STT was unsure of ----------------------------------------------------------
+
+
+def unsure_turn(tl: Timeline, text: str, confidence: float) -> list[object]:
+    tl.speech(1.0)
+    tl.silence(0.2)
+    return tl.event(Transcribed(tl.core.generation, text, confidence))
+
+
+def test_words_heard_unsurely_ask_the_user_again() -> None:
+    tl = Timeline()  # ask_again_below 0.45 by default
+    out = unsure_turn(tl, "We feel it's time to market.", 0.34)
+    assert Respond(1, "We feel it's time to market.", unclear=True) in out
+
+
+def test_sure_words_and_unsure_backchannels_are_answered() -> None:
+    tl = Timeline()
+    assert Respond(1, "Who wrote Romeo and Juliet?") in unsure_turn(
+        tl, "Who wrote Romeo and Juliet?", 0.47)  # tiny.en's least sure right answer
+    tl = Timeline()  # "Yes." is a word the user may well say: one word is not asked again
+    assert Respond(1, "Yes.") in unsure_turn(tl, "Yes.", 0.2)
+    tl = Timeline(ask_again_below=0.0)  # off: everything is answered
+    assert Respond(1, "We feel it's time.") in unsure_turn(tl, "We feel it's time.", 0.34)

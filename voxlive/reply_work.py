@@ -59,9 +59,15 @@ class ReplyWork:
         echo = paused is not None and sounds_like_reply(text, paused.playback.text())
         s.handle(Transcribed(reply.generation, text, transcript.confidence, echo))
 
-    async def respond(self, reply: Reply, user_text: str) -> None:
+    async def respond(self, reply: Reply, user_text: str, unclear: bool = False) -> None:
         begin_reply()  # the shared models order this reply's work by it (voxlive/sched)
         s, generation = self.s, reply.generation
+        if unclear:  # the turn core could not trust the words: no answer to them
+            log.info("turn %d: asking again, the words were unclear: %r", generation, user_text)
+            await self.speak(reply, s.ask_again)
+            s.emit("assistant_text", turn=generation, text=reply.text, final=True)
+            s.output.finish(reply.playback)
+            return
         reply.style, tagged = s.emotion.for_reply(generation, user_text)  # tag: a prompt note
         camera = None
         if s.looks.asked_by(user_text):

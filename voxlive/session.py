@@ -66,6 +66,7 @@ class CallSession:
                                          assistant.max_history_messages)
         self.budget = ReplyBudget(assistant.max_sentences, assistant.max_spoken_s,
                                   assistant.words_per_second)
+        self.ask_again = assistant.ask_again
         turn = config.turn
         self.echo = EchoGuard(turn.echo_correlation) if turn.echo_guard else None
         keep = config.turn.max_utterance_s + config.turn.pre_roll_ms / 1000 + 5
@@ -196,7 +197,7 @@ class CallSession:
         reply = self.replies[action.generation]
         reply.user_text = action.user_text
         if self.may_reply is None or self.may_reply(action.generation):
-            reply.run(self.work.respond(reply, action.user_text), self._failed)
+            reply.run(self.work.respond(reply, action.user_text, action.unclear), self._failed)
         else:  # no words: the turn ends at its commit, like a reply that said nothing
             self.output.finish(reply.playback)
 

@@ -160,7 +160,8 @@ def miss_cause(dialogue: Dialogue, turns: list[dict[str, Any]]) -> str:
     `no reply`, `wrong language` (a de/es/fr turn heard as mostly other
     words), `misheard` (some turn's words heard wrong), else `llm` (heard word for word,
     answered wrong). A too strict keyword or a reply cut by the length policy shows in
-    the reply and is judged by reading it."""
+    the reply and is judged by reading it. (`measure` marks a miss `asked again` where
+    the assistant asked to hear the question again: turn.ask_again_below.)"""
     if any(t.get("error") for t in turns):
         return "error"
     if not turns[-1]["reply"]:
@@ -211,6 +212,8 @@ async def measure(config: Any, profile_name: str, models: Any,
         for i, dialogue in enumerate(dialogues):
             result = await run_dialogue(url, DIALOGUES.index(dialogue)
                                         if dialogue in DIALOGUES else i, dialogue)
+            if result["miss"] and result["reply"].strip() == config.assistant.ask_again:
+                result["miss"] = "asked again"  # the words were not made out, and it said so
             results.append(result)
             print(f"{dialogue.name:18} {'ok ' if result['correct'] else 'BAD'} "
                   f"{result['turns'][-1]['heard']!r} -> {result['reply'][:70]!r}",

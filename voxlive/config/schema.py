@@ -139,6 +139,10 @@ class TurnSettings(Strict):
     barge_in_min_confidence: float = Field(
         0.45, ge=0, le=1, description="transcript confidence that confirms an interruption"
     )
+    ask_again_below: float = Field(
+        0.45, ge=0, le=1, description="a turn of two or more words heard less surely than "
+        "this is not answered: the assistant asks to hear it again (0: answer everything)"
+    )
     half_duplex_tail_ms: int = Field(
         300, ge=0, description="half duplex: input ignored this long after the reply ends"
     )
@@ -165,6 +169,10 @@ class AssistantSettings(Strict):
         12.0, gt=0, description="spoken seconds per reply (estimated from words), at most"
     )
     words_per_second: float = Field(2.6, gt=0, description="speaking rate for that estimate")
+    ask_again: str = Field(
+        "Sorry, I didn't catch that. Could you say it again?", min_length=1,
+        description="said instead of an answer when the words were not made out "
+        "(turn.ask_again_below)")
 
 
 class IceServer(Strict):

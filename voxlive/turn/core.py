@@ -353,7 +353,11 @@ class TurnCore:
             self.paused = False
         if not text:  # a noise, not words
             return [*actions, ForgetTurn(event.generation), *self._set_state(State.LISTENING)]
-        return [*actions, self._respond(event.generation, text)]
+        # Words the STT was unsure of are most often another language or noise heard as
+        # English words ("We feel it's time to market."): ask, rather than answer them.
+        unclear = (event.confidence < self.settings.ask_again_below
+                   and len(meaningful_words(text)) >= 2)
+        return [*actions, self._respond(event.generation, text, unclear)]
 
     def _on_failure(self, event: StageFailed) -> list[Action]:
         actions: list[Action] = [ReportError(event.stage, event.message)]
@@ -368,9 +372,9 @@ class TurnCore:
 
     # --- the runtime's decisions: what a cut keeps, what a reply commits ------------
 
-    def _respond(self, generation: int, text: str) -> Respond:
+    def _respond(self, generation: int, text: str, unclear: bool = False) -> Respond:
         self._responded.add(generation)
-        return Respond(generation, text)
+        return Respond(generation, text, unclear)
 
     def _cancel(self, generation: int, barge_in: bool) -> Cancel:
         """A cut the user heard keeps its heard words (when it answered words); one made

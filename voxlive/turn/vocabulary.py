@@ -114,10 +114,12 @@ class Transcribe:
 
 @dataclass(frozen=True)
 class Respond:
-    """Generate the reply; keep its audio back until the turn is committed."""
+    """Generate the reply; keep its audio back until the turn is committed. `unclear`:
+    the words were not made out, so the reply asks the user to say them again."""
 
     generation: int
     user_text: str
+    unclear: bool = False
 
 
 @dataclass(frozen=True)
