@@ -3,7 +3,7 @@ row, where a sure voice decides alone, counts what the detector would do."""
 
 from __future__ import annotations
 
-from voxlive.bench.turns import signal_summary
+from voxlive.bench.turns import call_summary, signal_summary
 
 
 def row(kind: str, audio: float, text: float, source: str = "human") -> dict[str, object]:
@@ -28,3 +28,23 @@ def test_without_a_voice_threshold_there_is_no_policy_row() -> None:
     summary = signal_summary([row("complete", 0.9, 0.9)], 0.5,
                              {"smart-turn": 1.0, "text": 0.0, "mix": 0.5})
     assert set(summary) == {"smart-turn", "text", "mix"}
+
+
+def call(kind: str, source: str, endpointing_ms: float, premature: int = 0) -> dict:
+    return {"kind": kind, "source": source, "endpointing_ms": endpointing_ms,
+            "premature_commits": premature, "rule": "semantic", "errors": [],
+            "decision_ms": [], "compute_ms": [], "after_transcript_ms": []}
+
+
+def test_the_call_summary_splits_human_and_synthetic_speech() -> None:
+    reports = [call("complete", "human", 200), call("complete", "human", 250),
+               call("complete", "espeak", 2000), call("pause", "espeak", 900, premature=1),
+               call("pause", "human", 1700)]
+    summary = call_summary(reports)
+    assert summary["premature_on_pause_set"] == "1/2"
+    assert summary["commit_delay_complete_ms"]["p50"] == 250
+    human, espeak = summary["by_source"]["human"], summary["by_source"]["espeak"]
+    assert human["commit_delay_complete_ms"]["p50"] == 225
+    assert human["premature_on_pause_set"] == "0/1"
+    assert espeak["premature_on_pause_set"] == "1/1"
+    assert espeak["commit_delay_complete_ms"]["p50"] == 2000
