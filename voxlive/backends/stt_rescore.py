@@ -49,6 +49,15 @@ class Hypothesis:
     """Whisper's log-probability of the whole token sequence (end of text included)."""
 
 
+def cuts_ends_off(words: list[str], heard: list[str]) -> bool:
+    """Is `words` `heard` with words dropped at its start or its end? The language model
+    likes a finished sentence, and at a pause it would pick "My favourite colour is
+    blue." over the "... blue and" Whisper heard best: the end-of-turn signal then reads a
+    finished turn. Words Whisper heard are changed, never cut off."""
+    n = len(words)
+    return 0 < n < len(heard) and (heard[:n] == words or heard[-n:] == words)
+
+
 class HypothesisRescorer:
     """A ChatML GGUF (SmolLM2 by default) that scores a user's message; its own small
     context with every position's logits. It runs while the caller waits for the
@@ -87,8 +96,10 @@ class HypothesisRescorer:
             tokens = {words: self._tokens(words) for words in distinct}
             read = {words: self._read(tokens[words])
                     for words in sorted(distinct, key=tokens.__getitem__)}
+        heard = normalise(hypotheses[0].text).split()
         scored = {words: distinct[words].log_probability + self.weight * log_p
-                  for words, (log_p, _) in read.items()}
+                  for words, (log_p, _) in read.items()
+                  if not cuts_ends_off(words.split(), heard)}
         best = max(scored, key=scored.__getitem__)
         KNOWN_ENDS.remember(self.model_path, best, read[best][1])
         return distinct[best]
