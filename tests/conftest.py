@@ -6,6 +6,7 @@ import importlib.util
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ collect_ignore = [] if importlib.util.find_spec("parler_tts") else ["gpu_stack"]
 # minute. A test's tier follows from what it needs, so a new test is placed without a marker:
 # a real model loaded by a shared fixture makes it `models`, a whole call `e2e`, Chromium
 # `browser`. A test that loads a model some other way says so with @pytest.mark.models.
-MODEL_FIXTURES = {"embedded_models", "double_models", "whisper_stt", "tiny_siglip",
+MODEL_FIXTURES = {"embedded_models", "double_models", "whisper_stt", "tiny_en", "tiny_siglip",
                   "stt", "detector", "human"}
 CALL_FIXTURES = {"embedded_server", "double_server", "vision_url", "pulse"}
 TIERS = ("unit", "integration", "models", "e2e", "browser")
@@ -74,7 +75,19 @@ TEST_STT = {"short_window_min_confidence": 0.86}
 def small_profile(config: VoxliveConfig) -> Profile:
     """The small embedded profile as the tests run it (TEST_STT)."""
     profile = config.profile(SMALL_PROFILE)
+    if profile.stt is None or profile.stt.backend != "faster-whisper":
+        return profile  # Moonshine has no short window to redo
     return profile.model_copy(update={"stt": profile.stt.model_copy(update=TEST_STT)})
+
+
+@pytest.fixture(scope="session")
+def tiny_en() -> Any:
+    """faster-whisper tiny.en as the profiles with Whisper run it (beam 5, TEST_STT), for
+    what only Whisper does: batching utterances of several calls in one pass."""
+    from voxlive.backends.loader import build
+    from voxlive.config import FasterWhisperStt
+
+    return build("stt", FasterWhisperStt(backend="faster-whisper", beam_size=5, **TEST_STT))
 
 
 @pytest.fixture(scope="session")

@@ -33,8 +33,12 @@ async def test_two_conversations_are_measured_with_the_shared_stages(
     (level,) = result["levels"]
     assert level["connected"] == 2 and level["turns"] >= 2
     assert math.isfinite(level["v2v_p50_ms"]) and level["first_audio_queue_ms"] >= 0
-    # The shared STT and TTS counted their passes (voxlive/sched): batch sizes are known.
-    assert level["mean_batch"].get("stt", 0) >= 1 and level["mean_batch"].get("tts", 0) >= 1
+    # The shared stages counted their passes (voxlive/sched): batch sizes are known. The
+    # small profile's Moonshine is not batched (one utterance at a time under its lock);
+    # a faster-whisper STT is (tests/test_sched_models.py).
+    batched = ["tts", *(["stt"] if config.profile(SMALL_PROFILE).stt.backend
+                         == "faster-whisper" else [])]
+    assert all(level["mean_batch"].get(stage, 0) >= 1 for stage in batched), level["mean_batch"]
     print_levels("talk", [Level(**v) for v in result["levels"]], result["knee"], core=None)
 
 

@@ -19,7 +19,7 @@ from voxlive.config import ConfigError, Profile, check_profile, parse_config
 
 SHIPPED = {
     "vad": {"silero"},
-    "stt": {"faster-whisper", "remote"},
+    "stt": {"faster-whisper", "moonshine", "remote"},
     "llm": {"llama-cpp", "openai"},
     "tts": {"piper", "espeak-ng", "parler", "remote"},
     "vision": {"opencv", "siglip", "remote"},

@@ -136,7 +136,7 @@ async def test_emotion_and_vision_answer_json(model_server) -> None:  # noqa: AN
 
 
 @requires_espeak
-def test_a_batch_hears_what_the_backend_hears_one_by_one(embedded_models) -> None:  # noqa: ANN001
+def test_a_batch_hears_what_the_backend_hears_one_by_one(tiny_en: Any) -> None:
     """One Whisper pass for several utterances (and a second, on the 30 s window, for the
     doubtful ones) gives the words the backend gives each alone."""
     from voxlive.serving.stt_batch import recognise_batch
@@ -144,11 +144,11 @@ def test_a_batch_hears_what_the_backend_hears_one_by_one(embedded_models) -> Non
     sentences = [QUESTION, "How many legs does a spider have?",
                  "Please tell me a short story about a brave little dog."]
     audios = [espeak(s, 16_000) for s in sentences]
-    batched = recognise_batch(embedded_models.stt, audios)
+    batched = recognise_batch(tiny_en, audios)
     for sentence, transcript in zip(sentences, batched, strict=True):
         assert share_found(sentence, transcript.text) == 1.0, transcript
         assert 0.3 < transcript.confidence <= 1.0
-    assert recognise_batch(embedded_models.stt, [np.zeros(0, np.float32)])[0].text == ""
+    assert recognise_batch(tiny_en, [np.zeros(0, np.float32)])[0].text == ""
 
 
 @requires_espeak

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import config_with_profile, requires_espeak
+from tests.conftest import TEST_STT, config_with_profile, requires_espeak
 from tests.gpu_stack import require
 from voxlive.backends.loader import load_models
 from voxlive.harness.client import CallClient
@@ -32,7 +32,9 @@ async def parler_call(config, vllm_double, tmp_path_factory):
 
     folder = build_parler(tmp_path_factory.mktemp("parler-call"), "tiny", frames=FRAMES)
     call_config = config_with_profile(config, "parler", {
-        "stt": {"backend": "faster-whisper"},
+        # As every e2e test hears the question (conftest: TEST_STT): over Opus tiny.en's
+        # short window sometimes hears "capital and friends".
+        "stt": {"backend": "faster-whisper", **TEST_STT},
         "llm": {"backend": "openai", "base_url": vllm_double.base_url, "model": DEFAULT_MODEL,
                 "connect_timeout_s": 1, "first_token_timeout_s": 5},
         "tts": {"backend": "parler", "model": str(folder), "device": "cpu",

