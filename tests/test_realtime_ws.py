@@ -91,7 +91,7 @@ def client(url: str) -> Any:
 
 
 async def test_spoken_question_gets_a_spoken_answer_that_matches_its_transcript(
-        embedded_url: str, embedded_models: Models) -> None:
+        embedded_url: str, tiny_en: Any) -> None:
     async with client(embedded_url).realtime.connect(model="voxlive-embedded") as conn:
         events = Events(conn)
         created = await events.wait("session.created")
@@ -122,7 +122,7 @@ async def test_spoken_question_gets_a_spoken_answer_that_matches_its_transcript(
         assert [e for e in events.of("response.output_audio_transcript.delta")]
         assert response["output"][0]["content"][0]["transcript"] == said
         # The audio is the transcript, spoken: whisper hears the same words back.
-        heard = embedded_models.stt.transcribe(events.audio(response["id"]))
+        heard = tiny_en.transcribe(events.audio(response["id"]))
         assert share_found(said, heard) >= 0.6, (said, heard)
         assert response["usage"]["output_tokens"] > 0
         events.stop()

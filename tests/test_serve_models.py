@@ -50,14 +50,14 @@ async def post_audio(http: aiohttp.ClientSession, url: str, audio: np.ndarray,
 
 
 @requires_espeak
-async def test_remote_tts_speaks_words_through_voxlives_own_server(model_server, embedded_models
+async def test_remote_tts_speaks_words_through_voxlives_own_server(model_server, tiny_en
                                                                    ) -> None:  # noqa: ANN001
     url, engines = model_server
     tts = RemoteTTS(RemoteTts(backend="remote", base_url=url, timeout_s=30))
     chunks = await asyncio.to_thread(lambda: list(tts.synthesize(QUESTION)))
     audio = np.concatenate(chunks)
     assert len(chunks) > 1 and audio.size > 24_000  # streamed, over a second of speech
-    heard = embedded_models.stt.transcribe(resample_once(audio, 24_000, 16_000))
+    heard = tiny_en.transcribe(resample_once(audio, 24_000, 16_000))
     assert share_found(QUESTION, heard) == 1.0, heard
 
 
