@@ -79,3 +79,27 @@ def test_speech_after_a_long_quiet_start_is_heard(moonshine: MoonshineSTT) -> No
     sentence = "The capital of France is Paris."
     audio = np.concatenate([silence(2.0, MODEL_RATE), said(sentence)])
     assert words(moonshine.recognise(audio).text) == words(sentence)
+
+
+def test_a_wider_beam_finds_several_hypotheses_and_no_worse_best(
+        moonshine: MoonshineSTT) -> None:
+    audio = said("Who wrote Romeo and Juliet?")
+    (encoded,) = moonshine.encoder.run(None, {"input_values": audio[None]})
+    greedy, looping = moonshine._beam_search(encoded, 40, 1)
+    assert not looping and len(greedy) == 1
+    tokens, score = greedy[0]
+    wide, _ = moonshine._beam_search(encoded, 40, 5)
+    assert len(wide) >= 2  # several finished hypotheses, best first by their mean
+    means = [s / (len(t) + 1) for t, s in wide]
+    assert means == sorted(means, reverse=True)
+    assert max(means) >= score / (len(tokens) + 1) - 1e-9  # a wider search finds no worse
+
+
+def test_rescoring_needs_a_beam() -> None:
+    from pydantic import ValidationError
+
+    from voxlive.backends.stt_whisper import Rescore
+
+    with pytest.raises(ValidationError, match="set beam_size to 2 or more"):
+        MoonshineStt(backend="moonshine", rescore=Rescore())
+    assert MoonshineStt(backend="moonshine", beam_size=5, rescore=Rescore()).beam_size == 5

@@ -11,9 +11,11 @@ onnxruntime through ctypes). Measured figures: README "Hearing".
 
 The model is the Hugging Face export: an encoder over the raw 16 kHz waveform, and a
 merged decoder that computes the cross-attention keys and values on its first step and
-takes them, with its own, as a cache afterwards. Greedy decoding, as Moonshine's own
-runtimes do; the confidence is Whisper's (exp of the mean log-probability of the tokens
-and the end of text), so the rules built on it (barge-in's hums, asking again) read both.
+takes them, with its own, as a cache afterwards. Greedy decoding by default, as Moonshine's
+own runtimes do, or a beam search whose best few a language model may choose among
+(`rescore`, stt_rescore.py, as for Whisper); the confidence is Whisper's (exp of the mean
+log-probability of the tokens and the end of text) of the beam's best, so the rules built
+on it (barge-in's hums, asking again) read both backends alike.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from voxlive.audio.resample import MODEL_RATE
 from voxlive.backends.base import Transcript
 from voxlive.backends.ort_format import ORT_SUFFIX, cached_onnx
 from voxlive.backends.packaged import resolve_model
 from voxlive.backends.registry import Backend, Strict
+from voxlive.backends.stt_whisper import Rescore
 
 START, END = 1, 2
 """Token ids of <s> and </s>; ids 3..258 are the bytes 0..255 (byte fallback)."""
@@ -63,6 +66,18 @@ class MoonshineStt(Strict):
     tokens_per_s: float = Field(
         6.5, gt=0, description="the most tokens a second of speech can hold: a decoder "
         "that runs on past it is looping, and stops")
+    beam_size: int = Field(1, ge=1, description="hypotheses kept while decoding "
+                           "(1: greedy, as Moonshine's own runtimes decode)")
+    rescore: Rescore | None = Field(
+        None, description="a language model that picks among the beam's hypotheses "
+        "(stt_rescore.py; needs beam_size > 1)")
+
+    @model_validator(mode="after")
+    def _rescore_needs_a_beam(self) -> MoonshineStt:
+        if self.rescore is not None and self.beam_size < 2:
+            raise ValueError("stt.rescore picks among a beam search's hypotheses: "
+                             "set beam_size to 2 or more")
+        return self
 
 
 class Tokenizer:
@@ -153,7 +168,16 @@ class MoonshineSTT:
                              if i.name.startswith("past_key_values.")]
         self._heads, self._head_size = self.decoder.get_inputs()[2].shape[1:4:2]
         self._outputs = [o.name for o in self.decoder.get_outputs()]
-        self.description = f"moonshine {config.model} (onnxruntime, cpu)"
+        extras = ["cpu", *([f"beam {config.beam_size}"] if config.beam_size > 1 else [])]
+        self.rescorer = None
+        if config.rescore is not None:
+            from voxlive.backends.stt_rescore import HypothesisRescorer
+
+            self.rescorer = HypothesisRescorer(resolve_model(config.rescore.model),
+                                               config.rescore.weight)
+            extras.append(f"{min(config.rescore.hypotheses, config.beam_size)}-best "
+                          f"rescored by {config.rescore.model}")
+        self.description = f"moonshine {config.model} (onnxruntime, {', '.join(extras)})"
         # One utterance at a time: parallel runs would only share the same cores.
         self._lock = threading.Lock()
 
@@ -173,42 +197,81 @@ class MoonshineSTT:
         return self.recognise(audio).text
 
     def _recognise_piece(self, audio: np.ndarray) -> Transcript:
-        """Greedy decoding; a transcript that loops is kept with no confidence, so that
-        it is asked again rather than answered."""
+        """The best of a beam search (greedy with beam_size 1), or with `rescore` the one
+        the language model prefers among the best few; a transcript that loops is kept
+        with no confidence, so that it is asked again rather than answered."""
         limit = int(audio.size / MODEL_RATE * self.config.tokens_per_s) + 4
         if audio.size < MIN_SAMPLES:
             audio = np.pad(audio, (0, MIN_SAMPLES - audio.size))
         (encoded,) = self.encoder.run(None, {"input_values": audio[None]})
-        empty = np.zeros((1, self._heads, 0, self._head_size), np.float32)
-        cache = dict.fromkeys(self._cache_names, empty)
-        tokens, log_probability = [START], 0.0
-        looping = True
-        for step in range(limit):
-            outputs = self.decoder.run(None, {
-                "input_ids": np.array([[tokens[-1]]], np.int64),
-                "encoder_hidden_states": encoded,
-                "use_cache_branch": np.array([step > 0]),
-                **cache,
-            })
-            logits = outputs[0][0, -1].astype(np.float64)
-            top = int(logits.argmax())
-            log_probability += float(logits[top] - logits.max()
-                                     - np.log(np.exp(logits - logits.max()).sum()))
-            for name, value in zip(self._outputs[1:], outputs[1:], strict=True):
-                # The cross-attention cache is computed once, on the first step.
-                if step == 0 or ".decoder." in name:
-                    cache[name.replace("present.", "past_key_values.")] = value
-            if top == END:
-                looping = False
-                break
-            tokens.append(top)
-        text = self.tokenizer.decode(tokens[1:])
+        beams, looping = self._beam_search(encoded, limit, self.config.beam_size)
+        tokens, log_probability = beams[0]
+        text = self.tokenizer.decode(tokens)
         if not text:
             return Transcript("", 0.0)
         data = text.encode()
         if looping or len(data) / len(zlib.compress(data)) > LOOPING_RATIO:
             return Transcript(text, 0.0)
-        return Transcript(text, float(np.exp(log_probability / len(tokens))))
+        # Whisper's confidence: the mean over the tokens and the end of text.
+        confidence = float(np.exp(log_probability / (len(tokens) + 1)))
+        if self.rescorer is not None and len(beams) > 1:
+            text = self._rescored(beams[: self.config.rescore.hypotheses])  # type: ignore[union-attr]
+        return Transcript(text, confidence)
+
+    def _beam_search(self, encoded: np.ndarray, limit: int,
+                     width: int) -> tuple[list[tuple[list[int], float]], bool]:
+        """The finished hypotheses (tokens, summed log-probability with the end of text),
+        best first by their mean; and whether none finished within `limit` tokens (then
+        the unfinished ones are returned). The decoder runs the `width` live hypotheses
+        as one batch; the cross-attention cache, computed on the first step, is the same
+        for all of them."""
+        empty = np.zeros((1, self._heads, 0, self._head_size), np.float32)
+        cache = dict.fromkeys(self._cache_names, empty)
+        live: list[tuple[list[int], float]] = [([], 0.0)]
+        finished: list[tuple[list[int], float]] = []
+        for step in range(limit):
+            outputs = self.decoder.run(None, {
+                "input_ids": np.array([[t[-1] if t else START] for t, _ in live], np.int64),
+                "encoder_hidden_states": np.repeat(encoded, len(live), axis=0),
+                "use_cache_branch": np.array([step > 0]),
+                **cache,
+            })
+            logits = outputs[0][:, -1].astype(np.float64)
+            top = logits.max(axis=1, keepdims=True)
+            log_p = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+            candidates = []
+            for row, (_, score) in enumerate(live):
+                for token in np.argsort(-log_p[row])[:width]:
+                    candidates.append((score + float(log_p[row, token]), row, int(token)))
+            candidates.sort(key=lambda c: -c[0])
+            rows, next_live = [], []
+            for score, row, token in candidates:
+                if token == END:
+                    finished.append((live[row][0], score))
+                elif len(next_live) < width:
+                    next_live.append((live[row][0] + [token], score))
+                    rows.append(row)
+                if len(next_live) == width:
+                    break
+            for name, value in zip(self._outputs[1:], outputs[1:], strict=True):
+                key = name.replace("present.", "past_key_values.")
+                # The cross-attention cache is computed on the first step only (later
+                # steps give it back empty); each live hypothesis takes its row's.
+                source = value if step == 0 or ".decoder." in name else cache[key]
+                cache[key] = source[rows]
+            live = next_live
+            if len(finished) >= width or not live:
+                break
+        looping = not finished
+        ranked = sorted(finished or live, key=lambda b: -b[1] / (len(b[0]) + 1))
+        return ranked, looping
+
+    def _rescored(self, beams: list[tuple[list[int], float]]) -> str:
+        from voxlive.backends.stt_rescore import Hypothesis
+
+        hypotheses = [Hypothesis(self.tokenizer.decode(tokens), score)
+                      for tokens, score in beams]
+        return self.rescorer.pick(hypotheses).text  # type: ignore[union-attr]
 
 
 BACKEND = Backend(

@@ -189,7 +189,8 @@ def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_siz
     (stt.other_languages), as the embedded profile runs it; `rescore`: the weight of
     SmolLM2's say among the beam's hypotheses (stt.rescore); `windows`: the short
     windows to compare (stt.short_window_s), each a run of its own; `moonshine`: models
-    heard with the Moonshine backend in the same run (its rows' window is 0: none)."""
+    heard with the Moonshine backend in the same run (its rows' window is 0: none), with
+    the same beam size and rescoring."""
     from voxlive.backends.loader import build
     from voxlive.backends.stt_moonshine import MoonshineStt
     from voxlive.backends.stt_whisper import Rescore
@@ -205,8 +206,9 @@ def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_siz
             short_window_s=window, other_languages=languages,
             rescore=Rescore(weight=rescore) if rescore else None))
         for reference in models for window in windows]
-    configs += [(reference, 0.0, MoonshineStt(backend="moonshine", model=reference))
-                for reference in moonshine]
+    configs += [(reference, 0.0, MoonshineStt(
+        backend="moonshine", model=reference, beam_size=beam_size,
+        rescore=Rescore(weight=rescore) if rescore else None)) for reference in moonshine]
     rows = []
     for reference, window, config in configs:
         started = time.perf_counter()
