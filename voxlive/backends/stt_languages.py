@@ -63,7 +63,8 @@ class LanguageFallbackSTT:
         self.primary = FasterWhisperSTT(config.model_copy(update={"other_languages": None}))
         self.other = FasterWhisperSTT(config.model_copy(update={
             "model": other.model, "language": other.languages[0],
-            "beam_size": other.beam_size, "short_window_s": None, "other_languages": None}))
+            "beam_size": other.beam_size, "short_window_s": None, "other_languages": None,
+            "rescore": None}))  # base decodes its own window: nothing to rescore
         if not self.other.model.model.is_multilingual:
             raise ValueError(f"stt.other_languages.model {other.model} is English only: "
                              "it cannot hear other languages")
