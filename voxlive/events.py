@@ -84,7 +84,9 @@ class TurnJudgedEvent(WireEvent):
     probability: float
     audio: float | None
     text: float | None
-    compute_ms: float
+    compute_ms: float  # audio_ms + text_ms: the models' own time
+    audio_ms: float
+    text_ms: float
     decision_ms: float
     after_transcript_ms: float | None
 

@@ -86,6 +86,17 @@ class Rescore(Strict):
                             "compared (at most beam_size)")
 
 
+class FirstPass(Strict):
+    """A fast first hearing by Moonshine (voxlive/backends/stt_first_pass.py): its
+    transcript stands when it is sure, and only the other turns are heard by Whisper."""
+
+    model: str = "pip:moonshine-cpp"
+    sure_above: float = Field(
+        0.85, gt=0, le=1, description="Moonshine's transcripts at least this sure stand "
+        "(README: Hearing: 0.85 gave as few word errors as Whisper alone on every set)")
+    cpu_threads: int = Field(0, ge=0, description="onnxruntime threads (0: one per core)")
+
+
 def needs_a_beam(config: Any) -> Any:
     """An STT config's check (faster-whisper's, Moonshine's): `rescore` picks among a beam
     search's hypotheses, so it needs beam_size > 1."""
@@ -120,6 +131,9 @@ class FasterWhisperStt(Strict):
         None, description="a multilingual model for callers of other languages")
     rescore: Rescore | None = Field(
         None, description="a language model that picks among the beam's hypotheses")
+    first_pass: FirstPass | None = Field(
+        None, description="Moonshine hears each turn first; Whisper only the turns it "
+        "is unsure of")
     denoise: bool = Field(
         False, description="WebRTC noise suppression (and high-pass filter) on each "
         "turn's audio before Whisper (needs livekit: the `local` extra); fewer word "
@@ -319,7 +333,14 @@ class _ShortWindow:
 
 
 def load(config: FasterWhisperStt) -> object:
-    """FasterWhisperSTT, or with `other_languages` the fallback that wraps it."""
+    """FasterWhisperSTT, or with `other_languages` the fallback that wraps it; with
+    `first_pass`, Moonshine in front of either."""
+    if config.first_pass is not None:
+        from voxlive.backends.stt_first_pass import with_first_pass
+
+        first = config.first_pass
+        return with_first_pass(load(config.model_copy(update={"first_pass": None})),
+                               first.model, first.sure_above, first.cpu_threads)
     if config.other_languages is not None:
         from voxlive.backends.stt_languages import LanguageFallbackSTT
 
@@ -333,6 +354,8 @@ def _other_models(config: FasterWhisperStt) -> dict[str, str]:
         models["other_languages.model"] = config.other_languages.model
     if config.rescore is not None:
         models["rescore.model"] = config.rescore.model
+    if config.first_pass is not None:
+        models["first_pass.model"] = config.first_pass.model
     return models
 
 

@@ -13,9 +13,10 @@ clip is also heard after WebRTC's noise suppression (livekit's AudioProcessingMo
 so the table says whether suppression helps the transcripts, in noise and in a quiet
 room. Transcripts are normalised (numbers as words, no punctuation) before scoring.
 
-The STT is the daemon's own backend (FasterWhisperSTT: int8, English; --beam-size, and
---rescore for stt.rescore), once per model; --moonshine adds Moonshine models (the
-`moonshine` backend) to the same run, and `--models` with no value leaves Whisper out.
+The STT is the daemon's own backend (FasterWhisperSTT: int8, English; --beam-size,
+--rescore for stt.rescore, --first-pass for stt.first_pass), once per model;
+--moonshine adds Moonshine models (the `moonshine` backend) to the same run, and
+`--models` with no value leaves Whisper out.
 On a shared machine compare the ratios of one run, not absolute times.
 """
 
@@ -184,16 +185,19 @@ def _denoiser():  # noqa: ANN202
 def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_size: int = 1,
             details: list[dict] | None = None, other: str | None = None,
             below: float = 0.6, rescore: float | None = None,
-            windows: tuple[float, ...] = (15.0,), moonshine: tuple[str, ...] = ()) -> list[dict]:
+            windows: tuple[float, ...] = (15.0,), moonshine: tuple[str, ...] = (),
+            first_pass: float | None = None) -> list[dict]:
     """`other`: a multilingual model for the turns under `below` confidence
     (stt.other_languages), as the embedded profile runs it; `rescore`: the weight of
     SmolLM2's say among the beam's hypotheses (stt.rescore); `windows`: the short
     windows to compare (stt.short_window_s), each a run of its own; `moonshine`: models
     heard with the Moonshine backend in the same run (its rows' window is 0: none), with
-    the same beam size and rescoring."""
+    the same beam size and rescoring; `first_pass`: Moonshine hears each clip first and
+    its transcripts this sure stand (stt.first_pass; `handed_on` counts the clips Whisper
+    heard)."""
     from voxlive.backends.loader import build
     from voxlive.backends.stt_moonshine import MoonshineStt
-    from voxlive.backends.stt_whisper import Rescore
+    from voxlive.backends.stt_whisper import FirstPass, Rescore
     from voxlive.config import FasterWhisperStt
     from voxlive.config.schema import OtherLanguages
 
@@ -204,7 +208,8 @@ def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_siz
         (reference, window, FasterWhisperStt(
             backend="faster-whisper", model=reference, beam_size=beam_size,
             short_window_s=window, other_languages=languages,
-            rescore=Rescore(weight=rescore) if rescore else None))
+            rescore=Rescore(weight=rescore) if rescore else None,
+            first_pass=FirstPass(sure_above=first_pass) if first_pass else None))
         for reference in models for window in windows]
     configs += [(reference, 0.0, MoonshineStt(
         backend="moonshine", model=reference, beam_size=beam_size,
@@ -218,25 +223,30 @@ def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_siz
         totals: dict[tuple[str, str], list[float]] = {}
         for clip, variants in zip(clips, audio, strict=True):
             for condition, samples in variants.items():
+                handed_on = getattr(stt, "handed_on", 0)
                 t0 = time.perf_counter()
                 heard = stt.transcribe(samples)
                 spent = time.perf_counter() - t0
+                handed_on = getattr(stt, "handed_on", 0) - handed_on
                 errors, words = word_errors(clip.text, heard)
                 if details is not None and errors:
                     details.append({"model": reference, "condition": condition,
                                     "said": clip.text, "heard": heard, "errors": errors})
-                acc = totals.setdefault((clip.set, condition), [0, 0, 0.0, 0.0, 0])
+                acc = totals.setdefault((clip.set, condition), [0, 0, 0.0, 0.0, 0, 0])
                 acc[0] += errors
                 acc[1] += words
                 acc[2] += spent
                 acc[3] += len(samples) / RATE
                 acc[4] += 1
-        for (kind, condition), (errors, words, spent, seconds, n) in totals.items():
+                acc[5] += handed_on
+        for (kind, condition), (errors, words, spent, seconds, n, handed) in totals.items():
             rows.append({"model": reference, "short_window_s": window, "set": kind,
                          "condition": condition, "clips": n,
                          "wer": round(errors / max(1, words), 4), "words": words,
                          "stt_ms_per_clip": round(1000 * spent / n),
-                         "rtf": round(spent / seconds, 3), "load_s": round(load_s, 2)})
+                         "rtf": round(spent / seconds, 3), "load_s": round(load_s, 2),
+                         **({"first_pass": first_pass, "handed_on": handed}
+                            if window and first_pass else {})})
     return rows
 
 
@@ -257,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="... for the turns under this confidence")
     parser.add_argument("--rescore", type=float, metavar="WEIGHT",
                         help="let SmolLM2 pick among the beam's hypotheses (stt.rescore)")
+    parser.add_argument("--first-pass", type=float, metavar="SURE",
+                        help="Moonshine hears first; its transcripts this sure stand "
+                        "(stt.first_pass)")
     parser.add_argument("--short-windows", nargs="+", type=float, default=[15.0],
                         metavar="S", help="stt.short_window_s values to compare")
     parser.add_argument("--no-noise", action="store_true", help="clean audio only")
@@ -271,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     details: list[dict] | None = [] if args.details else None
     rows = measure(args.models, clips, None if args.no_noise else args.snr, args.beam_size,
                    details, args.other_languages, args.below, args.rescore,
-                   tuple(args.short_windows), tuple(args.moonshine))
+                   tuple(args.short_windows), tuple(args.moonshine), args.first_pass)
     if args.json:
         print(json.dumps({"rows": rows, "misheard": details} if details is not None else rows,
                          indent=1))
@@ -284,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['model']:28} {r['short_window_s']:>6} {r['set']:10} {r['condition']:18} "
               f"{r['clips']:>5} "
-              f"{100 * r['wer']:5.1f}% {r['stt_ms_per_clip']:>7} {r['rtf']:>6}")
+              f"{100 * r['wer']:5.1f}% {r['stt_ms_per_clip']:>7} {r['rtf']:>6}"
+              + (f"  Whisper heard {r['handed_on']}" if "handed_on" in r else ""))
     return 0
 
 

@@ -187,6 +187,9 @@ def call_report(turn: SpokenTurn, events: list[dict[str, Any]]) -> dict[str, Any
         "errors": [e.get("message") for e in events if e["type"] == "error"],
         "decision_ms": [j["decision_ms"] for j in judged],
         "compute_ms": [j["compute_ms"] for j in judged],
+        # each model's own time, where it ran (the words are not scored when the voice decides)
+        "audio_ms": [j["audio_ms"] for j in judged if j.get("audio") is not None],
+        "text_ms": [j["text_ms"] for j in judged if j.get("text") is not None],
         "after_transcript_ms": [j["after_transcript_ms"] for j in judged
                                 if j.get("after_transcript_ms") is not None],
         # verdicts of the voice alone (no words needed), of all verdicts
@@ -244,7 +247,7 @@ def call_summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
     rules: dict[str, int] = {}
     for r in reports:
         rules[str(r["rule"])] = rules.get(str(r["rule"]), 0) + 1
-    flat = lambda key: [v for r in reports for v in r[key]]  # noqa: E731
+    flat = lambda key: [v for r in reports for v in r.get(key, [])]  # noqa: E731
     sources = sorted({r["source"] for r in reports})
     return {
         "turns": len(reports),
@@ -254,6 +257,8 @@ def call_summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
                       for source in sources},
         "decision_ms": percentiles(flat("decision_ms")),
         "detector_compute_ms": percentiles(flat("compute_ms")),
+        "voice_model_ms": percentiles(flat("audio_ms")),
+        "words_model_ms": percentiles(flat("text_ms")),
         "after_transcript_ms": percentiles(flat("after_transcript_ms")),
         "rules": rules,
         "voice_alone_verdicts": f"{sum(r.get('voice_alone', 0) for r in reports)}"
@@ -305,7 +310,8 @@ def print_tables(result: dict[str, Any]) -> None:
               f" rules {s['rules']}; verdicts by the voice alone {s['voice_alone_verdicts']}")
         print(f"{'metric':28} {'p50 ms':>9} {'p95 ms':>9}")
         for metric in ("commit_delay_complete_ms", "commit_delay_pause_ms", "decision_ms",
-                       "detector_compute_ms", "after_transcript_ms", *METRICS):
+                       "detector_compute_ms", "voice_model_ms", "words_model_ms",
+                       "after_transcript_ms", *METRICS):
             print(f"{metric.removesuffix('_ms'):28} {s[metric]['p50']:9.1f} "
                   f"{s[metric]['p95']:9.1f}")
         for source, e in s.get("by_source", {}).items():

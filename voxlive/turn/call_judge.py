@@ -127,6 +127,7 @@ class CallTurnJudge:
             audio=None if verdict.audio is None else round(verdict.audio, 3),
             text=None if verdict.text is None else round(verdict.text, 3),
             compute_ms=round(verdict.compute_s * 1000, 1),
+            audio_ms=round(verdict.audio_s * 1000, 1), text_ms=round(verdict.text_s * 1000, 1),
             decision_ms=round((done - started) * 1000, 1),
             after_transcript_ms=(None if transcript_wait is None
                                  else round((done - transcript_wait) * 1000, 1)),
@@ -153,7 +154,7 @@ class CallTurnJudge:
             if voice_decides(self.detector.policy, audio_p) or not self.detector.needs_text:
                 return self.detector.decide(audio_p, None, audio_s), None
         text_p, text_s, arrived = await texts
-        return self.detector.decide(audio_p, text_p, audio_s + text_s), arrived
+        return self.detector.decide(audio_p, text_p, audio_s, text_s), arrived
 
 
 def semantic_policy(detector: EndOfTurnDetector | None) -> SemanticPolicy | None:

@@ -38,7 +38,12 @@ class Verdict:
     probability: float  # the combined P(complete)
     audio: float | None  # each signal's own, where the detector has it
     text: float | None
-    compute_s: float  # the models' own time (not the wait for the transcript)
+    audio_s: float  # each model's own time (not the wait for the transcript)
+    text_s: float
+
+    @property
+    def compute_s(self) -> float:
+        return self.audio_s + self.text_s
 
 
 def combine(audio: float | None, text: float | None, audio_weight: float) -> float:
@@ -90,10 +95,11 @@ class EndOfTurnDetector:
         probability = self.text_model.probability(text)
         return probability, time.perf_counter() - started
 
-    def decide(self, audio: float | None, text: float | None, compute_s: float) -> Verdict:
+    def decide(self, audio: float | None, text: float | None, audio_s: float = 0.0,
+               text_s: float = 0.0) -> Verdict:
         probability = combine(audio, text, self.config.audio_weight)
         return Verdict(probability >= self.config.threshold, probability, audio, text,
-                       compute_s)
+                       audio_s, text_s)
 
     def warm_up(self) -> None:
         """One verdict at start-up: onnxruntime and llama.cpp initialise lazily, and the
@@ -104,7 +110,7 @@ class EndOfTurnDetector:
         """Both signals, one after the other (tests and benchmarks). Blocking."""
         audio_p, audio_s = self.audio_probability(audio)
         text_p, text_s = self.text_probability(text)
-        return self.decide(audio_p, text_p, audio_s + text_s)
+        return self.decide(audio_p, text_p, audio_s, text_s)
 
 
 def load_detector(config: TurnDetectorConfig) -> EndOfTurnDetector | None:

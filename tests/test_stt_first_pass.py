@@ -1,0 +1,83 @@
+"""The fast first hearing and its hand-over (voxlive/backends/stt_first_pass.py), with
+scripted STT doubles: which transcript stands, who is asked, and batching of the rest."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voxlive.backends.base import Transcript
+from voxlive.backends.stt_first_pass import FirstPassSTT
+
+
+class ScriptedSTT:
+    """A test double: answers each audio (keyed by its first sample) from a script and
+    records what it was asked."""
+
+    def __init__(self, name: str, script: dict[float, Transcript]):
+        self.description = name
+        self.script = script
+        self.asked: list[float] = []
+        self.batches: list[int] = []
+
+    def recognise(self, audio: np.ndarray) -> Transcript:
+        self.asked.append(float(audio[0]))
+        return self.script[float(audio[0])]
+
+    def recognise_many(self, audios: list[np.ndarray]) -> list[Transcript]:
+        self.batches.append(len(audios))
+        return [self.recognise(a) for a in audios]
+
+
+def turn(key: float) -> np.ndarray:
+    return np.full(1600, key, np.float32)
+
+
+SURE, UNSURE, NOTHING, FOREIGN = 1.0, 2.0, 3.0, 4.0
+FAST = {SURE: Transcript("What is the capital of France?", 0.92),
+        UNSURE: Transcript("How many lenses does a side have?", 0.62),
+        NOTHING: Transcript("", 0.0),
+        FOREIGN: Transcript("Resist the help to start.", 0.64)}
+CAREFUL = {UNSURE: Transcript("How many legs does a spider have?", 0.8),
+           NOTHING: Transcript("", 0.0),
+           FOREIGN: Transcript("Was ist die Hauptstadt von Deutschland?", 0.85)}
+
+
+def stt() -> tuple[FirstPassSTT, ScriptedSTT, ScriptedSTT]:
+    fast, careful = ScriptedSTT("fast", FAST), ScriptedSTT("careful", CAREFUL)
+    return FirstPassSTT(fast, careful, sure_above=0.85), fast, careful
+
+
+def test_a_sure_first_hearing_stands_and_the_careful_stt_is_not_asked() -> None:
+    first, _, careful = stt()
+    assert first.recognise(turn(SURE)) == FAST[SURE]
+    assert careful.asked == [] and (first.passed, first.handed_on) == (1, 0)
+
+
+def test_an_unsure_turn_is_heard_again_and_the_careful_transcript_stands() -> None:
+    first, fast, careful = stt()
+    assert first.recognise(turn(UNSURE)) == CAREFUL[UNSURE]
+    assert first.recognise(turn(FOREIGN)).text.startswith("Was ist")
+    assert fast.asked == careful.asked == [UNSURE, FOREIGN]
+
+
+def test_no_words_is_never_sure() -> None:
+    # A hum or another language can come out of the first model with no words: the
+    # careful STT (and its multilingual fallback) decides.
+    first, _, careful = stt()
+    first.sure_above = 0.0
+    assert first.recognise(turn(NOTHING)).text == ""
+    assert careful.asked == [NOTHING]
+
+
+def test_several_calls_turns_send_only_the_unsure_ones_in_one_batch() -> None:
+    first, _, careful = stt()
+    heard = first.recognise_many([turn(SURE), turn(UNSURE), turn(FOREIGN), turn(SURE)])
+    assert [h.text for h in heard] == [FAST[SURE].text, CAREFUL[UNSURE].text,
+                                      CAREFUL[FOREIGN].text, FAST[SURE].text]
+    assert careful.batches == [2] and careful.asked == [UNSURE, FOREIGN]
+    assert (first.passed, first.handed_on) == (2, 2)
+
+
+def test_the_description_names_both_hearings_and_the_line() -> None:
+    first, _, _ = stt()
+    assert first.description == "fast, when sure (>= 0.85); else careful"
