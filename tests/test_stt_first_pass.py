@@ -81,3 +81,19 @@ def test_several_calls_turns_send_only_the_unsure_ones_in_one_batch() -> None:
 def test_the_description_names_both_hearings_and_the_line() -> None:
     first, _, _ = stt()
     assert first.description == "fast, when sure (>= 0.85); else careful"
+
+
+class BrokenSTT:
+    """A test double for a first pass that fails mid-call."""
+
+    description = "broken"
+
+    def recognise(self, audio: np.ndarray) -> Transcript:
+        raise RuntimeError("onnxruntime: bad allocation")
+
+
+def test_a_failing_first_pass_hands_the_turn_on_and_loses_nothing() -> None:
+    careful = ScriptedSTT("careful", CAREFUL)
+    first = FirstPassSTT(BrokenSTT(), careful, sure_above=0.85)
+    assert first.recognise(turn(UNSURE)) == CAREFUL[UNSURE]
+    assert [h.text for h in first.recognise_many([turn(FOREIGN)])] == [CAREFUL[FOREIGN].text]

@@ -44,8 +44,17 @@ class FirstPassSTT:
     def sure(self, heard: Transcript) -> bool:
         return bool(heard.text.strip()) and heard.confidence >= self.sure_above
 
+    def first_hearing(self, audio: np.ndarray) -> Transcript:
+        """The fast STT's transcript; a failure of it is no transcript (the careful STT
+        hears the turn), logged: a broken first pass must not cost the caller a turn."""
+        try:
+            return self.fast.recognise(audio)
+        except Exception:
+            log.exception("the first-pass STT failed; the careful one hears this turn")
+            return Transcript("", 0.0)
+
     def recognise(self, audio: np.ndarray) -> Transcript:
-        heard = self.fast.recognise(audio)
+        heard = self.first_hearing(audio)
         if self.sure(heard):
             self.passed += 1
             return heard
@@ -59,7 +68,7 @@ class FirstPassSTT:
     def recognise_many(self, audios: list[np.ndarray]) -> list[Transcript]:
         """Several calls' turns (sched/stt.py): the unsure ones go to the careful STT as
         one batch (serving/stt_batch.py), so batching still saves its passes."""
-        heard = [self.fast.recognise(audio) for audio in audios]
+        heard = [self.first_hearing(audio) for audio in audios]
         unsure = [i for i, h in enumerate(heard) if not self.sure(h)]
         self.passed += len(audios) - len(unsure)
         self.handed_on += len(unsure)
