@@ -3,7 +3,10 @@ row, where a sure voice decides alone, counts what the detector would do."""
 
 from __future__ import annotations
 
-from voxlive.bench.turns import call_summary, signal_summary
+import numpy as np
+
+from voxlive.bench.turns import call_report, call_summary, signal_summary
+from voxlive.harness.turn_corpus import SpokenTurn
 
 
 def row(kind: str, audio: float, text: float, source: str = "human") -> dict[str, object]:
@@ -48,3 +51,25 @@ def test_the_call_summary_splits_human_and_synthetic_speech() -> None:
     assert human["premature_on_pause_set"] == "0/1"
     assert espeak["premature_on_pause_set"] == "1/1"
     assert espeak["commit_delay_complete_ms"]["p50"] == 2000
+
+
+def events(*kinds: str) -> list[dict]:
+    """A call's events: "commit", "speech", or a state name ("speaking", "thinking")."""
+    named = {"commit": {"type": "turn_committed", "rule": "semantic"},
+             "speech": {"type": "speech_started"}}
+    return [named.get(k, {"type": "state", "state": k}) for k in kinds]
+
+
+def test_a_premature_commit_counts_as_heard_only_if_its_reply_started_playing() -> None:
+    turn = SpokenTurn("t", "pause", "espeak", "I would like to order a pizza.",
+                      np.zeros(160, np.float32), 0.01)
+    unheard = call_report(turn, events("speech", "thinking", "commit", "speech", "thinking",
+                                       "commit", "speaking"))
+    heard = call_report(turn, events("speech", "thinking", "commit", "speaking", "speech",
+                                     "thinking", "commit", "speaking"))
+    assert unheard["premature_commits"] == heard["premature_commits"] == 1
+    assert (unheard["premature_replies_heard"], heard["premature_replies_heard"]) == (0, 1)
+    summary = call_summary([{**unheard, "endpointing_ms": 900},
+                            {**heard, "endpointing_ms": 800}])
+    assert summary["premature_on_pause_set"] == "2/2"
+    assert summary["premature_heard_on_pause_set"] == "1/2"

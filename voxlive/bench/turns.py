@@ -8,7 +8,9 @@ The corpus (harness/turn_corpus.py): finished questions and sentences with a thi
    measures best. Fast, no calls.
 2. calls: every turn played over real WebRTC (loopback) to the daemon, once per detector
    (`none` is the fixed silence rule): premature commits (the turn committed while the
-   user was still to go on), the commit's delay after the end of speech
+   user was still to go on), and of those the ones the caller heard (the reply's audio
+   had started before the user went on; a reply whose first sentence was not ready yet is
+   dropped unheard when the user speaks again), the commit's delay after the end of speech
    (`endpointing_ms`), which rule committed, the decision's own time, and voice-to-voice
    with its breakdown. Each call is bounded (30 s), the whole run by `--turns`.
 """
@@ -177,12 +179,16 @@ def call_report(turn: SpokenTurn, events: list[dict[str, Any]]) -> dict[str, Any
     last_start = max((i for i, k in enumerate(kinds) if k == "speech_started"), default=-1)
     commits = [e for e in events if e["type"] == "turn_committed"]
     premature = sum(1 for i, k in enumerate(kinds) if k == "turn_committed" and i < last_start)
+    # the reply's audio going out (the core's SPEAKING state) before the user went on
+    heard_early = sum(1 for e in events[:max(0, last_start)]
+                      if e["type"] == "state" and e.get("state") == "speaking")
     latency = [e for e in events if e["type"] == "turn_latency"]
     judged = [e for e in events if e["type"] == "turn_judged"]
     heard = [e["text"] for e in events if e["type"] == "user_transcript"]
     report: dict[str, Any] = {
         "turn": turn.name, "kind": turn.kind, "source": turn.source, "text": turn.text,
         "heard": heard[-1] if heard else "", "premature_commits": premature,
+        "premature_replies_heard": heard_early,
         "rule": commits[-1].get("rule") if commits else None,
         "errors": [e.get("message") for e in events if e["type"] == "error"],
         "decision_ms": [j["decision_ms"] for j in judged],
@@ -234,11 +240,19 @@ def endpointing_summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
                                   f"/{len(paused)}",
         "premature_on_complete_set": f"{sum(r['premature_commits'] > 0 for r in complete)}"
                                      f"/{len(complete)}",
+        # of those, the turns where the caller heard the early reply start
+        "premature_heard_on_pause_set": _heard(paused),
+        "premature_heard_on_complete_set": _heard(complete),
         "commit_delay_complete_ms": percentiles(
             [r.get("endpointing_ms", float("nan")) for r in complete]),
         "commit_delay_pause_ms": percentiles(
             [r.get("endpointing_ms", float("nan")) for r in paused]),
     }
+
+
+def _heard(reports: list[dict[str, Any]]) -> str:
+    return (f"{sum(r.get('premature_replies_heard', 0) > 0 for r in reports)}"
+            f"/{len(reports)}")
 
 
 def call_summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -306,7 +320,9 @@ def print_tables(result: dict[str, Any]) -> None:
               f"(Whisper's 30 s window alone: {signals['stt_full_window_ms']['p50']} ms)")
     for name, s in result.get("calls", {}).items():
         print(f"\ndetector {name}: {s['turns']} calls; premature commits: pause set "
-              f"{s['premature_on_pause_set']}, complete set {s['premature_on_complete_set']};"
+              f"{s['premature_on_pause_set']}, complete set {s['premature_on_complete_set']}"
+              f" (heard by the caller: {s['premature_heard_on_pause_set']}, "
+              f"{s['premature_heard_on_complete_set']});"
               f" rules {s['rules']}; verdicts by the voice alone {s['voice_alone_verdicts']}")
         print(f"{'metric':28} {'p50 ms':>9} {'p95 ms':>9}")
         for metric in ("commit_delay_complete_ms", "commit_delay_pause_ms", "decision_ms",
