@@ -92,3 +92,21 @@ def test_utterances_from_three_calls_are_transcribed_in_batches(tiny_en: Any) ->
     assert [results[i] for i in range(3)] == alone
     assert stt.stats.batches - batches == 2  # one alone (it took the model), two together
     assert "France" in results[0] and np.isfinite(stt.stats.mean_batch)
+
+
+def test_the_models_bench_measures_sentences_asked_of_the_voice_at_once(
+        embedded_models: Models) -> None:
+    """`bench capacity --mode models`' TTS round on the shared piper voice: every
+    sentence is heard, one run each (piper does not batch), one after another."""
+    from voxlive.bench.capacity_models import tts_round
+    from voxlive.sched.tts import FairTTS
+
+    tts = embedded_models.tts
+    assert isinstance(tts, FairTTS) and tts.capacity == 1
+    result = tts_round(tts, 3)
+    firsts = result["first_audio_s"]
+    assert len(firsts) == 3 and all(first == first and first > 0 for first in firsts)
+    assert result["mean_batch"] == 1.0
+    # Piper makes a sentence in one run: each first audio is the end of a run, and the
+    # runs do not overlap.
+    assert firsts[0] < firsts[1] < firsts[2] <= result["last_s"]

@@ -165,3 +165,51 @@ def test_a_sentence_cancelled_while_it_waits_is_never_made() -> None:
     inner.release.set()
     threads[0].join(JOIN_S)
     assert inner.said == ["busy"]
+
+
+class BatchingTTS(ScriptedTTS):
+    """A backend that takes `max_batch` sentences at once (as Parler does) and counts its
+    batches into the stats the scheduler gives it."""
+
+    max_batch = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_stats = None
+        self.inside = 0
+        self.most_inside = 0
+        self._lock = threading.Lock()
+
+    def synthesize(self, text: str, style: str = "default",
+                   stop: threading.Event | None = None) -> Iterator[np.ndarray]:
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+            self.said.append(text)
+            if len(self.said) == 2:
+                self.batch_stats.batch(2)
+                self.started.set()
+        try:
+            self.release.wait(JOIN_S)
+            yield np.zeros(500, np.float32)
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+
+def test_a_batching_backend_gets_max_batch_sentences_at_once() -> None:
+    inner = BatchingTTS()
+    tts = FairTTS(inner)
+    assert tts.capacity == 2 and inner.batch_stats is tts.stats
+    now = time.monotonic()
+    threads = [_speak(tts, f"sentence {n}", ReplyPacer(now + n)) for n in range(2)]
+    assert inner.started.wait(JOIN_S)  # both inside the backend together
+    threads.append(_speak(tts, "third", ReplyPacer(now + 2)))
+    _waiting(tts, 1)  # the third waits for a free place
+    assert inner.said == ["sentence 0", "sentence 1"]
+    inner.release.set()
+    for thread in threads:
+        thread.join(JOIN_S)
+    assert inner.said[2] == "third" and inner.most_inside == 2
+    # The backend counted its batch; the scheduler counted no batches of one of its own.
+    assert tts.stats.batches == 1 and tts.stats.items == 2

@@ -25,7 +25,10 @@ def test_the_gpu_check_runs_and_reports_every_part(tmp_path, capsys):
     assert "error" not in parler, parler
     assert parler["first_audio_ms"] > 0 and parler["real_time_factor"] > 0
     assert parler["audio_s"] == pytest.approx(0.3, abs=0.15)
-    assert parler["decoder_ms_per_frame"] > 0
+    assert parler["decoder_ms_per_frame"] > 0 and parler["decoder_ms_per_frame_batch_4"] > 0
+    concurrent = parler["concurrent"]  # four callers at once: every one heard, in batches
+    assert concurrent["sentences"] == 4 and len(concurrent["first_audio_ms"]) == 4
+    assert 1 <= concurrent["mean_batch"] <= 4 and concurrent["all_done_ms"] > 0
     codec = parler["codec_streaming"]["0.4s"]
     for streamer in ("parler_tts_streamer", "voxlive_codec_stream"):
         assert codec[streamer]["codec_s"] > 0 and codec[streamer]["samples_vs_whole"] == 0

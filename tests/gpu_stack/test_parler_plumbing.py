@@ -9,7 +9,10 @@ loading, streaming, cancellation and the description cache, not the voice.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -166,3 +169,150 @@ def test_cuda_asked_for_without_a_gpu_is_a_clear_error(parler_folder):
         pytest.skip("this machine has a GPU: the error path cannot be reached")
     with pytest.raises(BackendError, match="no CUDA GPU.*tts.device: cpu"):
         ParlerTTS(ParlerTts(backend="parler", model=str(parler_folder), device="cuda"))
+
+
+# --- sentences of different calls in one generation (voxlive/backends/parler_batch.py) ---
+
+@contextmanager
+def generation_held(parler):
+    """Keeps the generation thread busy, so that sentences asked meanwhile wait together
+    (as they do when another call's sentence is being made)."""
+    running, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        running.set()
+        release.wait(60)
+
+    job = parler._generator.submit(hold)
+    assert running.wait(60)
+    try:
+        yield
+    finally:
+        release.set()
+        job.result(60)
+
+
+def pending(parler, count: int) -> None:
+    deadline = time.monotonic() + 60  # a safety net for a broken backend, not a timing
+    while len(parler._pending) < count:
+        assert time.monotonic() < deadline, "the sentences never reached the backend"
+        time.sleep(0.01)
+
+
+def batches(parler) -> tuple[int, int]:
+    return parler.batch_stats.batches, parler.batch_stats.items
+
+
+def whole(parler, text: str) -> np.ndarray:
+    return np.concatenate(list(parler.synthesize(text)))
+
+
+def test_sentences_asked_together_share_one_generation(parler):
+    texts = ["Good morning to you.", "The weather is fine.", "See you tomorrow then."]
+    before = batches(parler)
+    with ThreadPoolExecutor(3) as pool:
+        with generation_held(parler):
+            futures = [pool.submit(whole, parler, text) for text in texts]
+            pending(parler, 3)
+        audios = [future.result(120) for future in futures]
+    after = batches(parler)
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 3)
+    hop = parler.sample_rate / parler.frame_rate
+    for audio in audios:
+        assert len(audio) / hop == pytest.approx(FRAMES - 4, rel=0.25)
+        assert np.isfinite(audio).all() and audio.std() > 0
+    # Each caller got its own sentence, not a neighbour's.
+    assert not np.allclose(audios[0][:2000], audios[1][:2000])
+
+
+def test_a_sentence_in_a_batch_is_what_it_is_alone(parler, monkeypatch):
+    """Greedy decoding, so that equal inputs give equal codes. The batch's longest
+    sentence has no prompt padding, so its row must come out exactly as alone: the
+    other rows do not leak into it."""
+    monkeypatch.setattr(parler.model.generation_config, "do_sample", False)
+    longest = "This is the longest sentence of the batch by a good many words."
+    others = ["Hi.", "A short one."]
+    lengths = [len(parler.tokenizer(text).input_ids) for text in [longest, *others]]
+    assert lengths[0] > max(lengths[1:])
+    alone = whole(parler, longest)
+    with ThreadPoolExecutor(3) as pool:
+        with generation_held(parler):
+            futures = [pool.submit(whole, parler, text) for text in [longest, *others]]
+            pending(parler, 3)
+        together = futures[0].result(120)
+    assert len(together) == len(alone)
+    assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_stopping_one_sentence_leaves_the_others_in_its_batch_going(parler):
+    counter = StepCounter(parler)
+    steps_when_stopped = []
+
+    def first_chunk_then_close() -> None:
+        stream = parler.synthesize("Interrupted after the first chunk of this one.")
+        assert len(next(stream))
+        stream.close()  # returns once its row has stopped
+        steps_when_stopped.append(counter.steps)
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            with generation_held(parler):
+                stopped = pool.submit(first_chunk_then_close)
+                going = pool.submit(whole, parler, "This one is heard to its end.")
+                pending(parler, 2)
+            stopped.result(120)
+            audio = going.result(120)
+    finally:
+        counter.close()
+    hop = parler.sample_rate / parler.frame_rate
+    assert len(audio) / hop == pytest.approx(FRAMES - 4, rel=0.25)
+    assert steps_when_stopped[0] < parler.chunk_frames + 4 < counter.steps
+
+
+def test_a_sentence_cancelled_while_it_waits_is_never_generated(parler):
+    before = batches(parler)
+    stop = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        with generation_held(parler):
+            future = pool.submit(lambda: list(parler.synthesize("Never said.", stop=stop)))
+            pending(parler, 1)
+            stop.set()
+        assert future.result(60) == []
+    assert batches(parler) == before
+
+
+def test_a_failed_generation_is_an_error_for_every_sentence_in_it(parler, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(parler.model, "generate", broken)
+    with ThreadPoolExecutor(2) as pool:
+        with generation_held(parler):
+            futures = [pool.submit(whole, parler, text) for text in ["One.", "Two."]]
+            pending(parler, 2)
+        for future in futures:
+            with pytest.raises(BackendError, match="out of memory"):
+                future.result(60)
+
+
+def test_compiled_every_generation_runs_max_batch_rows(parler, monkeypatch):
+    """A compiled model keeps one static cache and one set of graphs, so a lone sentence
+    runs with filler rows that are stopped from the first step. (torch.compile itself
+    needs CUDA; the rows and the prompt buckets are the same without it.)"""
+    monkeypatch.setattr(parler, "compiled", True)
+    rows_seen = []
+    handle = parler.model.decoder.register_forward_hook(
+        lambda module, args, kwargs, output: rows_seen.append(
+            (kwargs.get("input_ids") if kwargs.get("input_ids") is not None
+             else kwargs["inputs_embeds"]).shape[0]),
+        with_kwargs=True)
+    before = batches(parler)
+    try:
+        audio = whole(parler, "A lone sentence.")
+    finally:
+        handle.remove()
+    codebooks = parler.model.decoder.num_codebooks
+    assert set(rows_seen) == {parler.max_batch * codebooks}
+    assert batches(parler)[1] - before[1] == 1
+    hop = parler.sample_rate / parler.frame_rate
+    assert len(audio) / hop == pytest.approx(FRAMES - 4, rel=0.25)

@@ -11,12 +11,16 @@ PyTorch a Parler-mini-sized decoder is barely real-time even on an H200, so
 - on CUDA the decoder runs with a static KV cache under torch.compile, with prompts
   padded to a few fixed lengths so that compiled graphs are reused, and a warm-up at
   load so the first caller does not pay for compilation;
-- a cancelled reply stops generation at the next decoding step (a StoppingCriteria
-  reads a flag), so the GPU is free for the next turn within a chunk.
+- a cancelled reply stops its sentence at the next decoding step (a StoppingCriteria
+  reads a flag), so the GPU is free for the next turn within a chunk;
+- sentences from different calls that wait while a generation runs are generated
+  together, up to `max_batch` (voxlive/backends/parler_batch.py): a decoder step costs
+  about the same for four sentences as for one.
 
 Every generation runs on one long-lived thread: the static cache belongs to the model,
-so calls take turns sentence by sentence, and torch.compile's CUDA graphs are recorded
-per thread (a thread per sentence would record them again for every sentence).
+and torch.compile's CUDA graphs are recorded per thread (a thread per sentence would
+record them again for every sentence). Compiled, every generation runs `max_batch` rows
+(unused ones stopped from the start), so one cache and one set of graphs serve them all.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -32,8 +36,15 @@ from pydantic import Field
 
 from voxlive.backends.base import BackendError
 from voxlive.backends.packaged import resolve_model
+from voxlive.backends.parler_batch import (
+    BatchStreamer,
+    SpeechRequest,
+    stack_descriptions,
+    stop_rows,
+)
 from voxlive.backends.parler_stream import CodecStream
 from voxlive.backends.registry import Backend, Strict
+from voxlive.sched.fair import StageStats
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +76,8 @@ class ParlerTts(Strict):
     chunk_s: float = Field(0.2, gt=0, le=2, description="audio per streamed chunk")
     compile: bool = Field(True, description="static KV cache + torch.compile on CUDA")
     max_new_tokens: int = Field(1400, ge=16, description="codec frames per sentence, at most")
+    max_batch: int = Field(4, ge=1, le=32, description="sentences (of any calls) generated "
+                           "together; compiled, every generation runs this many rows")
 
 
 def describe(speaker: str, style: str) -> str:
@@ -106,6 +119,12 @@ class ParlerTTS:
         self._descriptions: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.description_encodings = 0  # how often the text encoder ran (cache misses)
         self._generator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parler")
+        self._pending: list[SpeechRequest] = []
+        self._pending_lock = threading.Lock()
+        self.max_batch = config.max_batch
+        self.batch_stats = StageStats()
+        """Generations and their rows. The daemon's scheduler (sched/tts.py) puts its own
+        stats here, so /metrics counts the batches this backend makes."""
         self.compiled = False
         if config.compile and self.device.type == "cuda":
             self._compile()
@@ -143,61 +162,83 @@ class ParlerTTS:
     def synthesize(self, text: str, style: str = "default",
                    stop: threading.Event | None = None) -> Iterator[np.ndarray]:
         """Yield float32 chunks of about `chunk_s` at `sample_rate`. Setting `stop`, or
-        closing the iterator, stops generation at its next step, and the codec decodes
-        nothing more."""
+        closing the iterator, stops this sentence at the next step, and the codec decodes
+        nothing more of it. Several callers at once share generations (max_batch)."""
         expresso = STYLE_BY_REPLY_STYLE.get(style, style if style in EXPRESSO_STYLES
                                             else "default")
-        encoded, mask = self.encoded_description(expresso)
         cancelled = stop if stop is not None else threading.Event()
-        streamer = CodecStream(self.model, self.chunk_frames, stop=cancelled)
-        failure: list[BaseException] = []
-        job = self._generator.submit(self._generate, text, encoded, mask, streamer,
-                                     cancelled, failure)
+        request = SpeechRequest(text, self.encoded_description(expresso), cancelled,
+                                CodecStream(self.model, self.chunk_frames, stop=cancelled))
+        with self._pending_lock:
+            self._pending.append(request)
+        self._generator.submit(self._generate_pending)
         try:
-            for chunk in streamer:
+            for chunk in request.stream:
                 if len(chunk):
                     yield chunk.astype(np.float32, copy=False)
         finally:
             cancelled.set()
-            if not job.cancel():  # running: it stops at its next step
-                wait([job])
-        if failure:
-            raise BackendError("tts", f"Parler-TTS failed: {failure[0]}") from failure[0]
+            with self._pending_lock:
+                waiting = request in self._pending
+                if waiting:
+                    self._pending.remove(request)
+            if not waiting:  # in a generation: its row stops at the next step
+                request.released.wait()
+        if request.failure:
+            failure = request.failure[0]
+            raise BackendError("tts", f"Parler-TTS failed: {failure}") from failure
 
-    def _generate(self, text: str, encoded: Any, mask: Any, streamer: Any,
-                  cancelled: threading.Event, failure: list[BaseException]) -> None:
-        """Runs on the generation thread; always ends the stream, so the reader never
-        hangs."""
-        torch = self._torch
-        ended = False
+    def _generate_pending(self) -> None:
+        """Runs on the generation thread: one generation for the sentences waiting now
+        (none: an earlier run took them). Every request taken is released, whatever
+        happens, so no reader hangs."""
+        with self._pending_lock:
+            taken = self._pending[:self.max_batch]
+            del self._pending[:len(taken)]
+        batch = []
+        for request in taken:
+            if request.stop.is_set():  # cancelled while another generation ran
+                request.close(decode_rest=False)
+            else:
+                batch.append(request)
+        if not batch:
+            return
+        rows: list[SpeechRequest | None] = list(batch)
+        if self.compiled:  # one batch size, one static cache, one set of graphs
+            rows += [None] * (self.max_batch - len(batch))
+        self.batch_stats.batch(len(batch))
+        streamer = BatchStreamer(rows, self.model.decoder.num_codebooks,
+                                 int(self.model.generation_config.eos_token_id))
+        flags = [row.stop if row is not None else _ALREADY_SET for row in rows]
         try:
-            prompt = self._prompt_tokens(text)
-            with torch.inference_mode():
-                if cancelled.is_set():
-                    return  # cancelled while another call's sentence was being made
-                self.model.generate(
-                    encoder_outputs=_encoder_output(encoded),
-                    attention_mask=mask,
-                    prompt_input_ids=prompt.input_ids,
-                    prompt_attention_mask=prompt.attention_mask,
-                    streamer=streamer,
-                    stopping_criteria=[stop_when_set(cancelled)],
-                    max_new_tokens=self.config.max_new_tokens,
-                )
-                ended = True  # generate() called streamer.end()
-        except BaseException as exc:  # noqa: B036 - reported by synthesize()
-            failure.append(exc)
-        finally:
-            if not ended:
-                streamer.abort()
+            with self._torch.inference_mode():
+                self.model.generate(**self._batch_inputs(rows), streamer=streamer,
+                                    stopping_criteria=[stop_rows(flags, streamer.codebooks)],
+                                    max_new_tokens=self.config.max_new_tokens)
+        except BaseException as exc:  # noqa: B036 - each reader raises it
+            streamer.fail(exc)
+        else:
+            streamer.end()  # generate() has ended every row already: nothing left open
 
-    def _prompt_tokens(self, text: str) -> Any:
-        """The words to say; padded to a bucket length when compiled (fewer graphs)."""
+    def _batch_inputs(self, rows: list[SpeechRequest | None]) -> dict[str, Any]:
+        """generate()'s inputs for these rows; a filler row repeats the first sentence
+        (it is stopped from the first step)."""
+        first = next(row for row in rows if row is not None)
+        chosen = [row if row is not None else first for row in rows]
+        hidden, mask = stack_descriptions([row.description for row in chosen])
+        prompt = self._prompt_tokens([row.text for row in chosen])
+        return {"encoder_outputs": _encoder_output(hidden), "attention_mask": mask,
+                "prompt_input_ids": prompt.input_ids,
+                "prompt_attention_mask": prompt.attention_mask}
+
+    def _prompt_tokens(self, texts: list[str]) -> Any:
+        """The words to say, padded to the longest; compiled, to a bucket length (fewer
+        graphs)."""
         if not self.compiled:
-            return self.tokenizer(text, return_tensors="pt").to(self.device)
-        length = len(self.tokenizer(text).input_ids)
+            return self.tokenizer(texts, return_tensors="pt", padding="longest").to(self.device)
+        length = max(len(ids) for ids in self.tokenizer(texts).input_ids)
         bucket = next((b for b in PROMPT_BUCKETS if b >= length), length)
-        return self.tokenizer(text, return_tensors="pt", padding="max_length",
+        return self.tokenizer(texts, return_tensors="pt", padding="max_length",
                               max_length=bucket).to(self.device)
 
     # --- speed ---------------------------------------------------------------------------
@@ -219,39 +260,33 @@ class ParlerTTS:
         self._generator.submit(self._warm_up).result()
 
     def _warm_up(self) -> None:
+        """A generation per prompt bucket at the batch size every generation runs."""
         torch = self._torch
-        encoded, mask = self.encoded_description("default")
+        description = self.encoded_description("default")
         for bucket in PROMPT_BUCKETS[:2]:
-            tokens = self.tokenizer("Hello there, this warms up the speech model.",
-                                    return_tensors="pt", padding="max_length",
-                                    max_length=bucket).to(self.device)
+            words = "Hello there, this warms up the speech model."
+            rows = [SpeechRequest(words, description, threading.Event(),
+                                  CodecStream(self.model, self.chunk_frames))]
+            inputs = self._batch_inputs(rows + [None] * (self.max_batch - 1))
+            tokens = self.tokenizer([words] * self.max_batch, return_tensors="pt",
+                                    padding="max_length", max_length=bucket).to(self.device)
+            inputs.update(prompt_input_ids=tokens.input_ids,
+                          prompt_attention_mask=tokens.attention_mask)
             for _ in range(2):  # reduce-overhead records its CUDA graphs on the second run
                 with torch.inference_mode():
-                    self.model.generate(
-                        encoder_outputs=_encoder_output(encoded), attention_mask=mask,
-                        prompt_input_ids=tokens.input_ids,
-                        prompt_attention_mask=tokens.attention_mask,
-                        stopping_criteria=[stop_after(WARM_UP_FRAMES)],
-                        max_new_tokens=self.config.max_new_tokens)
+                    self.model.generate(**inputs, stopping_criteria=[stop_after(WARM_UP_FRAMES)],
+                                        max_new_tokens=self.config.max_new_tokens)
+
+
+_ALREADY_SET = threading.Event()
+_ALREADY_SET.set()
+"""The stop flag of a filler row: stopped from the first step."""
 
 
 def _encoder_output(hidden: Any) -> Any:
     from transformers.modeling_outputs import BaseModelOutput
 
     return BaseModelOutput(last_hidden_state=hidden)
-
-
-def stop_when_set(flag: threading.Event) -> Any:
-    """A transformers StoppingCriteria that ends generation once `flag` is set."""
-    import torch
-    from transformers import StoppingCriteria
-
-    class StopWhenSet(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            return torch.full((input_ids.shape[0],), flag.is_set(), dtype=torch.bool,
-                              device=input_ids.device)
-
-    return StopWhenSet()
 
 
 def stop_after(steps: int) -> Any:

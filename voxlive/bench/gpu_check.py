@@ -9,7 +9,9 @@ installs them there and runs this. It prints one JSON line per measurement and a
 - Parler-TTS (mini-sized: flan-t5-large encoder, 24x1024 decoder, 9-codebook DAC),
   loaded through voxlive's ParlerTTS backend, eager and compiled (static cache +
   torch.compile): time to the first audio chunk and the real-time factor of a streamed
-  sentence, and the decoder's time per codec frame without streaming;
+  sentence, the decoder's time per codec frame without streaming (eager: one sentence
+  and a batch of `max_batch`; compiled: every generation runs `max_batch` rows), and
+  `max_batch` sentences asked at once (first audio of each, batches made);
 - the codec's cost of streaming, parler-tts's ParlerTTSStreamer against voxlive's
   CodecStream, on 2, 5 and 10 s sentences (voxlive/bench/codec.py);
 - Whisper large-v3-turbo (random weights, transformers, float16): the time to turn a
@@ -83,25 +85,55 @@ def measure_streaming(tts: Any, runs: int) -> dict[str, float]:
             "first_audio_ms_all": [round(1000 * f, 1) for f in firsts]}
 
 
-def decoder_frame_ms(tts: Any, frames: int) -> float:
-    """Generation without the streamer's codec decodes: the decoder's own pace."""
+def decoder_frame_ms(tts: Any, frames: int, batch: int = 1) -> float:
+    """Generation without the streamer's codec decodes: the decoder's own pace, `batch`
+    sentences at once (compiled: the backend's fixed batch, whatever `batch` says)."""
+    import threading
+
     import torch
 
-    from voxlive.backends.tts_parler import _encoder_output, stop_after
+    from voxlive.backends.parler_batch import SpeechRequest
+    from voxlive.backends.parler_stream import CodecStream
+    from voxlive.backends.tts_parler import stop_after
 
-    encoded, mask = tts.encoded_description("default")
-    prompt = tts._prompt_tokens(SENTENCE)
+    request = SpeechRequest(SENTENCE, tts.encoded_description("default"), threading.Event(),
+                            CodecStream(tts.model, tts.chunk_frames))
+    rows = tts.max_batch if tts.compiled else batch
+    inputs = tts._batch_inputs([request] * rows)
 
     def run() -> None:
         with torch.inference_mode():
-            tts.model.generate(encoder_outputs=_encoder_output(encoded), attention_mask=mask,
-                               prompt_input_ids=prompt.input_ids,
-                               prompt_attention_mask=prompt.attention_mask,
-                               stopping_criteria=[stop_after(frames)],
+            tts.model.generate(**inputs, stopping_criteria=[stop_after(frames)],
                                max_new_tokens=tts.config.max_new_tokens)
 
     run()
     return round(1000 * timed(run) / frames, 2)
+
+
+def measure_concurrent(tts: Any, sentences: int) -> dict[str, Any]:
+    """`sentences` callers asking at the same moment, each in its own thread (as calls
+    do): when each one's first audio came, when the last one ended, and the batches the
+    backend made of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = (tts.batch_stats.batches, tts.batch_stats.items)
+    synchronize()
+    started = time.perf_counter()
+
+    def speak(_: int) -> tuple[float, float]:
+        first = None
+        for _chunk in tts.synthesize(SENTENCE):
+            if first is None:
+                first = time.perf_counter() - started
+        return first or 0.0, time.perf_counter() - started
+
+    with ThreadPoolExecutor(sentences) as pool:
+        done = list(pool.map(speak, range(sentences)))
+    batches = tts.batch_stats.batches - before[0]
+    return {"sentences": sentences,
+            "first_audio_ms": sorted(round(1000 * first, 1) for first, _ in done),
+            "all_done_ms": round(1000 * max(end for _, end in done), 1),
+            "mean_batch": round((tts.batch_stats.items - before[1]) / max(1, batches), 2)}
 
 
 def check_parler(folder: Path, frames: int, compiled: bool, dtype: str, runs: int,
@@ -118,6 +150,10 @@ def check_parler(folder: Path, frames: int, compiled: bool, dtype: str, runs: in
               "chunk_frames": tts.chunk_frames}
     result.update(measure_streaming(tts, runs))
     result["decoder_ms_per_frame"] = decoder_frame_ms(tts, min(frames, 172))
+    if tts.max_batch > 1 and not tts.compiled:  # compiled: every run is max_batch rows
+        result[f"decoder_ms_per_frame_batch_{tts.max_batch}"] = decoder_frame_ms(
+            tts, min(frames, 172), tts.max_batch)
+    result["concurrent"] = measure_concurrent(tts, tts.max_batch)
     if codec_seconds:  # the codec does not change with compilation: measured once
         from voxlive.bench.codec import compare
 

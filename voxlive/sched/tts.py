@@ -7,9 +7,11 @@ before another call's second sentence (made while that call's first one plays). 
 is sched/fair.py's: earliest deadline first, where a reply's next sentence is due when the
 audio it has made runs out (its ReplyPacer, sched/reply.py).
 
-Why not a batch: piper's VITS voices take one sentence per run (the exported model cuts
-no padding from a batch), so on the CPU the gain is in the order, not in batching (the
-streamed Parler backend is one sentence at a time too). `stats` counts what ran.
+A backend that batches (Parler-TTS: `max_batch`, voxlive/backends/parler_batch.py) is let
+have that many sentences at once, the most urgent first, and makes its own batches of
+them; it counts them into this scheduler's `stats`. Piper's VITS voices take one sentence
+per run (the exported model cuts no padding from a batch), so with piper the gain is in
+the order, not in batching: its mean batch is 1.
 """
 
 from __future__ import annotations
@@ -34,9 +36,13 @@ class FairTTS:
     def __init__(self, inner: Any):
         self.inner = inner
         self.stats = StageStats()
+        self.capacity = max(1, int(getattr(inner, "max_batch", 1)))
+        """Sentences the backend takes at once."""
+        if self.capacity > 1:
+            inner.batch_stats = self.stats  # the backend counts the batches it makes
         self._queue: FairQueue[object] = FairQueue()
         self._changed = threading.Condition()
-        self._busy = False
+        self._running = 0
 
     def __getattr__(self, name: str) -> Any:  # description, sample_rate, ...
         return getattr(self.inner, name)
@@ -51,7 +57,8 @@ class FairTTS:
         started = now()
         if first:
             self.stats.waited(started - asked)
-        self.stats.batch(1)
+        if self.capacity == 1:
+            self.stats.batch(1)
         try:
             for chunk in self.inner.synthesize(text, style, stop):
                 if pacer is not None:
@@ -64,19 +71,19 @@ class FairTTS:
         ticket = object()
         with self._changed:
             self._queue.push(ticket, deadline, asked)
-            while self._busy or self._queue.peek() is not ticket:
+            while self._running >= self.capacity or self._queue.peek() is not ticket:
                 if stop is not None and stop.is_set():
                     self._queue.discard(ticket)
                     self._changed.notify_all()
                     return False
                 self._changed.wait(POLL_S)
             self._queue.take()
-            self._busy = True
+            self._running += 1
             return True
 
     def _release(self) -> None:
         with self._changed:
-            self._busy = False
+            self._running -= 1
             self._changed.notify_all()
 
     def gauges(self) -> dict[str, float]:

@@ -161,4 +161,9 @@ class TtsEngine:
                 setattr(self.counts, name, getattr(self.counts, name) + delta)
 
     def stats(self) -> dict[str, Any]:
-        return self.counts.summary()
+        """The streams, and where the backend batches sentences (Parler), its batches."""
+        summary = self.counts.summary()
+        batches = getattr(self.backend, "batch_stats", None)
+        if batches is not None:
+            summary["batches"] = batches.summary()
+        return summary
