@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     capacity.add_argument("--mode", default="listen", choices=("listen", "talk", "models"),
                           help="listen: noise in, no turns (the audio path); talk: "
                           "conversations with barge-ins; models: N requests at once to "
-                          "the shared LLM and STT, fair against serial (default listen)")
+                          "the shared LLM and STT, fair against serial, then N sentences to "
+                          "the voice (default listen)")
     capacity.add_argument("--levels", default="1,4,8,12,16",
                           help="calls per level, comma-separated (default 1,4,8,12,16)")
     capacity.add_argument("--hold", type=float, default=20.0,
