@@ -295,24 +295,36 @@ def test_a_failed_generation_is_an_error_for_every_sentence_in_it(parler, monkey
                 future.result(60)
 
 
+@contextmanager
+def decoder_rows(parler):
+    """The batch size (rows: sentences x codebooks) of every decoder forward pass."""
+    rows: list[int] = []
+
+    def record(module, args, kwargs, output) -> None:
+        tokens = kwargs.get("input_ids")
+        rows.append((tokens if tokens is not None else kwargs["inputs_embeds"]).shape[0])
+
+    handle = parler.model.decoder.register_forward_hook(record, with_kwargs=True)
+    try:
+        yield rows
+    finally:
+        handle.remove()
+
+
 def test_compiled_every_generation_runs_max_batch_rows(parler, monkeypatch):
     """A compiled model keeps one static cache and one set of graphs, so a lone sentence
     runs with filler rows that are stopped from the first step. (torch.compile itself
     needs CUDA; the rows and the prompt buckets are the same without it.)"""
     monkeypatch.setattr(parler, "compiled", True)
-    rows_seen = []
-    handle = parler.model.decoder.register_forward_hook(
-        lambda module, args, kwargs, output: rows_seen.append(
-            (kwargs.get("input_ids") if kwargs.get("input_ids") is not None
-             else kwargs["inputs_embeds"]).shape[0]),
-        with_kwargs=True)
-    before = batches(parler)
-    try:
-        audio = whole(parler, "A lone sentence.")
-    finally:
-        handle.remove()
     codebooks = parler.model.decoder.num_codebooks
-    assert set(rows_seen) == {parler.max_batch * codebooks}
+    before = batches(parler)
+    with decoder_rows(parler) as rows:
+        audio = whole(parler, "A lone sentence.")
+    assert set(rows) == {parler.max_batch * codebooks}
     assert batches(parler)[1] - before[1] == 1
     hop = parler.sample_rate / parler.frame_rate
     assert len(audio) / hop == pytest.approx(FRAMES - 4, rel=0.25)
+    # The warm-up makes its graphs at that same batch size, for each prompt bucket.
+    with decoder_rows(parler) as rows:
+        parler._warm_up()
+    assert rows and set(rows) == {parler.max_batch * codebooks}
