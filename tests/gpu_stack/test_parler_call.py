@@ -9,11 +9,14 @@ and that the voice style the user's emotion chose reached the description cache.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import numpy as np
 import pytest
 
 from tests.conftest import TEST_STT, config_with_profile, requires_espeak
-from tests.gpu_stack import require
+from tests.gpu_stack import generation_held, require
 from voxlive.backends.loader import load_models
 from voxlive.harness.client import CallClient
 from voxlive.harness.speech import espeak
@@ -91,3 +94,36 @@ async def test_a_reply_is_streamed_by_parler_into_the_call(parler_call, monkeypa
                                                                    "enunciated"}
     finally:
         await client.close()
+
+
+async def test_two_calls_first_sentences_share_a_generation(parler_call):
+    """Two callers ask at once; their replies' first sentences meet at the voice while
+    a generation runs (held here), and the next generation makes both: each call hears
+    its reply, and the daemon's TTS stats count a batch of two."""
+    url, models = parler_call
+    parler = models.tts.inner  # behind the daemon's TTS scheduler
+    clients = [CallClient(url), CallClient(url)]
+    for client in clients:
+        await client.connect()
+    try:
+        largest_before = models.tts.stats.largest
+        with generation_held(parler, at_most_s=180):
+            for client in clients:
+                client.mic.say(espeak("What is the capital of France?", 48_000))
+            deadline = time.monotonic() + 150  # a safety net, not a timing
+            while len(parler._pending) < 2:
+                assert time.monotonic() < deadline, "the two first sentences never met"
+                await asyncio.sleep(0.05)
+            assert models.tts.stats.largest == largest_before  # nothing made while held
+        for client in clients:
+            replied = await client.wait_for(
+                lambda e: e["type"] == "assistant_text" and e["final"], timeout=120)
+            await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "listening",
+                                  timeout=120, start=client.events.index(replied))
+            audio = client.received_audio()
+            assert len(audio) and np.abs(audio).max() > 0
+        assert models.tts.stats.largest >= 2
+        assert models.tts.stats.items > models.tts.stats.batches  # a batch held more than one
+    finally:
+        for client in clients:
+            await client.close()

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from tests.gpu_stack import require
+from tests.gpu_stack import generation_held, pending, require
 from voxlive.backends.base import BackendError
 from voxlive.backends.tts_stream import speech_chunks
 from voxlive.config import ParlerTts, Profile
@@ -172,32 +172,6 @@ def test_cuda_asked_for_without_a_gpu_is_a_clear_error(parler_folder):
 
 
 # --- sentences of different calls in one generation (voxlive/backends/parler_batch.py) ---
-
-@contextmanager
-def generation_held(parler):
-    """Keeps the generation thread busy, so that sentences asked meanwhile wait together
-    (as they do when another call's sentence is being made)."""
-    running, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        running.set()
-        release.wait(60)
-
-    job = parler._generator.submit(hold)
-    assert running.wait(60)
-    try:
-        yield
-    finally:
-        release.set()
-        job.result(60)
-
-
-def pending(parler, count: int) -> None:
-    deadline = time.monotonic() + 60  # a safety net for a broken backend, not a timing
-    while len(parler._pending) < count:
-        assert time.monotonic() < deadline, "the sentences never reached the backend"
-        time.sleep(0.01)
-
 
 def batches(parler) -> tuple[int, int]:
     return parler.batch_stats.batches, parler.batch_stats.items
