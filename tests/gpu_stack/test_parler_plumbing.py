@@ -199,11 +199,14 @@ def test_sentences_asked_together_share_one_generation(parler):
     assert not np.allclose(audios[0][:2000], audios[1][:2000])
 
 
-def test_a_sentence_in_a_batch_is_what_it_is_alone(parler, monkeypatch):
+@pytest.mark.parametrize("codec_one_pass", [False, True], ids=["codec in turn", "codec one pass"])
+def test_a_sentence_in_a_batch_is_what_it_is_alone(parler, monkeypatch, codec_one_pass):
     """Greedy decoding, so that equal inputs give equal codes. The batch's longest
     sentence has no prompt padding, so its row must come out exactly as alone: the
-    other rows do not leak into it."""
+    other rows do not leak into it, in the decoder or in the codec (one pass for the
+    rows' chunks, as on a GPU, or a pass each, as on a CPU)."""
     monkeypatch.setattr(parler.model.generation_config, "do_sample", False)
+    monkeypatch.setattr(parler, "codec_one_pass", codec_one_pass)
     longest = "This is the longest sentence of the batch by a good many words."
     others = ["Hi.", "A short one."]
     lengths = [len(parler.tokenizer(text).input_ids) for text in [longest, *others]]

@@ -138,3 +138,36 @@ def test_abort_ends_the_stream_without_decoding(model, sentence):
     streamer.abort()
     assert list(streamer) == []
     assert streamer.decoded_frames == 0
+
+
+def test_streams_decoded_together_get_what_each_gets_alone(model, sentence, monkeypatch):
+    """Sentences generated together reach a chunk at the same step: one codec pass for
+    all of them gives each the audio its own pass would, in fewer passes."""
+    from voxlive.backends.parler_stream import CodecStream, decode_due
+    from voxlive.bench.codec import delayed_columns
+
+    codes, columns, _whole = sentence
+    generation = model.generation_config
+    other = delayed_columns(np.roll(codes, 7, axis=1), generation.bos_token_id,
+                            generation.pad_token_id)
+    alone = [stream(model, cols)[0] for cols in (columns, other)]
+
+    passes = []
+    decode = model.audio_encoder.decode
+    monkeypatch.setattr(model.audio_encoder, "decode",
+                        lambda **kwargs: passes.append(kwargs["audio_codes"].shape) or
+                        decode(**kwargs))
+    pair = [CodecStream(model, 17), CodecStream(model, 17)]
+    for step in zip(columns, other, strict=True):
+        for streamer, column in zip(pair, step, strict=True):
+            streamer.add(column)
+        decode_due([s for s in pair if s.due()], one_pass=True)
+    for streamer in pair:
+        streamer.end()
+    together = [list(streamer) for streamer in pair]
+    for mine, reference in zip(together, alone, strict=True):
+        assert len(mine) == len(reference)
+        assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(mine, reference, strict=True))
+    # Every chunk but each stream's last (decoded at its own end) came from a pass of two.
+    batched = [shape for shape in passes if 2 in shape[:-2]]
+    assert len(batched) == len(together[0]) - 1

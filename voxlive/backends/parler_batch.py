@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from voxlive.backends.parler_stream import CodecStream
+from voxlive.backends.parler_stream import CodecStream, decode_due
 
 
 @dataclass(eq=False)
@@ -52,15 +52,19 @@ class BatchStreamer:
     rows' own streams. `None` rows are fillers (a compiled model runs a fixed batch) and
     get nothing."""
 
-    def __init__(self, rows: list[SpeechRequest | None], codebooks: int, eos_token_id: int):
+    def __init__(self, rows: list[SpeechRequest | None], codebooks: int, eos_token_id: int,
+                 codec_one_pass: bool = False):
         self.rows = rows
         self.codebooks = codebooks
         self.eos_token_id = eos_token_id
+        self.codec_one_pass = codec_one_pass  # the rows' chunks in one codec pass (GPU)
         self.open = [row is not None for row in rows]
 
     def put(self, value: Any) -> None:
-        """generate() gives (rows * codebooks, 1) first, then (rows * codebooks,) a step."""
+        """generate() gives (rows * codebooks, 1) first, then (rows * codebooks,) a step.
+        The rows reach a chunk at the same step (parler_stream.decode_due)."""
         tokens = value.reshape(len(self.rows), self.codebooks, -1)
+        stepped = []
         for index, row in enumerate(self.rows):
             if row is None or not self.open[index]:
                 continue
@@ -68,10 +72,14 @@ class BatchStreamer:
                 self._close(index, decode_rest=False)
                 continue
             columns = tokens[index]  # (codebooks, steps)
-            row.stream.put(columns)
-            # Codebooks end in order (ParlerTTSLogitsProcessor), so the last one's eos
-            # ends the sentence: its held-back audio goes out now.
-            if int(columns[-1, -1]) == self.eos_token_id:
+            row.stream.add(columns)
+            stepped.append((index, row, int(columns[-1, -1]) == self.eos_token_id))
+        decode_due([row.stream for _, row, _ in stepped if row.stream.due()],
+                   self.codec_one_pass)
+        # Codebooks end in order (ParlerTTSLogitsProcessor), so the last one's eos ends
+        # the sentence: its held-back audio goes out now.
+        for index, _row, ended in stepped:
+            if ended:
                 self._close(index, decode_rest=True)
 
     def end(self) -> None:

@@ -50,7 +50,7 @@ class CodecStream:
         self.codebooks: int = model.decoder.num_codebooks
         self.codebook_size: int = model.audio_encoder.config.codebook_size
         self.use_4dim_audio_codes: bool = model.use_4dim_audio_codes
-        self.audio_kwargs = {"audio_scales": [None]} if model.use_audio_scales else {}
+        self.use_audio_scales: bool = model.use_audio_scales
         self.chunk_frames = chunk_frames
         # Half a chunk first: sooner audio, and at a real-time factor under 0.5 it
         # still lasts until the next chunk arrives (no gap after the first chunk).
@@ -70,14 +70,23 @@ class CodecStream:
     # --- fed by generate() ------------------------------------------------------------
 
     def put(self, value: Any) -> None:
+        self.add(value)
+        if self.due():
+            self._decode(final=False)
+
+    def add(self, value: Any) -> None:
+        """A step's column (or the first call's), without decoding: `put` without the
+        codec, for a caller that decodes several streams together (decode_due)."""
         columns = value.T if value.ndim == 2 else value[None]  # first call: (codebooks, 1)
         if columns.shape[-1] != self.codebooks:
             raise ValueError("CodecStream streams one sentence at a time (batch size 1)")
         for column in columns:
             self._add_column(column)
-        due = self.chunk_frames if self.emitted else self.first_chunk_frames
-        if len(self.frames) - self.holdback - self.emitted >= due:
-            self._decode(final=False)
+
+    def due(self) -> bool:
+        """Whether enough new frames wait for the next chunk."""
+        wanted = self.chunk_frames if self.emitted else self.first_chunk_frames
+        return len(self.frames) - self.holdback - self.emitted >= wanted
 
     def end(self) -> None:
         """generate() is done: the rest of the audio, then the end of the stream."""
@@ -101,13 +110,24 @@ class CodecStream:
             self.frames.append(frame)
 
     def _decode(self, final: bool) -> None:
+        window = self.window(final)
+        if window is not None:
+            self.emit(self._decode_frames(*window), window[0], final)
+
+    def window(self, final: bool) -> tuple[int, int] | None:
+        """The frames the next chunk decodes (start, stop), with their left context; None
+        when nothing is ready or nobody listens."""
         if self.stop.is_set():  # cancelled: nobody will play it
-            return
+            return None
         ready = len(self.frames) if final else len(self.frames) - self.holdback
         if ready <= self.emitted:
-            return
-        start = max(0, self.emitted - self.context)
-        audio = self._decode_frames(start, len(self.frames))
+            return None
+        return max(0, self.emitted - self.context), len(self.frames)
+
+    def emit(self, audio: np.ndarray, start: int, final: bool) -> None:
+        """The chunk out of the window's audio: its new, final part, faded in from the
+        provisional audio of last time; the rest held back as provisional."""
+        ready = len(self.frames) if final else len(self.frames) - self.holdback
         hop = len(audio) // (len(self.frames) - start)
         cut = (ready - start) * hop
         chunk = audio[(self.emitted - start) * hop:cut].copy()
@@ -120,18 +140,7 @@ class CodecStream:
         self.queue.put(chunk)
 
     def _decode_frames(self, start: int, stop: int) -> np.ndarray:
-        import torch
-
-        began = time.perf_counter()
-        codes = torch.from_numpy(np.stack(self.frames[start:stop], axis=1))[None]
-        codes = codes[None] if self.use_4dim_audio_codes else codes
-        with torch.inference_mode():
-            audio = self.codec.decode(audio_codes=codes.to(self.codec.device),
-                                      **self.audio_kwargs).audio_values
-        samples = audio.reshape(-1).float().cpu().numpy()
-        self.decode_seconds += time.perf_counter() - began
-        self.decoded_frames += stop - start
-        return samples
+        return decode_windows([self], [(start, stop)])[0]
 
     # --- read by the caller -----------------------------------------------------------
 
@@ -143,3 +152,48 @@ class CodecStream:
         if chunk is _END:
             raise StopIteration
         return chunk
+
+
+def decode_windows(streams: list[CodecStream], windows: list[tuple[int, int]]
+                   ) -> list[np.ndarray]:
+    """Each stream's frames[start:stop] as audio, in one codec pass (the windows must be
+    of one length; the streams of one model). The codec's time is shared among them."""
+    import torch
+
+    began = time.perf_counter()
+    first = streams[0]
+    codes = torch.from_numpy(np.stack([
+        np.stack(stream.frames[start:stop], axis=1)
+        for stream, (start, stop) in zip(streams, windows, strict=True)]))
+    codes = codes[None] if first.use_4dim_audio_codes else codes
+    kwargs = {"audio_scales": [None] * len(streams)} if first.use_audio_scales else {}
+    with torch.inference_mode():
+        audio = first.codec.decode(audio_codes=codes.to(first.codec.device),
+                                   **kwargs).audio_values
+    rows = audio.reshape(len(streams), -1).float().cpu().numpy()
+    share = (time.perf_counter() - began) / len(streams)
+    for stream, (start, stop) in zip(streams, windows, strict=True):
+        stream.decode_seconds += share
+        stream.decoded_frames += stop - start
+    return list(rows)
+
+
+def decode_due(streams: list[CodecStream], one_pass: bool) -> None:
+    """The chunk each of these streams is due. Sentences generated together reach a chunk
+    at the same step; with `one_pass` their windows (of one length) share a codec pass,
+    which on a GPU costs about what one sentence's does, so every caller's audio comes
+    as soon as the first one's. On a CPU a pass of several costs as much as several
+    passes: decoded in turn, the first chunk goes out sooner."""
+    if not one_pass:
+        for stream in streams:
+            stream._decode(final=False)
+        return
+    by_length: dict[int, list[tuple[CodecStream, tuple[int, int]]]] = {}
+    for stream in streams:
+        window = stream.window(final=False)
+        if window is not None:
+            by_length.setdefault(window[1] - window[0], []).append((stream, window))
+    for group in by_length.values():
+        audios = decode_windows([s for s, _ in group], [w for _, w in group])
+        for (stream, (start, _stop)), audio in zip(group, audios, strict=True):
+            stream.emit(audio, start, final=False)

@@ -122,6 +122,8 @@ class ParlerTTS:
         self._pending: list[SpeechRequest] = []
         self._pending_lock = threading.Lock()
         self.max_batch = config.max_batch
+        self.codec_one_pass = self.device.type == "cuda"
+        """A batch's chunks in one codec pass (GPU), or in turn (CPU: sooner first audio)."""
         self.batch_stats = StageStats()
         """Generations and their rows. The daemon's scheduler (sched/tts.py) puts its own
         stats here, so /metrics counts the batches this backend makes."""
@@ -208,7 +210,8 @@ class ParlerTTS:
             rows += [None] * (self.max_batch - len(batch))
         self.batch_stats.batch(len(batch))
         streamer = BatchStreamer(rows, self.model.decoder.num_codebooks,
-                                 int(self.model.generation_config.eos_token_id))
+                                 int(self.model.generation_config.eos_token_id),
+                                 codec_one_pass=self.codec_one_pass)
         flags = [row.stop if row is not None else _ALREADY_SET for row in rows]
         try:
             with self._torch.inference_mode():
