@@ -1,4 +1,5 @@
-"""Speech synthesis shared by every call: one sentence at a time, the most urgent first.
+"""Speech synthesis shared by every call: the most urgent sentence first, as many at once
+as the voice takes (one for piper).
 
 A CPU voice (piper) makes a sentence in one ONNX run of a few hundred milliseconds and
 uses the cores it is given, so sentences from different calls run one after another, and
