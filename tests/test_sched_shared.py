@@ -168,8 +168,8 @@ def test_a_sentence_cancelled_while_it_waits_is_never_made() -> None:
 
 
 class BatchingTTS(ScriptedTTS):
-    """A backend that takes `max_batch` sentences at once (as Parler does) and counts its
-    batches into the stats the scheduler gives it."""
+    """A backend that makes batches of `max_batch` sentences (as Parler does) and counts
+    them into the stats the scheduler gives it: here the 1st-2nd, 3rd-4th, 5th."""
 
     max_batch = 2
 
@@ -186,8 +186,11 @@ class BatchingTTS(ScriptedTTS):
             self.inside += 1
             self.most_inside = max(self.most_inside, self.inside)
             self.said.append(text)
-            if len(self.said) == 2:
+            if len(self.said) in (2, 4):
                 self.batch_stats.batch(2)
+            if len(self.said) == 5:
+                self.batch_stats.batch(1)
+            if len(self.said) == 4:
                 self.started.set()
         try:
             self.release.wait(JOIN_S)
@@ -197,19 +200,20 @@ class BatchingTTS(ScriptedTTS):
                 self.inside -= 1
 
 
-def test_a_batching_backend_gets_max_batch_sentences_at_once() -> None:
+def test_a_batching_backend_holds_two_batches_of_sentences_at_once() -> None:
+    """The generation it runs and the next one, which it fills with the most urgent."""
     inner = BatchingTTS()
     tts = FairTTS(inner)
-    assert tts.capacity == 2 and inner.batch_stats is tts.stats
+    assert tts.capacity == 4 and inner.batch_stats is tts.stats
     now = time.monotonic()
-    threads = [_speak(tts, f"sentence {n}", ReplyPacer(now + n)) for n in range(2)]
-    assert inner.started.wait(JOIN_S)  # both inside the backend together
-    threads.append(_speak(tts, "third", ReplyPacer(now + 2)))
-    _waiting(tts, 1)  # the third waits for a free place
-    assert inner.said == ["sentence 0", "sentence 1"]
+    threads = [_speak(tts, f"sentence {n}", ReplyPacer(now + n)) for n in range(4)]
+    assert inner.started.wait(JOIN_S)  # all four inside the backend together
+    threads.append(_speak(tts, "fifth", ReplyPacer(now + 4)))
+    _waiting(tts, 1)  # the fifth waits for a free place
+    assert len(inner.said) == 4
     inner.release.set()
     for thread in threads:
         thread.join(JOIN_S)
-    assert inner.said[2] == "third" and inner.most_inside == 2
-    # The backend counted its batch; the scheduler counted no batches of one of its own.
-    assert tts.stats.batches == 1 and tts.stats.items == 2
+    assert inner.said[4] == "fifth" and inner.most_inside == 4
+    # The backend counted its batches; the scheduler counted no batches of one of its own.
+    assert (tts.stats.batches, tts.stats.items) == (3, 5)

@@ -246,6 +246,46 @@ def test_stopping_one_sentence_leaves_the_others_in_its_batch_going(parler):
     assert steps_when_stopped[0] < parler.chunk_frames + 4 < counter.steps
 
 
+def test_the_next_generation_takes_the_most_urgent_sentences(parler):
+    """Five sentences wait for a voice that makes four at once: four second sentences of
+    replies that are still speaking (due when their audio runs out), asked first, and one
+    reply's first sentence (its caller waits in silence: due now), asked last. The first
+    sentence goes into the next generation; the least urgent of the others waits."""
+    from voxlive.sched.fair import ReplyPacer
+    from voxlive.sched.reply import _CURRENT
+
+    now = time.monotonic()
+    speaking = []
+    for n in range(4):
+        pacer = ReplyPacer(now - 1.0, margin_s=0.0)
+        pacer.made(now - 0.5, 10.0 + n)  # its audio lasts 9.5 + n s more
+        speaking.append(pacer)
+    first_audio: dict[str, float] = {}
+
+    def speak(text: str, pacer: ReplyPacer) -> None:
+        _CURRENT.set(pacer)
+        for _chunk in parler.synthesize(text):
+            first_audio.setdefault(text, time.monotonic())
+
+    before = batches(parler)
+    texts = [f"Later sentence number {n}." for n in range(4)]
+    with ThreadPoolExecutor(5) as pool:
+        with generation_held(parler):
+            futures = [pool.submit(speak, text, pacer)
+                       for text, pacer in zip(texts, speaking, strict=True)]
+            pending(parler, 4)
+            futures.append(pool.submit(speak, "A caller waits for me.",
+                                       ReplyPacer(time.monotonic())))
+            pending(parler, 5)
+        for future in futures:
+            future.result(120)
+    after = batches(parler)
+    assert (after[0] - before[0], after[1] - before[1]) == (2, 5)
+    # The least urgent went into the second generation, after every other sentence's.
+    assert first_audio["A caller waits for me."] < first_audio[texts[3]]
+    assert max(first_audio[text] for text in texts[:3]) < first_audio[texts[3]]
+
+
 def test_a_sentence_cancelled_while_it_waits_is_never_generated(parler):
     before = batches(parler)
     stop = threading.Event()

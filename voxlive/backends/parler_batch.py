@@ -31,6 +31,7 @@ class SpeechRequest:
     description: tuple[Any, Any]  # the cached (encoder output, mask) of its voice and style
     stop: threading.Event
     stream: CodecStream
+    deadline: float = 0.0  # when its call would fall silent (sched/fair.py): earliest first
     failure: list[BaseException] = field(default_factory=list)
     released: threading.Event = field(default_factory=threading.Event)
     """Set once nothing more will be written to `stream`: its row ended, was stopped,

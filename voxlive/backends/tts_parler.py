@@ -14,8 +14,8 @@ PyTorch a Parler-mini-sized decoder is barely real-time even on an H200, so
 - a cancelled reply stops its sentence at the next decoding step (a StoppingCriteria
   reads a flag), so the GPU is free for the next turn within a chunk;
 - sentences from different calls that wait while a generation runs are generated
-  together, up to `max_batch` (voxlive/backends/parler_batch.py): a decoder step costs
-  about the same for four sentences as for one.
+  together, up to `max_batch`, the most urgent first (voxlive/backends/parler_batch.py):
+  a decoder step costs about the same for four sentences as for one.
 
 Every generation runs on one long-lived thread: the static cache belongs to the model,
 and torch.compile's CUDA graphs are recorded per thread (a thread per sentence would
@@ -45,6 +45,7 @@ from voxlive.backends.parler_batch import (
 from voxlive.backends.parler_stream import CodecStream
 from voxlive.backends.registry import Backend, Strict
 from voxlive.sched.fair import StageStats
+from voxlive.sched.reply import current_deadline
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,8 @@ class ParlerTTS:
                                             else "default")
         cancelled = stop if stop is not None else threading.Event()
         request = SpeechRequest(text, self.encoded_description(expresso), cancelled,
-                                CodecStream(self.model, self.chunk_frames, stop=cancelled))
+                                CodecStream(self.model, self.chunk_frames, stop=cancelled),
+                                deadline=current_deadline())
         with self._pending_lock:
             self._pending.append(request)
         self._generator.submit(self._generate_pending)
@@ -194,7 +196,8 @@ class ParlerTTS:
         """Runs on the generation thread: one generation for the sentences waiting now
         (none: an earlier run took them). Every request taken is released, whatever
         happens, so no reader hangs."""
-        with self._pending_lock:
+        with self._pending_lock:  # the most urgent first: a caller waiting in silence
+            self._pending.sort(key=lambda request: request.deadline)  # stable: FIFO on ties
             taken = self._pending[:self.max_batch]
             del self._pending[:len(taken)]
         batch = []

@@ -26,3 +26,10 @@ def begin_reply() -> ReplyPacer:
 
 def current_reply() -> ReplyPacer | None:
     return _CURRENT.get()
+
+
+def current_deadline() -> float:
+    """When the work asked now is due: the current reply's deadline (sched/fair.py), or
+    now for work outside a reply."""
+    pacer = _CURRENT.get()
+    return pacer.deadline if pacer is not None else now()

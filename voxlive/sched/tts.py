@@ -9,10 +9,10 @@ is sched/fair.py's: earliest deadline first, where a reply's next sentence is du
 audio it has made runs out (its ReplyPacer, sched/reply.py).
 
 A backend that batches (Parler-TTS: `max_batch`, voxlive/backends/parler_batch.py) is let
-have that many sentences at once, the most urgent first, and makes its own batches of
-them; it counts them into this scheduler's `stats`. Piper's VITS voices take one sentence
-per run (the exported model cuts no padding from a batch), so with piper the gain is in
-the order, not in batching: its mean batch is 1.
+have two batches' worth of sentences, the most urgent first, and fills each generation
+with the most urgent it holds; it counts its batches into this scheduler's `stats`.
+Piper's VITS voices take one sentence per run (the exported model cuts no padding from a
+batch), so with piper the gain is in the order, not in batching: its mean batch is 1.
 """
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ class FairTTS:
     def __init__(self, inner: Any):
         self.inner = inner
         self.stats = StageStats()
-        self.capacity = max(1, int(getattr(inner, "max_batch", 1)))
-        """Sentences the backend takes at once."""
+        batch = max(1, int(getattr(inner, "max_batch", 1)))
+        self.capacity = 1 if batch == 1 else 2 * batch
+        """Sentences the backend may hold: a batching backend the generation it runs and
+        the next one, which it fills with the most urgent it holds. (Only as many as one
+        batch, and a call's first sentence could wait behind the next batch's later
+        sentences, let in before it came.)"""
         if self.capacity > 1:
             inner.batch_stats = self.stats  # the backend counts the batches it makes
         self._queue: FairQueue[object] = FairQueue()
