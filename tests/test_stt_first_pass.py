@@ -81,6 +81,46 @@ def test_several_calls_turns_send_only_the_unsure_ones_in_one_batch() -> None:
 def test_the_description_names_both_hearings_and_the_line() -> None:
     first, _, _ = stt()
     assert first.description == "fast, when sure (>= 0.85); else careful"
+    assert surer_stt(0.2)[0].description == (
+        "fast, when sure (>= 0.85) or surer by 0.2; else careful")
+
+
+# The rule `surer_by` adds, on turns Moonshine is unsure of (scripted after the quality
+# set's Romeo question over Opus, and a German one):
+FAR_SURER, LITTLE_SURER, GERMAN = 5.0, 6.0, 7.0
+FAST_MORE = {FAR_SURER: Transcript("Who wrote Romeo and Juliet?", 0.70),
+             LITTLE_SURER: Transcript("Set the timer for 10 minutes", 0.62),
+             GERMAN: Transcript("Resist the help to start from void shunt.", 0.90 - 0.06)}
+CAREFUL_MORE = {FAR_SURER: Transcript("Who wrote the old one to the end?", 0.39),
+                LITTLE_SURER: Transcript("Set a timer for 10 minutes.", 0.53),
+                GERMAN: Transcript("Was ist die Hauptstadt von Deutschland?", 0.52,
+                                   language="de")}
+
+
+def surer_stt(surer_by: float | None) -> tuple[FirstPassSTT, ScriptedSTT]:
+    careful = ScriptedSTT("careful", CAREFUL_MORE)
+    return FirstPassSTT(ScriptedSTT("fast", FAST_MORE), careful, sure_above=0.85,
+                        surer_by=surer_by), careful
+
+
+def test_an_unsure_first_hearing_far_surer_than_the_careful_one_stands() -> None:
+    first, careful = surer_stt(0.2)
+    assert first.recognise(turn(FAR_SURER)) == FAST_MORE[FAR_SURER]
+    assert first.recognise(turn(LITTLE_SURER)) == CAREFUL_MORE[LITTLE_SURER]  # by 0.09 only
+    assert careful.asked == [FAR_SURER, LITTLE_SURER]  # both were heard again
+    batch = first.recognise_many([turn(LITTLE_SURER), turn(FAR_SURER)])
+    assert batch == [CAREFUL_MORE[LITTLE_SURER], FAST_MORE[FAR_SURER]]
+
+
+def test_without_surer_by_the_careful_transcript_always_stands() -> None:
+    first, _ = surer_stt(None)
+    assert first.recognise(turn(FAR_SURER)) == CAREFUL_MORE[FAR_SURER]
+    assert first.description == "fast, when sure (>= 0.85); else careful"
+
+
+def test_a_careful_transcript_in_another_language_stands_against_any_english_one() -> None:
+    first, _ = surer_stt(0.2)
+    assert first.recognise(turn(GERMAN)) == CAREFUL_MORE[GERMAN]
 
 
 class BrokenSTT:

@@ -43,6 +43,9 @@ class BackendError(RuntimeError):
 class Transcript:
     text: str
     confidence: float  # 0..1; whisper: exp(mean token log-probability)
+    language: str | None = None
+    """Set where the STT chose another language than the profile's (the multilingual
+    fallback, stt_languages.py); None: the profile's own."""
 
 
 WHISPER_OUTRO = re.compile(

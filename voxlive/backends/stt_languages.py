@@ -40,6 +40,7 @@ import logging
 import re
 import unicodedata
 import zlib
+from dataclasses import replace
 
 import numpy as np
 
@@ -92,7 +93,7 @@ class LanguageFallbackSTT:
         log.info("heard as %s (%.2f): %r; English model: %r (%.2f)", language,
                  best.confidence, best.text, first.text, first.confidence)
         self.last_language = language
-        return best
+        return replace(best, language=language)
 
     def transcribe(self, audio: np.ndarray) -> str:
         return self.recognise(audio).text

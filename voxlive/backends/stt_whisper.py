@@ -95,6 +95,9 @@ class FirstPass(Strict):
         0.85, gt=0, le=1, description="Moonshine's transcripts at least this sure stand "
         "(README: Hearing: 0.85 gave as few word errors as Whisper alone on every set)")
     cpu_threads: int = Field(0, ge=0, description="onnxruntime threads (0: one per core)")
+    surer_by: float | None = Field(
+        0.2, gt=0, lt=1, description="an unsure Moonshine transcript still stands when it is "
+        "this much surer than the careful one (README: Hearing); null: the careful one always")
 
 
 def needs_a_beam(config: Any) -> Any:
@@ -338,9 +341,8 @@ def load(config: FasterWhisperStt) -> object:
     if config.first_pass is not None:
         from voxlive.backends.stt_first_pass import with_first_pass
 
-        first = config.first_pass
         return with_first_pass(load(config.model_copy(update={"first_pass": None})),
-                               first.model, first.sure_above, first.cpu_threads)
+                               config.first_pass)
     if config.other_languages is not None:
         from voxlive.backends.stt_languages import LanguageFallbackSTT
 

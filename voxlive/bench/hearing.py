@@ -186,15 +186,15 @@ def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_siz
             details: list[dict] | None = None, other: str | None = None,
             below: float = 0.6, rescore: float | None = None,
             windows: tuple[float, ...] = (15.0,), moonshine: tuple[str, ...] = (),
-            first_pass: float | None = None) -> list[dict]:
+            first_pass: float | None = None, surer_by: float | None = 0.2) -> list[dict]:
     """`other`: a multilingual model for the turns under `below` confidence
     (stt.other_languages), as the embedded profile runs it; `rescore`: the weight of
     SmolLM2's say among the beam's hypotheses (stt.rescore); `windows`: the short
     windows to compare (stt.short_window_s), each a run of its own; `moonshine`: models
     heard with the Moonshine backend in the same run (its rows' window is 0: none), with
     the same beam size and rescoring; `first_pass`: Moonshine hears each clip first and
-    its transcripts this sure stand (stt.first_pass; `handed_on` counts the clips Whisper
-    heard)."""
+    its transcripts this sure stand, or those `surer_by` surer than Whisper's
+    (stt.first_pass; `handed_on` counts the clips Whisper heard)."""
     from voxlive.backends.loader import build
     from voxlive.backends.stt_moonshine import MoonshineStt
     from voxlive.backends.stt_whisper import FirstPass, Rescore
@@ -209,7 +209,8 @@ def measure(models: list[str], clips: list[Clip], snr_db: float | None, beam_siz
             backend="faster-whisper", model=reference, beam_size=beam_size,
             short_window_s=window, other_languages=languages,
             rescore=Rescore(weight=rescore) if rescore else None,
-            first_pass=FirstPass(sure_above=first_pass) if first_pass else None))
+            first_pass=(FirstPass(sure_above=first_pass, surer_by=surer_by)
+                        if first_pass else None)))
         for reference in models for window in windows]
     configs += [(reference, 0.0, MoonshineStt(
         backend="moonshine", model=reference, beam_size=beam_size,
@@ -270,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-pass", type=float, metavar="SURE",
                         help="Moonshine hears first; its transcripts this sure stand "
                         "(stt.first_pass)")
+    parser.add_argument("--surer-by", type=float, default=0.2, metavar="MARGIN",
+                        help="... and those this much surer than Whisper's (0: never; "
+                        "stt.first_pass.surer_by)")
     parser.add_argument("--short-windows", nargs="+", type=float, default=[15.0],
                         metavar="S", help="stt.short_window_s values to compare")
     parser.add_argument("--no-noise", action="store_true", help="clean audio only")
@@ -284,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     details: list[dict] | None = [] if args.details else None
     rows = measure(args.models, clips, None if args.no_noise else args.snr, args.beam_size,
                    details, args.other_languages, args.below, args.rescore,
-                   tuple(args.short_windows), tuple(args.moonshine), args.first_pass)
+                   tuple(args.short_windows), tuple(args.moonshine), args.first_pass,
+                   args.surer_by or None)
     if args.json:
         print(json.dumps({"rows": rows, "misheard": details} if details is not None else rows,
                          indent=1))

@@ -30,6 +30,34 @@ def espeak(text: str, rate: int, words_per_minute: int = 160, pitch: int = 50,
     return resample_once(pcm.astype(np.float32) / 32768.0, source_rate, rate)
 
 
+def through_opus(samples: np.ndarray, rate: int) -> np.ndarray:
+    """`samples` (float32 mono at `rate`) as a WebRTC call delivers them to the daemon:
+    encoded by aiortc's Opus encoder as a caller's does, decoded, and resampled back to
+    `rate` by the daemon's own resampler. What a transcriber hears of a call, offline."""
+    import fractions
+
+    import av
+    from aiortc.codecs.opus import OpusDecoder, OpusEncoder
+    from aiortc.jitterbuffer import JitterFrame
+
+    from voxlive.audio.resample import CALL_RATE, Resampler, to_int16
+
+    encoder, decoder, back = OpusEncoder(), OpusDecoder(), Resampler(rate)
+    pcm = to_int16(resample_once(samples, rate, CALL_RATE))
+    frame_size = CALL_RATE // 50
+    out = []
+    for start in range(0, pcm.size - frame_size + 1, frame_size):
+        frame = av.AudioFrame.from_ndarray(pcm[None, start:start + frame_size], format="s16",
+                                           layout="mono")
+        frame.sample_rate, frame.pts = CALL_RATE, start
+        frame.time_base = fractions.Fraction(1, CALL_RATE)
+        packets, timestamp = encoder.encode(frame)
+        for packet in packets:
+            for decoded in decoder.decode(JitterFrame(data=packet, timestamp=timestamp)):
+                out.append(back.process_frame(decoded))
+    return np.concatenate([*out, back.flush()])
+
+
 def silence(seconds: float, rate: int) -> np.ndarray:
     return np.zeros(int(seconds * rate), dtype=np.float32)
 
