@@ -63,6 +63,7 @@ class FakeStt:
     script: list[str | Transcript | Exception] = field(default_factory=list)
     confidence: float = 0.9
     heard: list[float] = field(default_factory=list)  # seconds of audio of each request
+    told: list[str | None] = field(default_factory=list)  # the call's language, each request
     answered: list[str | Transcript | Exception] = field(default_factory=list)  # in order
     gate: threading.Event = field(default_factory=threading.Event)
     description: str = "fake stt (scripted)"
@@ -70,8 +71,9 @@ class FakeStt:
     def __post_init__(self) -> None:
         self.gate.set()
 
-    def recognise(self, audio: np.ndarray) -> Transcript:
+    def recognise(self, audio: np.ndarray, language: str | None = None) -> Transcript:
         self.heard.append(len(audio) / MODEL_RATE)
+        self.told.append(language)
         self.gate.wait(timeout=30)  # a worker thread: the test opens it
         text = self.script.pop(0) if self.script else ""
         self.answered.append(text)

@@ -10,10 +10,11 @@ from voxlive.backends.stt_languages import other_language, shared_words
 LEAST, MARGIN = 0.45, 0.1
 
 
-def choose(english: tuple[str, float], **heard: tuple[str, float]) -> str | None:
+def choose(english: tuple[str, float], call: str | None = None,
+           **heard: tuple[str, float]) -> str | None:
     return other_language(Transcript(*english),
                           {language: Transcript(*t) for language, t in heard.items()},
-                          LEAST, MARGIN)
+                          LEAST, MARGIN, call)
 
 
 def test_a_question_in_another_language_wins_over_english_sounding_words() -> None:
@@ -47,3 +48,19 @@ def test_shared_words_ignore_case_accents_and_punctuation() -> None:
     assert shared_words("Set à timer 14 minutes.", "Set a timer for 10 minutes.") == 0.8
     assert shared_words("Quel est la capitale", "Okay, let's copy") == 0.0
     assert shared_words("", "anything") == 0.0
+
+
+def test_a_call_that_speaks_french_keeps_french_unless_english_is_surer() -> None:
+    # The French "Oui." over Opus, in a call heard in French before.
+    oui = {"fr": ("Oui.", 0.58), "de": ("Oui.", 0.28), "es": ("Oye.", 0.26)}
+    assert choose(("We...", 0.51), call="fr", **oui) == "fr"
+    assert choose(("We...", 0.51), **oui) is None  # not surer by the margin
+    # "Hola." in a Spanish call: tiny.en's "Hold up." is surer by more than the margin.
+    assert choose(("Hold up.", 0.76), call="es", es=("Hola.", 0.37)) is None
+    assert choose(("Can we speak English, please?", 0.85), call="fr",
+                  fr=("Can we speak English, please?", 0.60)) is None
+    # Another language, surer by the margin and in more than one word, takes the turn.
+    assert choose(("Wallace.", 0.30), call="fr", fr=("Wallace.", 0.46),
+                  es=("¿Cuál es la capital de España?", 0.70)) == "es"
+    # The call's language under the least confidence: the usual rule decides.
+    assert choose(("Thank you very much.", 0.37), call="fr", fr=("Boucouac !", 0.28)) is None

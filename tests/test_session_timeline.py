@@ -313,3 +313,18 @@ async def test_words_heard_unsurely_are_asked_again_not_answered(new: New) -> No
     await tl.silence(0.6)
     await tl.reply_made(2)
     assert len(tl.llm.prompts) == 1 and tl.tts.said[-1][0] == "Seven days."
+
+
+async def test_a_call_heard_in_french_is_heard_in_french_again(new: New) -> None:
+    """The STT is told the language the caller was last heard in (call_language.py), so
+    that a short answer ("Oui.") is heard in it; and one word does not change it."""
+    tl = new([Transcript("Quelle est la capitale de l'Italie ?", 0.9, language="fr"),
+              Transcript("Okay.", 0.9), Transcript("Thank you very much.", 0.9)],
+             [["Rome."], ["Bien."], ["You're welcome."]])
+    for turn in (1, 2, 3):
+        await tl.speech(1.0)
+        await tl.silence(0.6)
+        await tl.reply_made(turn)
+        tl.play_until("reply_played")
+    assert tl.stt.told == [None, "fr", "fr"]
+    assert tl.session.language.language is None  # English again, from two words

@@ -17,10 +17,12 @@ class ScriptedSTT:
         self.description = name
         self.script = script
         self.asked: list[float] = []
+        self.told: list[str | None] = []  # the call's language, each time asked
         self.batches: list[int] = []
 
-    def recognise(self, audio: np.ndarray) -> Transcript:
+    def recognise(self, audio: np.ndarray, language: str | None = None) -> Transcript:
         self.asked.append(float(audio[0]))
+        self.told.append(language)
         return self.script[float(audio[0])]
 
     def recognise_many(self, audios: list[np.ndarray]) -> list[Transcript]:
@@ -32,14 +34,15 @@ def turn(key: float) -> np.ndarray:
     return np.full(1600, key, np.float32)
 
 
-SURE, UNSURE, NOTHING, FOREIGN = 1.0, 2.0, 3.0, 4.0
+SURE, UNSURE, NOTHING, FOREIGN, OUI = 1.0, 2.0, 3.0, 4.0, 8.0
 FAST = {SURE: Transcript("What is the capital of France?", 0.92),
         UNSURE: Transcript("How many lenses does a side have?", 0.62),
         NOTHING: Transcript("", 0.0),
         FOREIGN: Transcript("Resist the help to start.", 0.64)}
 CAREFUL = {UNSURE: Transcript("How many legs does a spider have?", 0.8),
            NOTHING: Transcript("", 0.0),
-           FOREIGN: Transcript("Was ist die Hauptstadt von Deutschland?", 0.85)}
+           FOREIGN: Transcript("Was ist die Hauptstadt von Deutschland?", 0.85),
+           OUI: Transcript("Oui.", 0.58, language="fr")}
 
 
 def stt() -> tuple[FirstPassSTT, ScriptedSTT, ScriptedSTT]:
@@ -67,6 +70,15 @@ def test_no_words_is_never_sure() -> None:
     first.sure_above = 0.0
     assert first.recognise(turn(NOTHING)).text == ""
     assert careful.asked == [NOTHING]
+
+
+def test_a_call_in_another_language_goes_to_the_careful_stt_alone() -> None:
+    # Moonshine knows English only; the careful STT's fallback is told the language.
+    first, fast, careful = stt()
+    assert first.recognise(turn(OUI), language="fr") == CAREFUL[OUI]
+    assert fast.asked == [] and careful.told == ["fr"]
+    assert first.recognise(turn(SURE)) == FAST[SURE]  # English again: Moonshine first
+    assert fast.asked == [SURE] and careful.told == ["fr"]
 
 
 def test_several_calls_turns_send_only_the_unsure_ones_in_one_batch() -> None:

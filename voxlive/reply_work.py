@@ -44,7 +44,8 @@ class ReplyWork:
         # How it was said is heard beside what was said, so it adds no time to the turn.
         emotion_job = s.emotion.start(audio)
         try:
-            transcript = await loop.run_in_executor(None, s.models.stt.recognise, audio)
+            transcript = await loop.run_in_executor(None, s.language.recognise, s.models.stt,
+                                                    audio)
         except BackendError:
             raise  # already says what failed (remote STT: server down, HTTP status ...)
         except Exception as exc:

@@ -25,6 +25,7 @@ from voxlive.audio.input import AudioInput
 from voxlive.audio.output import AudioOutput
 from voxlive.audio.vad import WINDOW_S
 from voxlive.backends.base import ChatMessage
+from voxlive.backends.call_language import CallLanguage
 from voxlive.backends.loader import Models
 from voxlive.barge_in_watch import BargeInWatch
 from voxlive.config import VoxliveConfig
@@ -61,6 +62,7 @@ class CallSession:
                              policy=semantic_policy(detector))
         self.judge = CallTurnJudge(detector, self.handle, self.emit)
         self.emotion = CallEmotion(models.emotion, self.emit)
+        self.language = CallLanguage()  # the caller's, for the STT's next turn
         assistant = config.assistant
         self.conversation = Conversation(system_prompt_for(assistant, models.llm),
                                          assistant.max_history_messages)

@@ -23,7 +23,8 @@ recordings, at 0.3 in noise.
 A turn in another language comes out of Moonshine (English only) with no words or unsure
 ones, so it still reaches the careful STT and its multilingual fallback; so do hums and
 noises (no words), as before. A careful transcript in another language always stands:
-Moonshine's English words for it cannot be right, however sure.
+Moonshine's English words for it cannot be right, however sure. Once a call speaks
+another language (call_language.py), its turns go to the careful STT alone.
 """
 
 from __future__ import annotations
@@ -75,7 +76,13 @@ class FirstPassSTT:
             log.exception("the first-pass STT failed; the careful one hears this turn")
             return Transcript("", 0.0)
 
-    def recognise(self, audio: np.ndarray) -> Transcript:
+    def recognise(self, audio: np.ndarray, language: str | None = None) -> Transcript:
+        """`language`: the one the call speaks, if not English (call_language.py): the
+        careful STT, whose multilingual fallback told it, hears the turn alone: Moonshine
+        knows English only."""
+        if language is not None:
+            self.handed_on += 1
+            return self.careful.recognise(audio, language=language)
         heard = self.first_hearing(audio)
         if self.sure(heard):
             self.passed += 1

@@ -25,6 +25,12 @@ copy, copy" against "Quel est la capitale de l'Italie ?"). So the other language
 surer by `margin` (0.1), and a transcript that mostly repeats tiny.en's words (accents
 aside) is English.
 
+A call that speaks another language (call_language.py) has every turn heard in it,
+whatever tiny.en made of it, and that language's transcript stands unless another, English
+included, is surer by the same margin: tiny.en writes short answers as English words
+("Oui." as "We...", "Gracias." as "Yes."), and a prompt of one voice through Opus is
+heard in its language far more often so (README: "Callers of other languages").
+
 Why not Whisper's language detection: on espeak-ng's German and French voices, base
 detected Thai (p 0.85-0.92) for three of six questions and for one English question,
 while forcing the right language gave the right words ("Quel est la capitale de
@@ -37,8 +43,6 @@ turn pays for one short-window encoder pass of base and one decoding per languag
 from __future__ import annotations
 
 import logging
-import re
-import unicodedata
 import zlib
 from dataclasses import replace
 
@@ -46,6 +50,7 @@ import numpy as np
 
 from voxlive.audio.resample import MODEL_RATE
 from voxlive.backends.base import Transcript
+from voxlive.backends.call_language import plain_words
 from voxlive.backends.stt_whisper import LOOPING_RATIO, TOKENS_PER_S, FasterWhisperSTT
 from voxlive.config import FasterWhisperStt
 
@@ -79,14 +84,17 @@ class LanguageFallbackSTT:
                             f"{self.other.description}")
         self.last_language = config.language or "en"
 
-    def recognise(self, audio: np.ndarray) -> Transcript:
+    def recognise(self, audio: np.ndarray, language: str | None = None) -> Transcript:
+        """`language`: the one the call speaks (call_language.py), if not English: the
+        turn is then heard in the other languages whatever tiny.en made of it."""
         audio = self.primary.prepare(audio)  # denoised once, for both models
         first = self.primary.recognise_prepared(audio)
+        call = language if language in self.languages else None
         self.last_language = self.config.language or "en"
-        if first.confidence >= self.below or not first.text.strip():
+        if call is None and (first.confidence >= self.below or not first.text.strip()):
             return first  # sure, or no words at all (silence, a cough): nothing to redo
         heard = self.in_other_languages(audio)
-        language = other_language(first, heard, self.least, self.margin)
+        language = other_language(first, heard, self.least, self.margin, call)
         if language is None:
             return first
         best = heard[language]
@@ -121,8 +129,15 @@ class LanguageFallbackSTT:
 
 
 def other_language(english: Transcript, heard: dict[str, Transcript], least: float,
-                   margin: float) -> str | None:
-    """The language whose transcript should replace the English model's, or None."""
+                   margin: float, call: str | None = None) -> str | None:
+    """The language whose transcript should replace the English model's, or None.
+    `call`: the language the call speaks, if not English; its transcript stands unless
+    another (English included) is surer by `margin`."""
+    kept = heard.get(call) if call is not None else None
+    if kept is not None and kept.confidence >= least and all(
+            kept.confidence + margin >= other.confidence
+            for other in [english, *heard.values()] if other.text.strip()):
+        return call
     if not heard:
         return None
     language, best = max(heard.items(), key=lambda kv: kv[1].confidence)
@@ -140,13 +155,8 @@ heard the same English words."""
 
 def shared_words(text: str, other: str) -> float:
     """The share of `text`'s words (case and accents aside) that `other` also has."""
-    words, others = _plain_words(text), set(_plain_words(other))
+    words, others = plain_words(text), set(plain_words(other))
     return sum(w in others for w in words) / len(words) if words else 0.0
-
-
-def _plain_words(text: str) -> list[str]:
-    plain = unicodedata.normalize("NFKD", text.lower())
-    return re.findall(r"\w+", "".join(ch for ch in plain if not unicodedata.combining(ch)))
 
 
 class _Decoder:

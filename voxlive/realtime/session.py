@@ -149,7 +149,8 @@ class RealtimeSession:
     async def _transcribe(self, item: dict[str, Any], audio: Any) -> None:
         loop = asyncio.get_running_loop()
         try:
-            transcript = await loop.run_in_executor(None, self.models.stt.recognise, audio)
+            transcript = await loop.run_in_executor(None, self.call.language.recognise,
+                                                    self.models.stt, audio)
         except Exception as exc:
             message = exc.message if isinstance(exc, BackendError) else str(exc)
             self.send({"type": "conversation.item.input_audio_transcription.failed",
