@@ -94,14 +94,14 @@ class LanguageFallbackSTT:
         if call is None and (first.confidence >= self.below or not first.text.strip()):
             return first  # sure, or no words at all (silence, a cough): nothing to redo
         heard = self.in_other_languages(audio)
-        language = other_language(first, heard, self.least, self.margin, call)
-        if language is None:
+        chosen = other_language(first, heard, self.least, self.margin, call)
+        if chosen is None:
             return first
-        best = heard[language]
-        log.info("heard as %s (%.2f): %r; English model: %r (%.2f)", language,
+        best = heard[chosen]
+        log.info("heard as %s (%.2f): %r; English model: %r (%.2f)", chosen,
                  best.confidence, best.text, first.text, first.confidence)
-        self.last_language = language
-        return replace(best, language=language)
+        self.last_language = chosen
+        return replace(best, language=chosen)
 
     def transcribe(self, audio: np.ndarray) -> str:
         return self.recognise(audio).text
