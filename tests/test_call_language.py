@@ -63,3 +63,15 @@ def test_words_are_counted_without_punctuation_or_accents() -> None:
     assert plain_words("Tic !") == ["tic"]
     assert plain_words("Qu'est-ce que c'est ?") == ["qu", "est", "ce", "que", "c", "est"]
     assert plain_words("Número de teléfono.") == ["numero", "de", "telefono"]
+
+
+def test_a_client_may_say_the_language_if_the_stt_hears_it() -> None:
+    stt = ToldSTT(Transcript("Oui.", 0.6, language="fr"))
+    stt.languages = ["de", "es", "fr"]  # type: ignore[attr-defined]
+    call = CallLanguage()
+    call.prefer("fr", stt)
+    assert call.language == "fr"
+    call.prefer("it", stt)  # not one it hears: its own language
+    assert call.language is None
+    call.prefer("fr", EnglishOnlySTT())  # an STT that hears no other language
+    assert call.language is None

@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import requires_espeak
 from tests.realtime_helpers import RATE, Events, pcm16, question, send_audio
 from tests.words import says, share_found, words
+from voxlive.backends.base import Transcript
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
 from voxlive.harness.speech import silence
@@ -344,4 +345,46 @@ async def test_server_vad_without_create_response_waits_for_response_create(
         done = await events.wait("response.done")
         assert done["response"]["status"] == "completed"
         assert len(events.of("response.created")) == 1  # only the one asked for
+        events.stop()
+
+
+class FrenchHearingStt:
+    """A TEST DOUBLE of an STT that hears French besides English (as the embedded
+    profile's multilingual fallback does), recording the language each turn is told."""
+
+    description = "french-hearing stt (scripted)"
+    languages = ["fr"]
+
+    def __init__(self) -> None:
+        self.told: list[str | None] = []
+
+    def recognise(self, audio: Any, language: str | None = None) -> Transcript:
+        self.told.append(language)
+        return Transcript("Oui.", 0.9, language=language)
+
+    def transcribe(self, audio: Any) -> str:
+        return self.recognise(audio).text
+
+
+async def test_the_client_s_transcription_language_is_the_call_s(
+        double_config: VoxliveConfig, scripted_models: Models) -> None:
+    """`audio.input.transcription.language` tells the STT the call's language (backends/
+    call_language.py); English, or a language the STT cannot hear, leaves it its own."""
+    stt = FrenchHearingStt()
+    models = dataclasses.replace(scripted_models, stt=stt)
+    async with running(Daemon(double_config, "double", models, "127.0.0.1")) as url, \
+            client(url).realtime.connect(model="voxlive") as conn:
+        events = Events(conn)
+        for language in ("fr", "it", "en"):
+            start = len(events.items)
+            await conn.session.update(session={"type": "realtime", "audio": {"input": {
+                "turn_detection": None,
+                "transcription": {"model": "whisper-1", "language": language}}}})
+            await events.wait("session.updated", start=start)
+            start = len(events.items)
+            await send_audio(conn, silence(0.4, RATE))
+            await conn.input_audio_buffer.commit()
+            await events.wait("conversation.item.input_audio_transcription.completed",
+                              start=start)
+        assert stt.told == ["fr", None, None]
         events.stop()

@@ -81,6 +81,13 @@ def test_a_call_in_another_language_goes_to_the_careful_stt_alone() -> None:
     assert fast.asked == [SURE] and careful.told == ["fr"]
 
 
+def test_the_languages_a_call_may_speak_are_the_careful_stt_s() -> None:
+    first, _, careful = stt()
+    assert first.languages == []  # a careful STT that hears English only
+    careful.languages = ["de", "fr"]  # type: ignore[attr-defined]
+    assert first.languages == ["de", "fr"]
+
+
 def test_several_calls_turns_send_only_the_unsure_ones_in_one_batch() -> None:
     first, _, careful = stt()
     heard = first.recognise_many([turn(SURE), turn(UNSURE), turn(FOREIGN), turn(SURE)])

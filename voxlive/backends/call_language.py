@@ -48,6 +48,12 @@ class CallLanguage:
     language: str | None = None
     """None: the STT's own language (English)."""
 
+    def prefer(self, language: str, stt: Any) -> None:
+        """A client's word for it (the Realtime API's `transcription.language`): the call
+        speaks `language` from now on, if `stt` hears it besides English (`languages`);
+        anything else (English too) leaves the STT to its own language."""
+        self.language = language if language in getattr(stt, "languages", ()) else None
+
     def recognise(self, stt: Any, audio: np.ndarray) -> Transcript:
         """`stt.recognise`, told the call's language when it is another; blocking."""
         heard = (stt.recognise(audio) if self.language is None

@@ -106,6 +106,11 @@ class FirstPassSTT:
             heard[i] = self.settle(heard[i], again)
         return heard
 
+    @property
+    def languages(self) -> list[str]:
+        """The languages besides English that a call may speak (call_language.py)."""
+        return list(getattr(self.careful, "languages", ()))
+
     # What benchmarks reach for on a faster-whisper backend (bench turns): the careful one.
     @property
     def model(self) -> object:

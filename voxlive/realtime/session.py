@@ -70,6 +70,7 @@ class RealtimeSession:
         self._failed: dict[str, Any] | None = None
         self._client_cancelled = False
         self._sent_ms: dict[str, int] = {}  # assistant item -> ms of its audio sent
+        self._told_language: str | None = None  # the client's transcription.language, applied
         self._decoder = InputDecoder(self.settings.input_format)
         self._encoder = OutputEncoder(self.settings.output_format)
         self.apply_settings()
@@ -114,6 +115,12 @@ class RealtimeSession:
             self.call.core.threshold = detection.threshold
             self.call.core.semantic = self.has_detector and detection.type == "semantic_vad"
         self._set_reply_options(s.speaks, s.max_output_tokens, s.tools)
+        # Said once, the client's language is the call's until the caller is heard in
+        # another (call_language.py); a later update that does not change it keeps that.
+        language = (s.transcription or {}).get("language")
+        if isinstance(language, str) and language and language != self._told_language:
+            self.call.language.prefer(language, self.models.stt)
+        self._told_language = language if isinstance(language, str) else None
 
     def _set_reply_options(self, speaks: bool, limit: int | str,
                            tools: list[dict[str, Any]]) -> None:
