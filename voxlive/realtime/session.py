@@ -3,8 +3,9 @@
 CallSession does what it does in a WebRTC call (VAD, the turn core, STT, LLM, TTS,
 barge-in); this class speaks the protocol around it. Client events become calls on
 CallSession (audio in, client turns, cancels); CallSession's events become Realtime
-server events; the reply audio is read from CallSession's output 20 ms at a time by
-`pump_output` (WebSocket transport) and sent as `response.output_audio.delta` events.
+server events (which turn has a response, and how it ends: turn_responses.py); the reply
+audio is read from CallSession's output 20 ms at a time by `pump_output` (WebSocket
+transport) and sent as `response.output_audio.delta` events.
 The conversation items are the LLM's history (`CallSession.prompt`): the client's deletes
 and truncations change what the model sees. Transport-free: `send` takes server events,
 `handle` client events."""
@@ -12,7 +13,6 @@ and truncations change what the model sees. Transport-free: `send` takes server 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +30,7 @@ from voxlive.realtime.formats import (
     decode_base64,
 )
 from voxlive.realtime.items import Items, check_item, item_text, message_item
-from voxlive.realtime.response import Response
+from voxlive.realtime.turn_responses import TurnResponses
 from voxlive.session import CallSession
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,6 @@ class RealtimeSession:
         self.max_history = config.assistant.max_history_messages
         self.call = CallSession(models, config, vad_threshold, self._on_call_event, call_id)
         self.call.prompt = self._prompt
-        self.call.may_reply = self._may_reply
         self.has_detector = self.call.judge.detector is not None
         # server_vad to start with: semantic_vad may wait for audio a client never streams
         detection = TurnDetection.from_voxlive(config.turn, vad_threshold)
@@ -60,15 +59,13 @@ class RealtimeSession:
                                       instructions=self.call.conversation.system_prompt,
                                       turn_detection=detection, default_detection=detection)
         self.items = Items()
-        self.responses: dict[int, Response] = {}
-        self._options: dict[int, dict[str, Any]] = {}  # per-response overrides
-        self._user_items: dict[int, str] = {}  # voice turn generation -> its user item
+        self.responses = TurnResponses(self.settings, self.items, send, webrtc,
+                                       self._restore_reply_options)
+        self.call.may_reply = self.responses.may_reply
         self._speech_item: str | None = None  # the item the current speech will become
         self.call.keep_audio_from = 0.0  # stream second of the uncommitted input (kept)
         self._transcribing: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._failed: dict[str, Any] | None = None
-        self._client_cancelled = False
         self._sent_ms: dict[str, int] = {}  # assistant item -> ms of its audio sent
         self._told_language: str | None = None  # the client's transcription.language, applied
         self._decoder = InputDecoder(self.settings.input_format)
@@ -114,13 +111,17 @@ class RealtimeSession:
             self.call.core.settings = detection.turn_settings(self.base_turn)
             self.call.core.threshold = detection.threshold
             self.call.core.semantic = self.has_detector and detection.type == "semantic_vad"
-        self._set_reply_options(s.speaks, s.max_output_tokens, s.tools)
+        self._restore_reply_options()
         # Said once, the client's language is the call's until the caller is heard in
         # another (call_language.py); a later update that does not change it keeps that.
         language = (s.transcription or {}).get("language")
         if isinstance(language, str) and language and language != self._told_language:
             self.call.language.prefer(language, self.models.stt)
         self._told_language = language if isinstance(language, str) else None
+
+    def _restore_reply_options(self) -> None:
+        s = self.settings
+        self._set_reply_options(s.speaks, s.max_output_tokens, s.tools)
 
     def _set_reply_options(self, speaks: bool, limit: int | str,
                            tools: list[dict[str, Any]]) -> None:
@@ -210,13 +211,13 @@ class RealtimeSession:
         end_ms = event.field("audio_end_ms", int)
         if item.get("role") != "assistant" or item["type"] != "message":
             raise ProtocolError("only assistant messages can be truncated", param="item_id")
-        response = next((r for r in self.responses.values() if r.message is item), None)
+        response = self.responses.of_item(item)
         sent_ms = self._sent_ms.get(item["id"], 0)
         if end_ms < 0 or (end_ms > sent_ms and not self.webrtc):
             raise ProtocolError(f"audio_end_ms must be 0 to {sent_ms} (the audio sent)",
                                 param="audio_end_ms")
         if response is not None and not response.done:
-            self._client_cancelled = True
+            self.responses.client_cancelled = True
             self.call.cancel_reply()  # the user heard this much: the rest goes
         if not self.webrtc:  # over WebRTC the daemon knows what was played: kept already
             words = item_text(item).split()
@@ -253,23 +254,18 @@ class RealtimeSession:
         last_user = next((item_text(i) for i in reversed(list(self.items))
                           if i.get("role") == "user"), "")
         generation = self.call.core.generation + 1
-        self._options[generation] = {"instructions": instructions, "speaks": speaks,
-                                     "limit": limit}
+        self.responses.plan(generation, {"instructions": instructions, "speaks": speaks,
+                                         "limit": limit})
         self.call.client_turn(last_user or "(no words)")
 
     async def _on_response_cancel(self, event: ClientEvent) -> None:
-        self._client_cancelled = True
+        self.responses.client_cancelled = True
         self.call.cancel_reply()
 
     # --- CallSession's events -----------------------------------------------------------
 
-    def _may_reply(self, generation: int) -> bool:
-        """A voice turn is answered unless turn_detection.create_response is false."""
-        detection = self.settings.turn_detection
-        return generation in self._options or detection is None or detection.create_response
-
     def _prompt(self, user_text: str) -> list[dict[str, Any]]:
-        options = self._options.get(self.call.core.generation, {})
+        options = self.responses.options_for(self.call.core.generation)
         messages = self.items.messages(
             options.get("instructions", self.settings.instructions), self.max_history)
         last = messages[-1] if messages else {}
@@ -293,32 +289,24 @@ class RealtimeSession:
         elif kind == "user_transcript":
             self._voice_item(turn, event["text"])
         elif kind == "turn_committed":
-            self._open_response(turn)
-        elif kind == "assistant_text" and turn in self.responses:
-            self.responses[turn].add_text(event["text"])
-        elif kind == "tool_calls" and turn in self.responses:
+            self.responses.open(turn)
+        elif kind == "assistant_text" and (response := self.responses.get(turn)):
+            response.add_text(event["text"])
+        elif kind == "tool_calls" and (response := self.responses.get(turn)):
             for call in event["calls"]:
-                self.responses[turn].add_function_call(call["name"], call["arguments"],
-                                                       call["call_id"])
+                response.add_function_call(call["name"], call["arguments"], call["call_id"])
         elif kind == "reply_played":
-            self._buffer_event("stopped", turn)
-            self._close(turn, "completed")
+            self.responses.played(turn)
         elif kind == "reply_cancelled":
-            self._buffer_event("cleared", turn)
-            self._cancelled(turn, event.get("heard_text", ""))
+            self.responses.cancelled(turn, event.get("heard_text", ""))
         elif kind == "state" and event["state"] == "speaking":
-            self._buffer_event("started", self.call.core.speaking)
+            self.responses.buffer_event("started", self.call.core.speaking)
         elif kind == "error":
-            self._failed = {"type": "server_error", "message": event.get("message", "")}
+            self.responses.failed = {"type": "server_error",
+                                     "message": event.get("message", "")}
             self.send(error_event(ProtocolError(
                 f"{event.get('stage') or 'voxlive'}: {event.get('message')}",
                 "server_error", kind="server_error")))
-
-    def _buffer_event(self, what: str, generation: int | None) -> None:
-        """WebRTC mode: the `output_audio_buffer.*` events (the audio is on the track)."""
-        response = self.responses.get(generation) if generation is not None else None
-        if self.webrtc and response is not None and response.speaks:
-            self.send({"type": f"output_audio_buffer.{what}", "response_id": response.id})
 
     def _voice_item(self, generation: int, text: str) -> None:
         """A voice turn's words: commit the input, add the user item with its transcript."""
@@ -327,63 +315,18 @@ class RealtimeSession:
                             item_id=self._speech_item)
         self._speech_item = None
         previous = self.items.add(item)
-        self._user_items[generation] = item["id"]
+        self.responses.user_item(generation, item["id"])
         self.send({"type": "input_audio_buffer.committed", "previous_item_id": previous,
                    "item_id": item["id"]})
         self.send({"type": "conversation.item.added", "previous_item_id": previous,
                    "item": item})
         self._transcribed(item, text)
 
-    def _open_response(self, generation: int) -> None:
-        self._failed = None  # an earlier failure (no response then) is not this one's
-        if not self._may_reply(generation):
-            return
-        options = self._options.get(generation, {})
-        speaks = options.get("speaks", self.settings.speaks)
-        response = Response(
-            generation, self.send, speaks,
-            max_output_tokens=options.get("limit", self.settings.max_output_tokens),
-            voice=self.settings.voice, output_format=self.settings.output_format.as_json(),
-            input_words=sum(len(str(m.get("content") or "").split())
-                            for m in self.items.messages(self.settings.instructions)),
-            on_item=self.items.add)
-        self.responses[generation] = response
-        response.created()
-
-    def _close(self, generation: int, status: str, reason: str | None = None,
-               heard: str | None = None) -> None:
-        response = self.responses.pop(generation, None)
-        self._options.pop(generation, None)
-        self._user_items.pop(generation, None)
-        if response is None:
-            return
-        failed, self._failed = self._failed, None
-        if failed is not None and status != "completed":
-            response.finish("failed", error=failed)
-        else:
-            response.finish(status, reason, heard)
-        self._set_reply_options(self.settings.speaks, self.settings.max_output_tokens,
-                                self.settings.tools)
-
-    def _cancelled(self, generation: int, heard: str) -> None:
-        if generation not in self.responses:
-            # A speculative reply dropped because the user went on talking: the turn
-            # reopens, and its words come again as one new item.
-            item_id = self._user_items.pop(generation, None)
-            if item_id is not None:
-                with contextlib.suppress(ProtocolError):
-                    self.items.delete(item_id)
-                    self.send({"type": "conversation.item.deleted", "item_id": item_id})
-            return
-        reason = "client_cancelled" if self._client_cancelled else "turn_detected"
-        self._client_cancelled = False
-        self._close(generation, "cancelled", reason, heard)
-
     # --- output (the WebSocket transport's pump calls this for every 20 ms frame) -----
 
     def send_frame(self, frame: Any, generation: int | None) -> None:
         """One output frame of reply `generation`, as an audio delta of its response."""
-        response = self.responses.get(generation) if generation is not None else None
+        response = self.responses.get(generation)
         if response is None or not response.speaks or not frame.any():
             return
         data = self._encoder.encode(frame)
