@@ -328,3 +328,6 @@ async def test_a_call_heard_in_french_is_heard_in_french_again(new: New) -> None
         tl.play_until("reply_played")
     assert tl.stt.told == [None, "fr", "fr"]
     assert tl.session.language.language is None  # English again, from two words
+    # The page is told which turn was heard in another language than the profile's.
+    assert [e.get("language") for e in tl.of("user_transcript")] == ["fr", None, None]
+    assert "language" not in tl.of("user_transcript")[1]

@@ -93,9 +93,15 @@ class TurnJudgedEvent(WireEvent):
 
 @dataclass(frozen=True)
 class UserTranscript(WireEvent):
+    """`language`: the ISO 639-1 code of the language the words were heard in, only where
+    it is not the profile's own (the multilingual fallback chose it: stt_languages.py), so
+    a page can show why the reply is in French."""
+
     type: ClassVar[str] = "user_transcript"
+    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"language"})
     turn: int
     text: str
+    language: str | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class Reply:
     timing: TurnTiming
     playback: Playback
     user_text: str | None = None  # set when the core says Respond
+    heard_in: str | None = None  # the words' language, where not the profile's (Transcript)
     spoken: list[str] = field(default_factory=list)  # sentences said (or sent as text)
     emotion: Any = None  # voxlive.emotion.base.Emotion heard in the user's turn, or None
     style: str = "default"  # the voice style the reply is spoken in

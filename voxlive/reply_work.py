@@ -51,7 +51,7 @@ class ReplyWork:
         except Exception as exc:
             raise BackendError("stt", f"transcription failed: {exc}") from exc
         transcript = without_outro(transcript)  # Whisper's "Thank you for watching" is no words
-        text = transcript.text
+        text, reply.heard_in = transcript.text, transcript.language
         timing.transcribed = now()
         await s.judge.transcribed(reply.generation, text)  # the words' end-of-turn signal
         reply.emotion = await s.emotion.result(emotion_job)

@@ -193,7 +193,8 @@ class CallSession:
     def _user_said(self, action: vocab.UserSaid) -> None:
         reply = self.replies.get(action.generation)
         self.emotion.keep(action.generation, reply.emotion if reply is not None else None)
-        self.emit("user_transcript", turn=action.generation, text=action.text)
+        self.emit("user_transcript", turn=action.generation, text=action.text,
+                  language=reply.heard_in if reply is not None else None)
 
     def _respond(self, action: vocab.Respond) -> None:
         reply = self.replies[action.generation]

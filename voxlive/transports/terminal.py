@@ -28,10 +28,12 @@ class TranscriptPrinter:
         kind = event.get("type")
         turn = event.get("turn")
         if kind == "user_transcript" and isinstance(turn, int):
+            language = event.get("language")  # only where not the profile's
+            text = f"[{language}] {event.get('text', '')}" if language else event.get("text", "")
             if turn in self._committed:
-                self._line(f"{self._style('you:', '1')} {event.get('text', '')}")
+                self._line(f"{self._style('you:', '1')} {text}")
             else:
-                self._user[turn] = event.get("text", "")
+                self._user[turn] = text
         elif kind == "assistant_text" and isinstance(turn, int):
             text, final = event.get("text", ""), bool(event.get("final"))
             if turn in self._committed:

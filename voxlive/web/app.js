@@ -402,7 +402,7 @@ const EVENT_HANDLERS = new Map([
   ['state', (ev) => setAssistantState(ev.state)],
   ['speech_started', () => setUserSpeaking(true)],
   ['speech_stopped', () => setUserSpeaking(false)],
-  ['user_transcript', (ev) => updateUserEntry(ev.turn, ev.text)],
+  ['user_transcript', (ev) => updateUserEntry(ev.turn, ev.text, ev.language)],
   ['assistant_text', (ev) => updateAssistantEntry(ev.turn, ev.text, ev.final)],
   ['turn_latency', (ev) => updateLatencyRow(ev)],
   ['interrupted', (ev) => markInterrupted(ev.turn, ev.heard_text)],
@@ -530,9 +530,13 @@ function transcriptEntry(role, turn) {
   return entry;
 }
 
-function updateUserEntry(turn, text) {
+// `language` comes only when the words were heard in another language than the profile's.
+function updateUserEntry(turn, text, language) {
   const entry = transcriptEntry('user', turn);
-  withAutoScroll(() => { entry.textContent = text || ''; });
+  withAutoScroll(() => {
+    entry.textContent = language ? `[${language}] ${text || ''}` : (text || '');
+    if (language) entry.lang = language;
+  });
 }
 
 // `text` is the whole reply so far, so it replaces the entry's text each time.
