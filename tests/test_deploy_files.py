@@ -27,6 +27,9 @@ def test_the_scale_out_configs_load_and_name_each_other() -> None:
         "remote", "remote", "openai")
     assert daemon.stt.base_url == daemon.tts.base_url == f"http://127.0.0.1:{serve.port}/v1"
     assert models.server.api_keys  # beyond loopback, keys are required
+    assert serve.api_keys  # ... for the model server too, and every daemon sends its key
+    for stage in ("stt", "tts", "emotion", "vision"):
+        assert getattr(daemon, stage).api_key == serve.api_keys[0], stage
 
 
 def test_compose_daemons_sit_behind_haproxy_and_check_liveness() -> None:
@@ -53,6 +56,12 @@ def test_k8s_probes_and_the_rayservice_import_path() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz?live=1"
     ray = yaml.safe_load((K8S / "models-rayservice.yaml").read_text())
+    models_key = {"name": "VOXLIVE_MODELS_KEY",
+                  "valueFrom": {"secretKeyRef": {"name": "voxlive", "key": "models-key"}}}
+    assert models_key in container["env"]  # the daemons send what the model server checks
+    cluster = ray["spec"]["rayClusterConfig"]
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        assert models_key in group["template"]["spec"]["containers"][0]["env"]
     (app,) = yaml.safe_load(ray["spec"]["serveConfigV2"])["applications"]
     module, function = app["import_path"].split(":")
     source = (REPO / (module.replace(".", "/") + ".py")).read_text()

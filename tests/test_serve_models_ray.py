@@ -229,15 +229,23 @@ async def replaced(url: str, dead_pid: int) -> None:
 
 
 
-def test_app_builder_reads_both_config_files(tmp_path) -> None:  # noqa: ANN001
-    """`serve run voxlive.serving.ray_app:app_builder` and KubeRay's import_path."""
+def test_app_builder_reads_both_config_files(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """`serve run voxlive.serving.ray_app:app_builder` and KubeRay's import_path; a
+    cluster's server is reachable beyond loopback, so it needs keys."""
+    from voxlive.config.schema import ConfigError
     from voxlive.serving.ray_app import app_builder
 
     settings = tmp_path / "serve-models.yaml"
     settings.write_text("profile: embedded-small\nstt: {replicas: 3, num_gpus: 0.25}\n"
                         "vision: {enabled: false}\n")
+    with pytest.raises(ConfigError, match="needs api_keys"):
+        app_builder({"serve_config": str(settings)})
+    key = "cluster-key-" + "c" * 24
+    monkeypatch.setenv("VOXLIVE_MODELS_KEY", key)
+    settings.write_text(settings.read_text() + "api_keys: [env:VOXLIVE_MODELS_KEY]\n")
     app = app_builder({"serve_config": str(settings)})  # models.yaml: the repository's
     ingress = app._bound_deployment
+    assert ingress.init_args[2].keys == (key,)
     stages = {name: stage._bound_deployment for name, stage in ingress.init_args[0].items()}
     assert ingress.name == "voxlive-ingress" and set(stages) == {"stt", "tts", "emotion"}
     assert stages["stt"].num_replicas == 3

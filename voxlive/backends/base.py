@@ -30,6 +30,18 @@ class ToolCall:
     id: str = ""
 
 
+def backend_api_key(stage: str, value: str) -> str:
+    """The key a backend sends to its server: `value`, or the one an `env:NAME` or
+    `file:PATH` source names (voxlive/config/secrets.py), so that no key need be written
+    in models.yaml; a source that names nothing is this stage's clear error."""
+    from voxlive.config.secrets import AuthSetupError, resolve_api_key
+
+    try:
+        return resolve_api_key(value)
+    except AuthSetupError as exc:
+        raise BackendError(stage, f"api_key: {exc}") from None
+
+
 class BackendError(RuntimeError):
     """A model stage failed; the message is meant for the user and the `error` event."""
 

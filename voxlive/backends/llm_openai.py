@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from voxlive.backends import openai_sdk as sdk
-from voxlive.backends.base import BackendError, ChatMessage, ToolCall
+from voxlive.backends.base import BackendError, ChatMessage, ToolCall, backend_api_key
 from voxlive.backends.registry import Backend, Strict
 
 STAGE = "llm"
@@ -43,7 +43,8 @@ class OpenAILlm(Strict):
     backend: Literal["openai"]
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str
-    api_key: str = "EMPTY"
+    api_key: str = Field("EMPTY", description="what the server wants: env:NAME or "
+                         "file:PATH (never the key itself in models.yaml), or a placeholder")
     connect_timeout_s: float = Field(3.0, gt=0)
     first_token_timeout_s: float = Field(15.0, gt=0)
     max_tokens: int = Field(160, ge=1)
@@ -81,6 +82,7 @@ class OpenAIChatLLM:
 
     def __init__(self, config: OpenAILlm):
         self.config = config
+        self.api_key = backend_api_key("llm", config.api_key)
         self.base_url = config.base_url.rstrip("/")
         self.description = f"openai {config.model} at {self.base_url}"
         self.read_timeout_s = max(config.first_token_timeout_s, MIN_READ_TIMEOUT_S)
@@ -96,7 +98,7 @@ class OpenAIChatLLM:
         openai = sdk.load()
         first = self.config.first_token_timeout_s
         return sdk.warm(openai.AsyncOpenAI(
-            base_url=self.base_url, api_key=self.config.api_key, max_retries=0,
+            base_url=self.base_url, api_key=self.api_key, max_retries=0,
             # Reads are bounded by the deadlines here, per reply and per chunk.
             timeout=httpx2.Timeout(connect=self.config.connect_timeout_s, read=None,
                                    write=first, pool=first),

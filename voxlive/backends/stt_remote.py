@@ -35,7 +35,7 @@ import numpy as np
 from pydantic import Field
 
 from voxlive.backends import openai_sdk as sdk
-from voxlive.backends.base import BackendError, Transcript, whisper_confidence
+from voxlive.backends.base import BackendError, Transcript, backend_api_key, whisper_confidence
 from voxlive.backends.registry import Backend, Strict
 
 STAGE = "stt"
@@ -53,7 +53,8 @@ class RemoteStt(Strict):
     backend: Literal["remote"]
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "openai/whisper-large-v3-turbo"
-    api_key: str = "EMPTY"
+    api_key: str = Field("EMPTY", description="what the server wants: env:NAME or "
+                         "file:PATH (never the key itself in models.yaml), or a placeholder")
     language: str | None = "en"
     timeout_s: float = Field(10.0, gt=0, description="each step of a request, at most")
 
@@ -111,6 +112,7 @@ class RemoteSTT:
 
     def __init__(self, config: RemoteStt):
         self.config = config
+        self.api_key = backend_api_key(STAGE, config.api_key)
         self.base_url = config.base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -153,7 +155,7 @@ class RemoteSTT:
     def _new_client(self) -> Any:
         openai = sdk.load()
         return sdk.warm(openai.OpenAI(
-            base_url=self.base_url, api_key=self.config.api_key, max_retries=0,
+            base_url=self.base_url, api_key=self.api_key, max_retries=0,
             timeout=self.config.timeout_s,
             # No HTTP_PROXY: the server is where stt.base_url says.
             http_client=openai.DefaultHttpxClient(trust_env=False),

@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import Field
 
 from voxlive.backends import openai_sdk as sdk
-from voxlive.backends.base import BackendError
+from voxlive.backends.base import BackendError, backend_api_key
 from voxlive.backends.registry import Backend, Strict
 
 STAGE = "tts"
@@ -44,7 +44,8 @@ class RemoteTts(Strict):
     base_url: str = "http://127.0.0.1:8300/v1"
     model: str = "tts-1"
     voice: str = "default"
-    api_key: str = "EMPTY"
+    api_key: str = Field("EMPTY", description="what the server wants: env:NAME or "
+                         "file:PATH (never the key itself in models.yaml), or a placeholder")
     sample_rate: int = Field(24_000, ge=8_000, description="the server's pcm rate (OpenAI: 24 kHz)")
     connect_timeout_s: float = Field(3.0, gt=0)
     timeout_s: float = Field(10.0, gt=0, description="the longest wait for the first chunk, "
@@ -70,7 +71,8 @@ class RemoteTTS:
         self.base_url = config.base_url.rstrip("/")
         self.description = f"remote {config.model} ({config.voice}) at {self.base_url}"
         timeout = openai.Timeout(config.timeout_s, connect=config.connect_timeout_s)
-        self.client = openai.OpenAI(base_url=self.base_url, api_key=config.api_key,
+        self.client = openai.OpenAI(base_url=self.base_url,
+                                    api_key=backend_api_key("tts", config.api_key),
                                     timeout=timeout, max_retries=0)
 
     def synthesize(self, text: str, style: str = "default",

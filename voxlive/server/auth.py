@@ -27,16 +27,16 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-import os
 import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
+
+from voxlive.config.secrets import AuthSetupError, key_matches, read_keys
 
 Scope = Literal["public", "health", "call", "metrics", "api"]
 """public: the page and its assets (the same for everyone, no secrets); health: /healthz;
@@ -46,51 +46,11 @@ metrics: /metrics (its own keys, or an API key); api: API keys only (/token)."""
 TOKEN_PREFIX = "vxt_"
 
 
-class AuthSetupError(ValueError):
-    """The auth configuration cannot be used (a missing key file or variable)."""
-
-
 def json_error(exc_type: type[web.HTTPException], message: str, **headers: str
                ) -> web.HTTPException:
     """An aiohttp HTTP error whose body is JSON {"error": message}."""
     return exc_type(text=json.dumps({"error": message}), content_type="application/json",
                     headers=headers or None)
-
-
-def read_keys(sources: Iterable[str], environ: dict[str, str] | None = None) -> list[str]:
-    """The keys named by `env:NAME` / `file:PATH` sources (a file: one key per line)."""
-    environ = os.environ if environ is None else environ
-    keys: list[str] = []
-    for source in sources:
-        kind, _, where = source.partition(":")
-        if kind == "env":
-            value = environ.get(where)
-            if not value:
-                raise AuthSetupError(f"API key source {source!r}: the variable is not set")
-            keys += [k.strip() for k in value.split(",") if k.strip()]
-        elif kind == "file":
-            try:
-                text = Path(where).expanduser().read_text()
-            except OSError as exc:
-                raise AuthSetupError(f"API key source {source!r}: {exc.strerror}") from exc
-            keys += [k.strip() for k in text.splitlines()
-                     if k.strip() and not k.lstrip().startswith("#")]
-        else:
-            raise AuthSetupError(f"API key source {source!r} must be env:NAME or file:PATH "
-                                 "(keys are never written in models.yaml)")
-    short = [k for k in keys if len(k) < 16]
-    if short:
-        raise AuthSetupError(f"{len(short)} API key(s) shorter than 16 characters")
-    return keys
-
-
-def _matches(candidate: str, keys: Iterable[str]) -> bool:
-    """Constant-time membership: every key is compared, whatever matched first."""
-    found = False
-    given = candidate.encode()
-    for key in keys:
-        found |= hmac.compare_digest(given, key.encode())
-    return found
 
 
 class CallTokens:
@@ -251,9 +211,9 @@ class AuthPolicy:
                 return Principal("token", given)
         elif not (self.keys or self.metrics_keys or self.required):
             return Principal("none")  # no keys to check: SDKs send one whatever (openai)
-        elif _matches(given, self.keys):
+        elif key_matches(given, self.keys):
             return Principal("key")
-        elif _matches(given, self.metrics_keys):
+        elif key_matches(given, self.metrics_keys):
             return Principal("metrics_key")
         raise json_error(web.HTTPForbidden, "the API key or call token is not valid "
                          "(call tokens are single-use and short-lived)")

@@ -31,6 +31,9 @@ def run_serve_models(config: Any, args: argparse.Namespace) -> int:
 
     serve_config = load_serve_config(args.serve_config, {
         "host": args.host, "port": args.port, "profile": args.profile})
+    from voxlive.serving.access import ModelServerAccess
+
+    ModelServerAccess.from_config(serve_config)  # keys beyond loopback, before any model loads
     name = serve_config.profile or config.default_profile
     profile = config.profile(name)
     stages = [s for s in serve_config.stages() if getattr(profile, s, None) is not None]

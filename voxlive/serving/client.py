@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from voxlive.backends.base import BackendError
+from voxlive.backends.base import BackendError, backend_api_key
 from voxlive.backends.registry import Strict
 from voxlive.backends.stt_remote import multipart
 
@@ -24,7 +24,8 @@ class RemoteModelServer(Strict):
 
     backend: Literal["remote"]
     base_url: str = "http://127.0.0.1:8300/v1"
-    api_key: str = "EMPTY"
+    api_key: str = Field("EMPTY", description="what the server wants: env:NAME or "
+                         "file:PATH (never the key itself in models.yaml), or a placeholder")
     timeout_s: float = Field(5.0, gt=0, description="one request, connect to last byte")
 
 
@@ -36,7 +37,7 @@ class ModelServerClient:
         self.stage = stage
         self.base_url = base_url.rstrip("/")
         self.url = f"{self.base_url}/{path}"
-        self.api_key = api_key
+        self.api_key = backend_api_key(stage, api_key)
         self.timeout_s = timeout_s
 
     def post_file(self, data: bytes, filename: str, content_type: str) -> dict[str, Any]:

@@ -37,6 +37,11 @@ class ServeModelsConfig(Strict):
                                 "emotion and vision are served (default: its default)")
     host: str = "127.0.0.1"
     port: int = Field(8300, ge=0, le=65535)
+    api_keys: list[str] = Field(default_factory=list, description="env:NAME or file:PATH "
+                                "sources of the keys clients must send (Authorization: "
+                                "Bearer KEY); required beyond loopback")
+    allow_unauthenticated: bool = Field(False, description="serve beyond loopback without "
+                                        "keys (a trusted network only)")
     speech_rate: int = Field(24_000, ge=8_000, description="pcm out of /v1/audio/speech "
                              "(OpenAI's API: 24 kHz)")
     stt: Deployment = Field(default_factory=Deployment)

@@ -4,6 +4,11 @@ The same engines and wire format as the Ray Serve deployments (ray_app.py), with
 MicroBatcher for the dynamic batching: for one machine, or a CI without a cluster.
 Routes: POST /v1/audio/transcriptions, POST /v1/audio/speech (streamed pcm),
 POST /v1/emotion, POST /v1/vision, GET /v1/models, GET /v1/stats, GET /healthz.
+
+Exposed as the daemon is, it is guarded as the daemon is: API keys beyond loopback
+(access.py), the daemon's connection cap and header deadline (server/connections.py),
+a deadline for each request body, and uploads decoded in a worker thread (a 25 MB body
+takes about a second to parse and decode; the loop streams every daemon's speech).
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from typing import Any
 from aiohttp import web
 
 from voxlive.backends.tts_stream import speech_chunks
+from voxlive.config.limits import ServerLimits
+from voxlive.server.connections import GUARDS, guard_middleware, install
 from voxlive.serving import wire
+from voxlive.serving.access import ModelServerAccess
 from voxlive.serving.batcher import MicroBatcher
 from voxlive.serving.config import ServeModelsConfig
 
@@ -25,10 +33,30 @@ BATCH_HEADER = "X-Voxlive-Batch-Size"
 """Each answer says how many requests shared its batch (the tests and benchmarks read it)."""
 ENGINES = web.AppKey("engines", dict)
 BATCHERS = web.AppKey("batchers", dict)
+ACCESS = web.AppKey("access", ModelServerAccess)
+LIMITS = ServerLimits()
+"""The daemon's HTTP limits (connections, header and body deadlines) serve here too."""
 
 
 def json_error(error: wire.WireError) -> web.Response:
     return web.json_response(error.body(), status=error.status)
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request's body (aiohttp caps its size), within the body deadline."""
+    try:
+        return await asyncio.wait_for(request.read(), LIMITS.body_timeout_s)
+    except TimeoutError:
+        raise wire.WireError(408, f"the request body took over {LIMITS.body_timeout_s:g} s"
+                             ) from None
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    refusal = request.app[ACCESS].refusal(request.path, request.headers.get("Authorization"))
+    if refusal is not None:
+        return json_error(refusal)
+    return await handler(request)
 
 
 def server_error(stage: str, exc: BaseException) -> web.Response:
@@ -39,8 +67,8 @@ def server_error(stage: str, exc: BaseException) -> web.Response:
 
 async def transcriptions(request: web.Request) -> web.Response:
     try:
-        audio, fmt = wire.transcription_request(await request.read(),
-                                                request.headers.get("Content-Type", ""))
+        audio, fmt = await asyncio.to_thread(wire.transcription_request, await read_body(request),
+                                             request.headers.get("Content-Type", ""))
     except wire.WireError as exc:
         return json_error(exc)
     try:
@@ -54,7 +82,7 @@ async def transcriptions(request: web.Request) -> web.Response:
 
 async def speech(request: web.Request) -> web.StreamResponse:
     try:
-        spoken = wire.speech_request(await request.read())
+        spoken = wire.speech_request(await read_body(request))
     except wire.WireError as exc:
         return json_error(exc)
     engine = request.app[ENGINES]["tts"]
@@ -82,8 +110,8 @@ async def speech(request: web.Request) -> web.StreamResponse:
 
 async def _json_stage(request: web.Request, stage: str) -> web.Response:
     try:
-        data = wire.upload(await request.read(), request.headers.get("Content-Type", ""))
-        item = wire.decode_image(data) if stage == "vision" else wire.decode_audio(data)
+        body, kind = await read_body(request), request.headers.get("Content-Type", "")
+        item = await asyncio.to_thread(wire.decoded_upload, body, kind, stage)
     except wire.WireError as exc:
         return json_error(exc)
     try:
@@ -117,9 +145,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "stages": sorted(request.app[ENGINES])})
 
 
-def build_app(engines: dict[str, Any], config: ServeModelsConfig) -> web.Application:
-    """The app around already loaded engines (a stage without an engine is not routed)."""
-    app = web.Application(client_max_size=wire.MAX_UPLOAD_BYTES + 2**16)
+def build_app(engines: dict[str, Any], config: ServeModelsConfig,
+              access: ModelServerAccess | None = None) -> web.Application:
+    """The app around already loaded engines (a stage without an engine is not routed);
+    `access` defaults to the config's (its keys read now)."""
+    app = web.Application(client_max_size=wire.MAX_UPLOAD_BYTES + 2**16,
+                          middlewares=[guard_middleware, access_middleware])
+    app[ACCESS] = access or ModelServerAccess.from_config(config)
+    app[GUARDS] = []
     app[ENGINES] = engines
     runs = {"stt": "recognise", "emotion": "analyse", "vision": "describe"}
     app[BATCHERS] = {
@@ -148,8 +181,10 @@ def build_app(engines: dict[str, Any], config: ServeModelsConfig) -> web.Applica
 async def serving(engines: dict[str, Any], config: ServeModelsConfig,
                   port: int | None = None) -> AsyncIterator[str]:
     """Serve inside a running loop (tests, benchmarks); yields the base URL (…/v1)."""
-    runner = web.AppRunner(build_app(engines, config), access_log=None)
+    runner = web.AppRunner(build_app(engines, config), access_log=None,
+                           keepalive_timeout=LIMITS.keepalive_timeout_s)
     await runner.setup()
+    install(runner, LIMITS.max_connections, LIMITS.header_timeout_s)
     site = web.TCPSite(runner, config.host, config.port if port is None else port)
     await site.start()
     bound = runner.addresses[0][1]

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from voxlive.backends.tts_stream import speech_chunks
 from voxlive.serving import wire
+from voxlive.serving.access import ModelServerAccess
 from voxlive.serving.config import ServeModelsConfig, load_serve_config
 from voxlive.serving.engines import load_engine
 
@@ -81,12 +82,16 @@ class SpeechStage:
 class Ingress:
     """The HTTP face: routes by path to the stage deployments."""
 
-    def __init__(self, stages: dict[str, Any], rate: int):
+    def __init__(self, stages: dict[str, Any], rate: int, access: ModelServerAccess):
         self.stages = stages  # stage -> DeploymentHandle
         self.rate = rate
+        self.access = access
 
     async def __call__(self, request: Request) -> Response:
         path, method = request.url.path.rstrip("/"), request.method
+        refusal = self.access.refusal(path, request.headers.get("authorization"))
+        if refusal is not None:
+            return JSONResponse(refusal.body(), status_code=refusal.status)
         try:
             if method == "POST" and path == "/v1/audio/transcriptions" and "stt" in self.stages:
                 return await self._transcribe(request)
@@ -106,8 +111,8 @@ class Ingress:
         return _error(404, f"no route {method} {path}", "invalid_request_error")
 
     async def _transcribe(self, request: Request) -> Response:
-        audio, fmt = wire.transcription_request(await request.body(),
-                                                request.headers.get("content-type", ""))
+        audio, fmt = await asyncio.to_thread(wire.transcription_request, await request.body(),
+                                             request.headers.get("content-type", ""))
         try:
             transcript, size = await self.stages["stt"].run.remote(audio)
         except Exception as exc:  # a replica that died, a model that failed
@@ -138,8 +143,8 @@ class Ingress:
                                  headers={"X-Sample-Rate": str(self.rate)})
 
     async def _json_stage(self, request: Request, stage: str) -> Response:
-        data = wire.upload(await request.body(), request.headers.get("content-type", ""))
-        item = wire.decode_image(data) if stage == "vision" else wire.decode_audio(data)
+        item = await asyncio.to_thread(wire.decoded_upload, await request.body(),
+                                       request.headers.get("content-type", ""), stage)
         try:
             result, size = await self.stages[stage].run.remote(item)
         except Exception as exc:
@@ -157,8 +162,11 @@ class Ingress:
             for stage, handle in self.stages.items()]}
 
 
-def build_app(config: ServeModelsConfig, profile: Any) -> Any:
-    """The bound application: the stage deployments and the ingress in front of them."""
+def build_app(config: ServeModelsConfig, profile: Any,
+              access: ModelServerAccess | None = None) -> Any:
+    """The bound application: the stage deployments and the ingress in front of them
+    (`access`: by default the config's, judged by its host)."""
+    access = access or ModelServerAccess.from_config(config)
     stages: dict[str, Any] = {}
     for stage in config.stages():
         settings = getattr(config, stage)
@@ -173,7 +181,7 @@ def build_app(config: ServeModelsConfig, profile: Any) -> Any:
                 stage, profile, settings.max_batch_size, settings.batch_wait_ms / 1000)
     ingress = Ingress.options(name="voxlive-ingress", num_replicas=1,
                               ray_actor_options={"num_cpus": 0})
-    return ingress.bind(stages, config.speech_rate)
+    return ingress.bind(stages, config.speech_rate, access)
 
 
 def app_builder(args: dict[str, str]) -> Any:
@@ -183,7 +191,9 @@ def app_builder(args: dict[str, str]) -> Any:
 
     config = load_serve_config(args.get("serve_config"))
     models = load_config(args.get("models"))
-    return build_app(config, models.profile(config.profile))
+    # Ray Serve listens where the cluster says (KubeRay: every address of the pod).
+    access = ModelServerAccess.from_config(config, beyond_loopback=True)
+    return build_app(config, models.profile(config.profile), access)
 
 
 def run(config: ServeModelsConfig, profile: Any, address: str | None = None,

@@ -22,6 +22,11 @@ from voxlive.audio.resample import MODEL_RATE, resample_once
 
 MAX_INPUT_CHARS = 4_096  # OpenAI's limit for /v1/audio/speech
 MAX_UPLOAD_BYTES = 25 * 2**20  # ... and for /v1/audio/transcriptions
+MAX_AUDIO_S = 600
+"""The longest upload heard: 25 MB of low-bitrate Opus or mp3 decodes to hours, and one
+request would hold a batch slot of the STT for all of it (a daemon sends <= 30 s)."""
+MAX_IMAGE_PIXELS = 4096 * 4096
+"""The largest image decoded: a 25 MB PNG of one colour can be 3 GB of pixels."""
 SPEECH_FORMATS = ("pcm",)
 
 
@@ -70,11 +75,17 @@ def decode_audio(data: bytes) -> np.ndarray:
                         ) from None
 
 
+def _too_long() -> WireError:
+    return WireError(413, f"audio longer than {MAX_AUDIO_S} s")
+
+
 def _decode_wav(data: bytes) -> np.ndarray:
     with wave.open(io.BytesIO(data)) as wav:
         if wav.getsampwidth() != 2:
             raise WireError(400, "WAV files must be 16-bit PCM")
         rate, channels = wav.getframerate(), wav.getnchannels()
+        if wav.getnframes() > MAX_AUDIO_S * rate:
+            raise _too_long()
         pcm = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
     audio = pcm.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0
     return audio if rate == MODEL_RATE else resample_once(audio, rate, MODEL_RATE)
@@ -83,19 +94,58 @@ def _decode_wav(data: bytes) -> np.ndarray:
 def _decode_av(data: bytes) -> np.ndarray:
     import av
 
-    chunks = []
+    chunks, samples = [], 0
     resampler = av.AudioResampler(format="flt", layout="mono", rate=MODEL_RATE)
     with av.open(io.BytesIO(data)) as container:
         for frame in container.decode(audio=0):
             chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            samples += frame.samples * MODEL_RATE // max(1, frame.sample_rate)
+            if samples > MAX_AUDIO_S * MODEL_RATE:
+                raise _too_long()
     chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+def decoded_upload(body: bytes, content_type: str, stage: str) -> Any:
+    """The `file` field of an emotion (audio) or vision (image) upload, decoded.
+    Blocking (up to about a second for 25 MB): call it from a worker thread."""
+    data = upload(body, content_type)
+    return decode_image(data) if stage == "vision" else decode_audio(data)
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's or a JPEG's header, None for anything else: read
+    before decoding, so that the size is refused before its pixels take memory."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 9 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        length = int.from_bytes(data[at + 2:at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame header
+            return (int.from_bytes(data[at + 7:at + 9], "big"),
+                    int.from_bytes(data[at + 5:at + 7], "big"))
+        at += 2 + length
+    return None
 
 
 def decode_image(data: bytes) -> np.ndarray:
     """An uploaded JPEG/PNG as an HxWx3 uint8 RGB array."""
     import cv2
 
+    size = image_size(data)
+    if size is None:
+        raise WireError(400, "the `file` field is not a JPEG or PNG image")
+    if size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise WireError(413, f"the image is {size[0]}x{size[1]}: at most "
+                        f"{MAX_IMAGE_PIXELS} pixels")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         raise WireError(400, "the `file` field is not an image OpenCV can decode (JPEG, PNG)")
