@@ -12,6 +12,7 @@ import aiohttp
 import numpy as np
 import pytest
 
+from tests.slow_client import answer_to_unfinished_body
 from voxlive.config.limits import ServerLimits
 from voxlive.config.schema import ConfigError
 from voxlive.serving import local_app, wire
@@ -79,12 +80,9 @@ async def test_silent_and_slow_clients_are_cut_off(monkeypatch: pytest.MonkeyPat
         reader, writer = await asyncio.open_connection(host, int(port))  # sends nothing
         assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the deadline
         writer.close()
-        reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                     b"application/json\r\nContent-Length: 1000\r\n\r\n{\"input\": ")
-        answer = await asyncio.wait_for(reader.read(200), 5)  # the rest never comes
+        answer = await answer_to_unfinished_body(url, "/v1/audio/speech", "application/json",
+                                                 b'{"input": ')
         assert answer.startswith(b"HTTP/1.1 408"), answer
-        writer.close()
 
 
 def _wav(seconds: float, rate: int = 8000) -> bytes:

@@ -25,6 +25,9 @@ class ServerLimits(BaseModel):
     max_message_bytes: int = Field(16_384, ge=256)
     messages_per_second: float = Field(20.0, gt=0)  # sustained; bursts of 2 s allowed
     max_json_depth: int = Field(16, ge=2)
+    # a Realtime API WebSocket (voxlive/realtime/guard.py)
+    realtime_events_per_second: float = Field(100.0, gt=0)  # sustained; bursts of 2 s
+    realtime_idle_timeout_s: float = Field(300.0, gt=0)  # no client event: the session ends
     # media
     max_audio_speed: float = Field(1.5, ge=1.0)  # input faster than this x real time is dropped
     max_video_pixels: int = Field(1920 * 1080, ge=64 * 64)

@@ -15,7 +15,6 @@ keys) returns a short-lived, single-use secret a browser sends as its Bearer to
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -25,10 +24,37 @@ from voxlive.realtime.config import SessionConfig
 from voxlive.realtime.events import ProtocolError, new_id, parse_client_event
 from voxlive.realtime.session import RealtimeSession
 from voxlive.realtime.ws import daemon_of, refuse_if_full
+from voxlive.server.guards import parse_json_body
 
 CHANNEL = "oai-events"
-PRESETS = web.AppKey("realtime_presets", dict)
-"""client secret -> the session JSON it was issued with."""
+MAX_PRESETS = 10_000
+
+
+class Presets:
+    """Client secret -> the session JSON it was issued with, until the secret expires:
+    a secret never used, or used for a WebSocket, must not hold its session forever."""
+
+    def __init__(self, clock: Any = time.monotonic):
+        self._clock = clock
+        self._live: dict[str, tuple[float, dict[str, Any]]] = {}  # oldest first
+
+    def put(self, token: str, session: dict[str, Any], ttl_s: float) -> None:
+        now = self._clock()
+        for old in [t for t, (expires, _) in self._live.items() if expires <= now]:
+            del self._live[old]
+        while len(self._live) >= MAX_PRESETS:
+            del self._live[next(iter(self._live))]
+        self._live[token] = (now + ttl_s, session)
+
+    def take(self, token: str | None) -> dict[str, Any] | None:
+        expires, session = self._live.pop(token or "", (0.0, None))
+        return session if expires > self._clock() else None
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+
+PRESETS = web.AppKey("realtime_presets", Presets)
 
 
 def _error(status: int, message: str, code: str = "invalid_request") -> web.Response:
@@ -50,10 +76,12 @@ async def _read_offer(request: web.Request) -> tuple[str, dict[str, Any] | None]
                 sdp = await part.text()
             elif part.name == "session":
                 try:
-                    session = json.loads(await part.text())
+                    session = parse_json_body(await part.text())
                 except ValueError:
                     raise ProtocolError("the 'session' part is not JSON", param="session") \
                         from None
+                if not isinstance(session, dict):
+                    raise ProtocolError("the 'session' part is a JSON object", param="session")
     else:
         sdp = await request.text()
     if not sdp.startswith("v=0"):
@@ -67,13 +95,20 @@ async def realtime_call(request: web.Request) -> web.Response:
     from voxlive.server.auth import authorize_call
 
     refuse_if_full(request)
+    daemon = daemon_of(request)
+    if not daemon.offer_rate.allow(request.remote or "?"):  # as POST /offer
+        return _error(429, f"too many offers from this address (limit "
+                      f"{daemon.limits.offers_per_minute} a minute)", "rate_limit_exceeded")
     try:
-        sdp, session = await _read_offer(request)
+        sdp, session = await asyncio.wait_for(_read_offer(request), daemon.limits.body_timeout_s)
     except ProtocolError as exc:
         return _error(400, exc.message)
+    except TimeoutError:
+        return _error(408, f"the offer did not arrive within {daemon.limits.body_timeout_s:g} s",
+                      "request_timeout")
     if (who := authorize_call(request)).kind == "token":  # a client secret: used up here
-        session = session or request.app[PRESETS].pop(who.token, None)
-    daemon = daemon_of(request)
+        preset = request.app[PRESETS].take(who.token)
+        session = session or preset
     model = request.query.get("model", "voxlive")
     holder: dict[str, RealtimeSession] = {}
 
@@ -123,9 +158,12 @@ async def client_secrets(request: web.Request) -> web.Response:
     who = request.get(PRINCIPAL)
     if policy.required and (who is None or who.kind != "key"):
         return _error(401, "an API key is needed to make client secrets", "invalid_api_key")
+    limit = daemon_of(request).limits.body_timeout_s
     try:
-        body = json.loads(await request.text() or "{}")
-    except ValueError:
+        body = parse_json_body(await asyncio.wait_for(request.text(), limit) or "{}")
+    except TimeoutError:
+        return _error(408, f"the body did not arrive within {limit:g} s", "request_timeout")
+    except (ValueError, UnicodeDecodeError):
         return _error(400, "the body is not JSON")
     session = body.get("session") if isinstance(body, dict) else None
     if session is not None and not isinstance(session, dict):
@@ -137,7 +175,7 @@ async def client_secrets(request: web.Request) -> web.Response:
         return _error(400, exc.message)
     token = policy.tokens.issue()
     if session:
-        request.app[PRESETS][token] = session
+        request.app[PRESETS].put(token, session, policy.tokens.ttl_s)
     expires = int(time.time() + policy.tokens.ttl_s)
     return web.json_response({"value": token, "expires_at": expires,
                               "session": probe.as_json()})

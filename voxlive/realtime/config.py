@@ -16,6 +16,7 @@ from typing import Any
 from voxlive.config import TurnSettings
 from voxlive.realtime.events import ProtocolError
 from voxlive.realtime.formats import AudioFormat, AudioFormatError, parse_format
+from voxlive.realtime.guard import MAX_INSTRUCTIONS_CHARS, MAX_TOOLS_CHARS, check_setting
 
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 
@@ -156,10 +157,12 @@ class SessionConfig:
                                 param="session.type")
         if "instructions" in data:
             new.instructions = _text(data["instructions"], "session.instructions")
+            check_setting(new.instructions, MAX_INSTRUCTIONS_CHARS, "session.instructions")
         modalities = data.get("output_modalities", data.get("modalities"))
         if modalities is not None:
             new.output_modalities = _modalities(modalities)
         if "tools" in data:
+            check_setting(data["tools"], MAX_TOOLS_CHARS, "session.tools")
             new.tools = _tools(data["tools"])
         if "tool_choice" in data:
             new.tool_choice = data["tool_choice"]

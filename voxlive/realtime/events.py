@@ -87,6 +87,8 @@ def parse_client_event(text: str | bytes) -> ClientEvent:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("the event is not JSON", "invalid_json") from None
+    except RecursionError:  # thousands of nested brackets: refused, the session goes on
+        raise ProtocolError("the event's JSON is nested too deep", "invalid_json") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("an event is a JSON object with a string 'type'",
                             "invalid_event", "type")

@@ -34,6 +34,10 @@ class AudioFormat:
     def rate(self) -> int:
         return RATES[self.type]
 
+    def seconds(self, size: int) -> float:
+        """How long `size` bytes of this audio play (pcm16: two bytes a sample)."""
+        return size / (self.rate * (2 if self.type == "audio/pcm" else 1))
+
     def as_json(self) -> dict[str, object]:
         return {"type": self.type, "rate": self.rate} if self.type == "audio/pcm" \
             else {"type": self.type}

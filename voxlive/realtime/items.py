@@ -13,6 +13,7 @@ import copy
 from typing import Any
 
 from voxlive.realtime.events import ProtocolError, new_id
+from voxlive.realtime.guard import check_room, size_of
 
 TEXT_PARTS = ("input_text", "text", "output_text")
 AUDIO_PARTS = ("input_audio", "audio", "output_audio")
@@ -70,6 +71,15 @@ def check_item(item: Any) -> dict[str, Any]:
 class Items:
     def __init__(self) -> None:
         self._items: list[dict[str, Any]] = []
+        self._sizes: dict[str, int] = {}  # item id -> characters when added (guard.py)
+
+    @property
+    def chars(self) -> int:
+        return sum(self._sizes.values())
+
+    def check_room(self, item: dict[str, Any]) -> None:
+        """ProtocolError unless the client may add `item` (voxlive/realtime/guard.py)."""
+        check_room(len(self._items), self.chars, item)
 
     def __iter__(self):  # noqa: ANN204 - a plain iterator over the items
         return iter(self._items)
@@ -80,24 +90,24 @@ class Items:
     def add(self, item: dict[str, Any], previous_item_id: str | None = None) -> str | None:
         """Insert after `previous_item_id` (at the end when None; "root": at the start);
         returns the id of the item before it."""
-        if any(i["id"] == item["id"] for i in self._items):
+        if item["id"] in self._sizes:
             raise ProtocolError(f"an item with id {item['id']!r} exists", param="item.id")
         if previous_item_id is None:
-            before = self.last_id()
-            self._items.append(item)
-            return before
-        if previous_item_id == "root":
-            self._items.insert(0, item)
-            return None
-        index = self._index(previous_item_id, "previous_item_id")
-        self._items.insert(index + 1, item)
-        return previous_item_id
+            index, before = len(self._items), self.last_id()
+        elif previous_item_id == "root":
+            index, before = 0, None
+        else:
+            index, before = self._index(previous_item_id, "previous_item_id") + 1, previous_item_id
+        self._items.insert(index, item)
+        self._sizes[item["id"]] = size_of(item)
+        return before
 
     def get(self, item_id: Any, param: str = "item_id") -> dict[str, Any]:
         return self._items[self._index(item_id, param)]
 
     def delete(self, item_id: Any) -> None:
         del self._items[self._index(item_id, "item_id")]
+        self._sizes.pop(item_id, None)
 
     def _index(self, item_id: Any, param: str) -> int:
         for index, item in enumerate(self._items):

@@ -29,6 +29,7 @@ from voxlive.realtime.formats import (
     OutputEncoder,
     decode_base64,
 )
+from voxlive.realtime.guard import MAX_PENDING_TRANSCRIPTIONS, ClientGuard
 from voxlive.realtime.items import Items, check_item, item_text, message_item
 from voxlive.realtime.turn_responses import TurnResponses
 from voxlive.session import CallSession
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 MIN_COMMIT_S = 0.1
 """The API refuses to commit less than 100 ms of audio."""
+INLINE_DECODE_S = 1.0
+"""Client audio longer than this is decoded in a worker thread: a 15 MB append takes
+about 200 ms to decode and resample, on the loop every call shares."""
 
 
 class RealtimeSession:
@@ -49,6 +53,9 @@ class RealtimeSession:
         self._observe = observe  # voxlive's own events, for the daemon's metrics
         self.models = models
         self.base_turn = config.turn
+        # A recorded turn may come in one event; more, or faster, is refused (guard.py).
+        self.longest_audio_s = config.turn.max_utterance_s
+        self.guard = ClientGuard(config.server.limits, self.longest_audio_s)
         self.max_history = config.assistant.max_history_messages
         self.call = CallSession(models, config, vad_threshold, self._on_call_event, call_id)
         self.call.prompt = self._prompt
@@ -131,9 +138,24 @@ class RealtimeSession:
         self.call.tools = chat_tools(tools) if supports else []
 
     async def _on_input_audio_buffer_append(self, event: ClientEvent) -> None:
-        samples = self._decoder.decode(decode_base64(event.field("audio", str)))
+        samples = await self._decoded(self._decoder, event.field("audio", str))
         if len(samples):
             await self.call.feed(samples)
+
+    async def _decoded(self, decoder: InputDecoder, text: Any) -> Any:
+        """Client audio (base64) as 16 kHz samples; its length, judged from its size
+        before any decoding, admitted by the guard."""
+        if not isinstance(text, str):
+            decode_base64(text)  # raises the format's error
+        seconds = decoder.format.seconds(len(text) * 3 // 4)
+        if seconds > self.longest_audio_s:
+            raise ProtocolError(f"{seconds:.0f} s of audio in one event; at most "
+                                f"{self.longest_audio_s:g} s (a turn's longest)",
+                                "audio_too_long", "audio")
+        self.guard.admit_audio(seconds)
+        if seconds <= INLINE_DECODE_S:
+            return decoder.decode(decode_base64(text))
+        return await asyncio.to_thread(lambda: decoder.decode(decode_base64(text)))
 
     def _stream_s(self) -> float:
         return self.call.input.audio.total / MODEL_RATE
@@ -185,10 +207,14 @@ class RealtimeSession:
         audio = None
         for part in item.get("content") or []:
             if part.get("type") == "input_audio" and part.get("audio"):
-                pcm = InputDecoder(self.settings.input_format).decode(
-                    decode_base64(part.pop("audio")))
+                if len(self._transcribing) >= MAX_PENDING_TRANSCRIPTIONS:
+                    raise ProtocolError(f"{MAX_PENDING_TRANSCRIPTIONS} audio items are being "
+                                        "transcribed; send this one when they are done",
+                                        "rate_limit_exceeded")
+                audio = await self._decoded(InputDecoder(self.settings.input_format),
+                                            part.pop("audio"))
                 part.setdefault("transcript", None)
-                audio = pcm
+        self.items.check_room(item)
         previous = self.items.add(item, previous_id)
         self.send({"type": "conversation.item.added", "previous_item_id": previous,
                    "item": item})

@@ -18,8 +18,9 @@ import json
 import logging
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
+from voxlive.config.limits import ServerLimits
 from voxlive.realtime.events import (
     MAX_EVENT_BYTES,
     ProtocolError,
@@ -27,6 +28,7 @@ from voxlive.realtime.events import (
     parse_client_event,
     stamp,
 )
+from voxlive.realtime.guard import MAX_QUEUED_BYTES
 from voxlive.realtime.session import RealtimeSession
 from voxlive.server.auth import authorize_call
 from voxlive.transports.webrtc import FramePacer
@@ -36,18 +38,25 @@ log = logging.getLogger(__name__)
 SUBPROTOCOLS = ("realtime",)
 SESSIONS = web.AppKey("realtime_sessions", set)
 MAX_QUEUED_EVENTS = 10_000
-"""Server events waiting for a client that does not read: past this, it is dropped."""
+"""Server events waiting for a client that does not read: past this (or past
+`MAX_QUEUED_BYTES` of them, voxlive/realtime/guard.py), the next is dropped."""
+HEARTBEAT_S = 30.0
+"""A ping this often; a peer that does not answer within half of it is gone."""
 
 
 def daemon_of(request: web.Request) -> Any:
+    return daemon_of_app(request.app)
+
+
+def daemon_of_app(app: web.Application) -> Any:
     from voxlive.server.app import DAEMON
 
-    return request.app[DAEMON]
+    return app[DAEMON]
 
 
 def refuse_if_full(request: web.Request) -> None:
     daemon = daemon_of(request)
-    if len(daemon.calls) + len(request.app[SESSIONS]) >= daemon.config.server.max_calls:
+    if daemon.live_calls() >= daemon.config.server.max_calls:
         raise web.HTTPServiceUnavailable(
             text=json.dumps({"error": {"type": "server_error", "code": "too_many_sessions",
                                        "message": "too many calls; try again later"}}),
@@ -67,13 +76,12 @@ async def realtime_socket(request: web.Request) -> web.StreamResponse:
     daemon = daemon_of(request)
     beta = is_beta(request)
     ws = web.WebSocketResponse(protocols=SUBPROTOCOLS, max_msg_size=MAX_EVENT_BYTES,
-                               compress=False)
+                               compress=False, heartbeat=HEARTBEAT_S)
     await ws.prepare(request)
-    outbox: asyncio.Queue[str | None] = asyncio.Queue()
+    outbox = Outbox()
 
     def send(event: dict[str, Any]) -> None:
-        if outbox.qsize() < MAX_QUEUED_EVENTS:
-            outbox.put_nowait(stamp(event, beta))
+        outbox.put(stamp(event, beta))
 
     session = RealtimeSession(daemon.models, daemon.config, daemon.vad_threshold, send,
                               model=request.query.get("model", "voxlive"),
@@ -83,28 +91,78 @@ async def realtime_socket(request: web.Request) -> web.StreamResponse:
     writer = loop.create_task(_write(ws, outbox))
     pump = loop.create_task(pump_audio(session))
     session.start()
+    ended: str | None = None  # why the daemon ends the session, if it does
     try:
-        async for message in ws:
-            if message.type == WSMsgType.TEXT:
-                try:
-                    event = parse_client_event(message.data)
-                except ProtocolError as exc:
-                    session.error(exc)
-                    continue
-                await session.handle(event)
-            elif message.type == WSMsgType.BINARY:
-                session.error(ProtocolError("events are JSON text frames, not binary",
-                                            "invalid_event"))
-            elif message.type == WSMsgType.ERROR:
-                break
+        ended = await _receive(ws, session, daemon.limits)
     finally:
         request.app[SESSIONS].discard(ws)
         pump.cancel()
         await session.close()
-        outbox.put_nowait(None)
+        outbox.close()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(writer, 2)
+        if ended is not None and not ws.closed:
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=ended.encode()[:120])
     return ws
+
+
+async def _receive(ws: web.WebSocketResponse, session: RealtimeSession,
+                   limits: ServerLimits) -> str | None:
+    """Hand the client's events to the session until the client leaves (None), or it
+    has sent nothing for `realtime_idle_timeout_s` or the session has run `max_call_s`
+    (the reason, also sent as an `error` event)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.max_call_s
+    while True:
+        left = deadline - loop.time()
+        try:
+            message = await ws.receive(timeout=max(0.0, min(limits.realtime_idle_timeout_s, left)))
+        except TimeoutError:
+            over = loop.time() >= deadline
+            reason = (f"the session ran {limits.max_call_s:g} s, the longest allowed" if over
+                      else f"no event from the client for {limits.realtime_idle_timeout_s:g} s")
+            session.error(ProtocolError(reason, "session_expired"))
+            return reason
+        if message.type == WSMsgType.TEXT:
+            try:
+                session.guard.admit_event()
+                event = parse_client_event(message.data)
+            except ProtocolError as exc:
+                session.error(exc)
+                continue
+            await session.handle(event)
+        elif message.type == WSMsgType.BINARY:
+            session.error(ProtocolError("events are JSON text frames, not binary",
+                                        "invalid_event"))
+        elif message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                              WSMsgType.ERROR):
+            return None
+
+
+class Outbox:
+    """Server events for the writer; bounded in count and in bytes, so a client that
+    sends and never reads cannot fill the daemon's memory."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.bytes = 0
+        self.dropped = 0
+
+    def put(self, text: str) -> None:
+        if self.queue.qsize() >= MAX_QUEUED_EVENTS or self.bytes + len(text) > MAX_QUEUED_BYTES:
+            self.dropped += 1
+            return
+        self.bytes += len(text)
+        self.queue.put_nowait(text)
+
+    def close(self) -> None:
+        self.queue.put_nowait(None)
+
+    async def get(self) -> str | None:
+        text = await self.queue.get()
+        if text is not None:
+            self.bytes -= len(text)
+        return text
 
 
 async def pump_audio(session: RealtimeSession) -> None:
@@ -120,7 +178,7 @@ async def pump_audio(session: RealtimeSession) -> None:
         session.send_frame(frame, core.speaking if core.speaking is not None else before)
 
 
-async def _write(ws: web.WebSocketResponse, outbox: asyncio.Queue[str | None]) -> None:
+async def _write(ws: web.WebSocketResponse, outbox: Outbox) -> None:
     while (text := await outbox.get()) is not None:
         if ws.closed:
             return
@@ -138,10 +196,10 @@ async def close_sessions(app: web.Application) -> None:
 
 def add_realtime_routes(app: web.Application) -> None:
     """The Realtime API's routes on the daemon's app (build_app calls this)."""
-    from voxlive.realtime.calls import PRESETS, client_secrets, realtime_call
+    from voxlive.realtime.calls import PRESETS, Presets, client_secrets, realtime_call
 
-    app[SESSIONS] = set()
-    app[PRESETS] = {}
+    app[SESSIONS] = daemon_of_app(app).sockets  # counted in the daemon's live calls
+    app[PRESETS] = Presets()
     app.router.add_get("/v1/realtime", realtime_socket)
     app.router.add_post("/v1/realtime/calls", realtime_call)
     app.router.add_post("/v1/realtime/client_secrets", client_secrets)

@@ -99,6 +99,7 @@ class Daemon:
         self.kiosk = kiosk
         self.owns_models = owns_models  # close them on shutdown (others may share them)
         self.calls: dict[str, Call] = {}
+        self.sockets: set[Any] = set()  # Realtime API WebSocket sessions: slots too
         self.metrics = Metrics()
         self.vad_threshold = config.profile(profile_name).vad.threshold
         server = config.server
@@ -112,8 +113,9 @@ class Daemon:
         harden_data_channels()
 
     def live_calls(self) -> int:
-        """Calls holding a slot: ended ones never count (they are being torn down)."""
-        return sum(1 for call in self.calls.values() if call.ended is None)
+        """Calls holding a slot: ended ones never count (they are being torn down); a
+        Realtime WebSocket session holds one as a WebRTC call does."""
+        return len(self.sockets) + sum(1 for call in self.calls.values() if call.ended is None)
 
     def stuck_calls(self) -> int:
         """Calls still not connected well past their deadline: the watchdog failed."""

@@ -27,7 +27,7 @@ from aiortc import rtcsctptransport
 from aiortc.mediastreams import MediaStreamError
 
 from voxlive.config.limits import ServerLimits
-from voxlive.server.guards import LogLimiter, json_depth_exceeds
+from voxlive.server.guards import LogLimiter, TokenBucket, json_depth_exceeds
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,7 @@ class GuardedTrack:
         self.kind = track.kind
         self.limits = limits
         self.clock = clock
-        self._budget = AUDIO_BURST_S  # seconds of audio that may arrive now
-        self._refilled = time.monotonic()
+        self._audio = TokenBucket(AUDIO_BURST_S, limits.max_audio_speed)  # seconds of audio
         self._last_video = 0.0
 
     async def recv(self) -> Any:
@@ -67,7 +66,7 @@ class GuardedTrack:
             t = time.monotonic()
             if self.kind == "audio":
                 self.clock.last_audio = t
-                if self._take_audio(frame, t):
+                if self._take_audio(frame):
                     return frame
                 self.clock.audio_dropped += 1
             elif self._keep_video(frame, t):
@@ -75,16 +74,9 @@ class GuardedTrack:
             else:
                 self.clock.video_dropped += 1
 
-    def _take_audio(self, frame: Any, t: float) -> bool:
+    def _take_audio(self, frame: Any) -> bool:
         rate = getattr(frame, "sample_rate", 0) or 48_000
-        duration = frame.samples / rate
-        self._budget = min(AUDIO_BURST_S, self._budget
-                           + (t - self._refilled) * self.limits.max_audio_speed)
-        self._refilled = t
-        if duration > self._budget:
-            return False
-        self._budget -= duration
-        return True
+        return self._audio.take(frame.samples / rate)
 
     def _keep_video(self, frame: Any, t: float) -> bool:
         if frame.width * frame.height > self.limits.max_video_pixels:
@@ -133,15 +125,14 @@ class EventsGuard:
     def __init__(self, limits: ServerLimits, clock: Callable[[], float] = time.monotonic):
         self.limits = limits
         self._clock = clock
-        self._burst = 2 * limits.messages_per_second
-        self._tokens = self._burst
-        self._refilled = clock()
+        self._messages = TokenBucket(2 * limits.messages_per_second,
+                                     limits.messages_per_second, clock)
         self._last_rate_error = -1e9
         self.dropped = 0
 
     def check(self, message: str | bytes) -> tuple[str | None, str | None]:
         """(text for the session, None) or (None, error to send back, or None: silent drop)."""
-        if not self._take():
+        if not self._messages.take():
             self.dropped += 1
             t = self._clock()
             if t - self._last_rate_error < 1.0:
@@ -162,15 +153,6 @@ class EventsGuard:
             return None, f"JSON nested deeper than {self.limits.max_json_depth} levels"
         return message, None
 
-    def _take(self) -> bool:
-        t = self._clock()
-        self._tokens = min(self._burst, self._tokens
-                           + (t - self._refilled) * self.limits.messages_per_second)
-        self._refilled = t
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
 
 
 async def pump_guarded(pump: Callable[[Any], Awaitable[None]], track: GuardedTrack,

@@ -57,6 +57,29 @@ def check_offer_sdp(sdp: str, limits: ServerLimits) -> None:
                                f"are not supported; use one of {', '.join(sorted(known))}")
 
 
+class TokenBucket:
+    """`capacity` to start with, refilled at `per_s` a second up to it: what a client may
+    send at once, and on average (audio seconds, messages)."""
+
+    def __init__(self, capacity: float, per_s: float,
+                 clock: Callable[[], float] = time.monotonic):
+        self.capacity = capacity
+        self.per_s = per_s
+        self._clock = clock
+        self._tokens = capacity
+        self._refilled = clock()
+
+    def take(self, amount: float = 1.0) -> bool:
+        """Spend `amount` if there is that much now; False (nothing spent) if not."""
+        t = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (t - self._refilled) * self.per_s)
+        self._refilled = t
+        if amount > self._tokens:
+            return False
+        self._tokens -= amount
+        return True
+
+
 class RateLimiter:
     """A token bucket per key (a client address): `rate` per `per_s`, bursts of `rate`."""
 
