@@ -336,3 +336,31 @@ async def test_a_server_that_accepts_but_never_answers_times_out_after_one_retry
     assert "(tried twice)" in caught.value.message
     assert connections == 2
     assert elapsed < 1.5
+
+
+async def test_a_reply_longer_than_max_tokens_allows_is_cut_as_malformed():
+    """A server that ignores max_tokens (or trickles chunks to keep the deadline alive)
+    cannot hold the call's reply forever."""
+    chunk = b'data: {"choices": [{"delta": {"content": "la "}}]}\n\n'
+    async with VllmDouble(raw_stream=chunk * 40 + b"data: [DONE]\n\n") as server:
+        llm = make_llm(server.base_url, max_tokens=2)  # room for 4 x 2 + 16 chunks
+        pieces: list[str] = []
+        try:
+            with pytest.raises(BackendError, match="over 24 chunks for at most 2 tokens"):
+                async for piece in llm.stream(MESSAGES):
+                    pieces.append(piece)
+        finally:
+            await llm.aclose()
+    assert len(pieces) == 24
+
+
+async def test_a_tool_call_too_large_is_malformed():
+    piece = ('data: {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c", '
+             '"function": {"name": "look", "arguments": "' + "x" * 40_000 + '"}}]}}]}\n\n')
+    async with VllmDouble(raw_stream=piece.encode() * 2 + b"data: [DONE]\n\n") as server:
+        llm = make_llm(server.base_url)
+        try:
+            with pytest.raises(BackendError, match="characters in one"):
+                await collect(llm)
+        finally:
+            await llm.aclose()

@@ -18,6 +18,11 @@ its consumer closes the stream before its end, which drops the connection: vLLM 
 disconnect and aborts generation. A stream that ends without a chunk saying why it
 finished (`finish_reason`) was cut short. Every failure is raised as
 `BackendError("llm", message)` with a message for the user.
+
+What one reply may hold is bounded too, whatever the server does: a chunk comes per token,
+so a stream of more than `MAX_CHUNKS_PER_TOKEN` x `max_tokens` chunks (a server that
+ignores `max_tokens`, or trickles tool-call pieces that reset the chunk deadline), more
+than `MAX_TOOL_CALLS` tool calls or a call over `MAX_TOOL_CALL_CHARS` is malformed.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ from voxlive.backends.registry import Backend, Strict
 STAGE = "llm"
 RETRY_DELAY_S = 0.2
 MIN_READ_TIMEOUT_S = 30.0
+MAX_CHUNKS_PER_TOKEN = 4
+"""vLLM sends one chunk a token (with usage, a few more); four is room, not a loophole."""
+MAX_TOOL_CALLS = 16
+MAX_TOOL_CALL_CHARS = 64 * 1024
 
 
 class OpenAILlm(Strict):
@@ -69,6 +78,7 @@ class _Reply:
     calls: dict[int, dict[str, str]] = field(default_factory=dict)
     finished: bool = False  # a chunk gave its finish_reason
     usage: dict[str, Any] | None = None
+    chunks: int = 0
 
     def tool_calls(self) -> list[ToolCall]:
         return [ToolCall(c["name"], c["arguments"] or "{}", c["id"])
@@ -280,6 +290,10 @@ class OpenAIChatLLM:
         gathers tool-call pieces."""
         if not isinstance(chunk, dict):
             raise self._malformed(f"a chunk is not a JSON object: {_excerpt(chunk)}")
+        reply.chunks += 1
+        if reply.chunks > MAX_CHUNKS_PER_TOKEN * self.config.max_tokens + 16:
+            raise self._malformed(f"over {reply.chunks - 1} chunks for at most "
+                                  f"{self.config.max_tokens} tokens (llm.max_tokens)")
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             reply.usage = self.last_usage = usage
@@ -299,6 +313,10 @@ class OpenAIChatLLM:
                 function = piece.get("function") or {}
                 call["name"] += function.get("name") or ""
                 call["arguments"] += function.get("arguments") or ""
+                if len(reply.calls) > MAX_TOOL_CALLS or \
+                        len(call["name"]) + len(call["arguments"]) > MAX_TOOL_CALL_CHARS:
+                    raise self._malformed(f"over {MAX_TOOL_CALLS} tool calls or "
+                                          f"{MAX_TOOL_CALL_CHARS} characters in one")
         except (AttributeError, IndexError, KeyError, TypeError, ValueError):
             raise self._malformed(f"unexpected chunk shape: {_excerpt(chunk)}") from None
         if content is not None and not isinstance(content, str):

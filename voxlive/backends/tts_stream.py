@@ -10,7 +10,8 @@ sentence.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import numpy as np
 
@@ -28,6 +29,21 @@ def speech_chunks(tts: TextToSpeech, text: str,
                              failure="speech synthesis failed", name="tts")
 
 
+def call_rate_chunks(tts: TextToSpeech, text: str,
+                     style: str = "default") -> AsyncIterator[np.ndarray]:
+    """`speech_chunks` as the call's output takes them, int16 at CALL_RATE, the resampler's
+    tail last; resampled in the worker thread (about a millisecond a second of speech,
+    which on the event loop would be every call's)."""
+    def made(stop: threading.Event) -> Iterator[np.ndarray]:
+        resampler = Resampler(CALL_RATE)
+        for chunk in tts.synthesize(text, style, stop):
+            if len(chunk):
+                yield to_int16(resampler.process(chunk, tts.sample_rate))
+        yield to_int16(resampler.flush())
+
+    return iterate_in_thread(made, stage="tts", failure="speech synthesis failed", name="tts")
+
+
 async def speak_into(output: AudioOutput, tts: TextToSpeech, playback: Playback, sentence: str,
                      style: str = "default",
                      on_first_audio: Callable[[], None] | None = None) -> bool:
@@ -36,14 +52,11 @@ async def speak_into(output: AudioOutput, tts: TextToSpeech, playback: Playback,
 
     Cancelled midway (a barge-in), the sentence is closed with what it has, so the
     output never waits for a chunk that will not come."""
-    resampler = Resampler(CALL_RATE)
     pushed = False
-    tail = np.zeros(0, np.int16)
     try:
-        async for chunk in speech_chunks(tts, sentence, style):
-            if not len(chunk):
+        async for samples in call_rate_chunks(tts, sentence, style):
+            if not len(samples):
                 continue
-            samples = to_int16(resampler.process(chunk, tts.sample_rate))
             if pushed:
                 output.extend(playback, samples)
                 continue
@@ -51,8 +64,7 @@ async def speak_into(output: AudioOutput, tts: TextToSpeech, playback: Playback,
                 on_first_audio()
             output.push(playback, samples, sentence, complete=False)
             pushed = True
-        tail = to_int16(resampler.flush())
     finally:
         if pushed:
-            output.extend(playback, tail, complete=True)
+            output.extend(playback, np.zeros(0, np.int16), complete=True)
     return pushed
