@@ -17,7 +17,7 @@ import numpy as np
 
 from voxlive.audio.output import AudioOutput, Playback
 from voxlive.audio.resample import CALL_RATE, Resampler, to_int16
-from voxlive.backends.base import TextToSpeech
+from voxlive.backends.base import BackendError, TextToSpeech
 from voxlive.backends.threaded import iterate_in_thread
 
 
@@ -29,6 +29,11 @@ def speech_chunks(tts: TextToSpeech, text: str,
                              failure="speech synthesis failed", name="tts")
 
 
+MAX_SENTENCE_S = 60
+"""Speech for one sentence (at most 160 characters, about 12 s): a TTS, or a remote TTS
+server, that goes on past this is broken, and the call's memory must not pay for it."""
+
+
 def call_rate_chunks(tts: TextToSpeech, text: str,
                      style: str = "default") -> AsyncIterator[np.ndarray]:
     """`speech_chunks` as the call's output takes them, int16 at CALL_RATE, the resampler's
@@ -36,8 +41,13 @@ def call_rate_chunks(tts: TextToSpeech, text: str,
     which on the event loop would be every call's)."""
     def made(stop: threading.Event) -> Iterator[np.ndarray]:
         resampler = Resampler(CALL_RATE)
+        made_s = 0.0
         for chunk in tts.synthesize(text, style, stop):
             if len(chunk):
+                made_s += len(chunk) / tts.sample_rate
+                if made_s > MAX_SENTENCE_S:
+                    raise BackendError("tts", f"over {MAX_SENTENCE_S} s of speech for one "
+                                       f"sentence of {len(text)} characters: the TTS runs on")
                 yield to_int16(resampler.process(chunk, tts.sample_rate))
         yield to_int16(resampler.flush())
 
