@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import av
@@ -17,7 +18,14 @@ from aiohttp import web
 
 from voxlive.audio.resample import Resampler
 from voxlive.config.limits import ServerLimits
-from voxlive.server.call_guard import CallClock, EventsGuard, GuardedTrack, watch_reason
+from voxlive.server.call_guard import (
+    MAX_MISORDERED_CHUNKS,
+    CallClock,
+    EventsGuard,
+    GuardedTrack,
+    harden_data_channels,
+    watch_reason,
+)
 from voxlive.server.connections import GUARDS, guard_middleware, install
 from voxlive.server.guards import (
     OfferRefused,
@@ -245,3 +253,63 @@ async def test_every_error_answers_json() -> None:
                 assert "error" in body and "Traceback" not in body["error"]
         async with http.post(f"{url}/healthz") as r:
             assert r.status == 405 and r.content_type == "application/json"
+
+
+def _sctp_receiver() -> Any:
+    """aiortc's SCTP transport, as far as receiving DATA chunks goes (no DTLS under it)."""
+    from aiortc.rtcsctptransport import RTCSctpTransport
+
+    sctp = RTCSctpTransport.__new__(RTCSctpTransport)
+    sctp._sack_needed = False
+    sctp._last_received_tsn = 0
+    sctp._sack_misordered = set()
+    sctp._sack_duplicates = []
+    sctp._inbound_streams = {}
+    sctp._advertised_rwnd = 1024 * 1024
+    sctp._reconfig_deferred = None
+    sctp.delivered = []
+
+    async def receive(stream_id: int, pp_id: int, data: bytes) -> None:
+        sctp.delivered.append(data)
+
+    sctp._receive = receive
+    return sctp
+
+
+def _data_chunk(tsn: int, seq: int, flags: int, data: bytes) -> Any:
+    from aiortc.rtcsctptransport import WEBRTC_STRING, DataChunk
+
+    chunk = DataChunk(flags=flags)
+    chunk.tsn, chunk.stream_id, chunk.stream_seq, chunk.protocol = tsn, 1, seq, WEBRTC_STRING
+    chunk.user_data = data
+    return chunk
+
+
+async def test_data_channel_fragments_past_the_receive_window_are_not_held() -> None:
+    """A peer that sends first fragments and never the last held the daemon's memory at
+    line rate (aiortc advertised a window and never enforced it)."""
+    from aiortc.rtcsctptransport import SCTP_DATA_FIRST_FRAG, SCTP_DATA_LAST_FRAG
+
+    harden_data_channels()
+    sctp = _sctp_receiver()
+    piece = b"x" * 1200
+    for tsn in range(1, 3001):  # 3.6 MB of one message that never ends
+        await sctp._receive_data_chunk(_data_chunk(
+            tsn, 0, SCTP_DATA_FIRST_FRAG if tsn == 1 else 0, piece))
+    held = sum(len(c.user_data) for c in sctp._inbound_streams[1].reassembly)
+    assert held <= 1024 * 1024 and sctp._advertised_rwnd >= 0
+    # past a gap (TSN 3001 never comes), held chunks are capped in number too
+    sctp = _sctp_receiver()
+    await sctp._receive_data_chunk(_data_chunk(1, 0, SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG,
+                                               b'{"type": "ping"}'))
+    for tsn in range(3, 10_003):
+        await sctp._receive_data_chunk(_data_chunk(
+            tsn, tsn, SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG, b"{}"))
+    assert len(sctp._sack_misordered) <= MAX_MISORDERED_CHUNKS
+    assert sctp.delivered == [b'{"type": "ping"}']
+    # a well-behaved peer: whole messages in order are all delivered
+    sctp = _sctp_receiver()
+    for tsn in range(1, 2001):
+        await sctp._receive_data_chunk(_data_chunk(
+            tsn, tsn - 1, SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG, b"m" * 1000))
+    assert len(sctp.delivered) == 2000 and sctp._advertised_rwnd == 1024 * 1024

@@ -189,6 +189,29 @@ async def _tolerant_receive(self: Any, stream_id: int, pp_id: int, data: bytes) 
             log.warning("ignored a malformed data channel message: %s", type(exc).__name__)
 
 
+_original_data_chunk = rtcsctptransport.RTCSctpTransport._receive_data_chunk
+MAX_MISORDERED_CHUNKS = 4096
+"""DATA chunks held past a gap in the peer's sequence (each a number in a set): a peer
+that never fills the gap must not grow the set with every chunk it sends."""
+
+
+async def _windowed_data_chunk(self: Any, chunk: Any) -> None:
+    """aiortc tells the peer a receive window (1 MiB) and counts the bytes it holds for
+    reassembly against it, but never holds the peer to it: a caller that sends first
+    fragments and never the last grew the daemon's memory at line rate for the whole
+    call. A chunk past the window, or past `MAX_MISORDERED_CHUNKS` held after a gap, is
+    dropped unacknowledged, as SCTP allows (RFC 9260 6.2): a peer that keeps to the
+    window sends it again once there is room, and messages are at most 16 KiB here."""
+    if (len(chunk.user_data) > self._advertised_rwnd
+            or len(self._sack_misordered) >= MAX_MISORDERED_CHUNKS):
+        if _SCTP_ERRORS.should_log("window"):
+            log.warning("dropped data channel chunks past the receive window")
+        return
+    await _original_data_chunk(self, chunk)
+
+
 def harden_data_channels() -> None:
-    """Install `_tolerant_receive` (per process, like the ICE policy; idempotent)."""
+    """Install `_tolerant_receive` and `_windowed_data_chunk` (per process, like the ICE
+    policy; idempotent)."""
     rtcsctptransport.RTCSctpTransport._data_channel_receive = _tolerant_receive
+    rtcsctptransport.RTCSctpTransport._receive_data_chunk = _windowed_data_chunk
