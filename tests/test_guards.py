@@ -313,3 +313,44 @@ async def test_data_channel_fragments_past_the_receive_window_are_not_held() -> 
         await sctp._receive_data_chunk(_data_chunk(
             tsn, tsn - 1, SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG, b"m" * 1000))
     assert len(sctp.delivered) == 2000 and sctp._advertised_rwnd == 1024 * 1024
+
+
+def test_beyond_loopback_a_peer_s_check_sources_are_policed() -> None:
+    """An authenticated check from a new source becomes a candidate the daemon sends
+    checks to: only sources `may_contact` allows, and at most MAX_REMOTE_CANDIDATES of
+    them per connection; unauthenticated checks are answered with an error and do not
+    use up the allowance."""
+    import aioice.ice
+    from aioice import stun
+
+    from voxlive.server.ice import MAX_REMOTE_CANDIDATES, _policed_request_received
+
+    connection = aioice.ice.Connection(ice_controlling=True)
+    connection.remote_username, connection.remote_password = "peer", "peer-password-0123456789"
+    sent: list[tuple[int, tuple[str, int]]] = []
+
+    class Recorder:
+        def send_stun(self, message: Any, addr: tuple[str, int]) -> None:
+            sent.append((message.message_class, addr))
+
+    def check(addr: tuple[str, int], password: str) -> None:
+        request = stun.Message(message_method=stun.Method.BINDING,
+                               message_class=stun.Class.REQUEST)
+        request.attributes["USERNAME"] = f"{connection.local_username}:peer"
+        request.attributes["ICE-CONTROLLED"] = 1
+        request.add_message_integrity(password.encode())
+        _policed_request_received(connection, request, addr, Recorder())
+
+    check(("198.51.100.7", 53), connection.local_password)  # a DNS port: ignored
+    check(("127.0.0.1", 40000), connection.local_password)  # this host's loopback: ignored
+    assert sent == []
+    for n in range(30):  # unauthenticated, from many sources: errors, nothing learnt
+        check((f"198.51.100.{n}", 40000), "wrong-password-0123456789")
+    assert {kind for kind, _ in sent} == {stun.Class.ERROR}
+    sent.clear()
+    for n in range(MAX_REMOTE_CANDIDATES + 8):
+        check((f"203.0.113.{n}", 40000), connection.local_password)
+    answered = {addr for kind, addr in sent if kind == stun.Class.RESPONSE}
+    assert len(answered) == MAX_REMOTE_CANDIDATES
+    check(("203.0.113.0", 40000), connection.local_password)  # a known source: still answered
+    assert sent[-1] == (stun.Class.RESPONSE, ("203.0.113.0", 40000))

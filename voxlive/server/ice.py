@@ -6,7 +6,8 @@ only the STUN/TURN servers the config names, and when it listens on a loopback
 address it offers loopback candidates only and ignores remote candidates that are
 not loopback (in the offer, and as the source of connectivity checks), so a local
 call sends packets to loopback addresses only. Beyond loopback (--host 0.0.0.0) it
-still drops the remote candidates no call needs (`may_contact`) and caps their number.
+still drops the remote candidates no call needs (`may_contact`) and caps their number,
+in the offer and among the sources of the peer's checks.
 """
 
 from __future__ import annotations
@@ -39,6 +40,28 @@ def _loopback_request_received(self, message, addr, protocol):  # noqa: ANN001, 
     return _original_request_received(self, message, addr, protocol)
 
 
+def _policed_request_received(self, message, addr, protocol):  # noqa: ANN001, ANN202
+    """Beyond loopback: ignore a check from a source `may_contact` refuses, and learn at
+    most `MAX_REMOTE_CANDIDATES` sources per connection.
+
+    An authenticated check from a new source makes it a (peer-reflexive) candidate that
+    the daemon then sends checks to, for the whole call: without this, whoever holds
+    the answer's ICE password (the caller) could aim those checks at privileged ports or
+    at any number of addresses, past the filter on the offer's candidates. Checks that
+    fail authentication are answered with an error as before and learn nothing, so
+    they cannot use up the allowance of the real peer.
+    """
+    if not may_contact(addr[0], addr[1]):
+        return None
+    learned = self.__dict__.setdefault("_voxlive_sources", set())
+    if addr not in learned and "MESSAGE-INTEGRITY" in message.attributes and \
+            message.check_message_integrity(self.local_password.encode("utf8")):
+        if len(learned) >= MAX_REMOTE_CANDIDATES:
+            return None
+        learned.add(addr)
+    return _original_request_received(self, message, addr, protocol)
+
+
 def rtc_configuration(servers: list[IceServer]) -> RTCConfiguration:
     """An explicit (possibly empty) server list, so aiortc adds no default STUN server."""
     return RTCConfiguration(
@@ -57,7 +80,7 @@ def apply_host_policy(host: str) -> None:
     """
     if not is_loopback(host):
         aioice.ice.get_host_addresses = _original_get_host_addresses
-        aioice.ice.Connection.request_received = _original_request_received
+        aioice.ice.Connection.request_received = _policed_request_received
         return
     aioice.ice.Connection.request_received = _loopback_request_received
 
