@@ -304,9 +304,14 @@ async def test_data_channel_fragments_past_the_receive_window_are_not_held() -> 
                                                b'{"type": "ping"}'))
     for tsn in range(3, 10_003):
         await sctp._receive_data_chunk(_data_chunk(
-            tsn, tsn, SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG, b"{}"))
+            tsn, tsn - 1, SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG, b"{}"))
     assert len(sctp._sack_misordered) <= MAX_MISORDERED_CHUNKS
     assert sctp.delivered == [b'{"type": "ping"}']
+    # the chunk that fills the gap is always taken, and the held ones drain behind it
+    await sctp._receive_data_chunk(_data_chunk(2, 1, SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG,
+                                               b'{"type": "late"}'))
+    assert sctp.delivered[1] == b'{"type": "late"}'
+    assert len(sctp.delivered) == 2 + MAX_MISORDERED_CHUNKS and not sctp._sack_misordered
     # a well-behaved peer: whole messages in order are all delivered
     sctp = _sctp_receiver()
     for tsn in range(1, 2001):

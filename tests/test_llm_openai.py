@@ -354,6 +354,17 @@ async def test_a_reply_longer_than_max_tokens_allows_is_cut_as_malformed():
     assert len(pieces) == 24
 
 
+async def test_one_huge_chunk_is_malformed():
+    chunk = b'data: {"choices": [{"delta": {"content": "' + b"a" * 300_000 + b'"}}]}\n\n'
+    async with VllmDouble(raw_stream=chunk + b"data: [DONE]\n\n") as server:
+        llm = make_llm(server.base_url, max_tokens=100)  # room for 64 x 100 + 1024 characters
+        try:
+            with pytest.raises(BackendError, match="characters of text for at most 100"):
+                await collect(llm)
+        finally:
+            await llm.aclose()
+
+
 async def test_a_tool_call_too_large_is_malformed():
     piece = ('data: {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c", '
              '"function": {"name": "look", "arguments": "' + "x" * 40_000 + '"}}]}}]}\n\n')

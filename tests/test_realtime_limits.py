@@ -42,8 +42,7 @@ def with_limits(config: VoxliveConfig, **limits: float) -> VoxliveConfig:
 @pytest.fixture
 async def limited_url(double_config: VoxliveConfig, double_models: Models
                       ) -> AsyncIterator[str]:
-    config = with_limits(double_config, realtime_events_per_second=20,
-                         realtime_idle_timeout_s=1.5)
+    config = with_limits(double_config, realtime_events_per_second=20)
     async with running(Daemon(config, "double", double_models, "127.0.0.1")) as url:
         yield url
 
@@ -122,6 +121,13 @@ async def test_the_conversation_and_the_settings_are_bounded(
         await conn.send({"type": "session.update", "event_id": "long", "session": {
             "type": "realtime", "instructions": "x" * (guard.MAX_INSTRUCTIONS_CHARS + 1)}})
         assert (await error_for(events, "long"))["code"] == "string_above_max_length"
+        await conn.send({"type": "response.create", "event_id": "long_reply", "response": {
+            "instructions": "x" * (guard.MAX_INSTRUCTIONS_CHARS + 1)}})
+        assert (await error_for(events, "long_reply"))["param"] == "response.instructions"
+        await conn.send({"type": "response.create", "event_id": "bad_tools",
+                         "response": {"tools": {"name": "not a list"}}})
+        assert (await error_for(events, "bad_tools"))["param"] == "response.tools"
+        assert not events.of("response.created")  # none of them started a response
         events.stop()
 
 
@@ -139,16 +145,35 @@ async def test_deeply_nested_json_is_an_error_not_the_end_of_the_session(
         assert json.loads((await ws.receive(timeout=30)).data)["type"] == "session.updated"
 
 
-async def test_an_idle_session_ends_with_a_reason(limited_url: str) -> None:
-    ws_url = f"{limited_url.replace('http', 'ws', 1)}/v1/realtime?model=voxlive"
-    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url) as ws:
-        assert json.loads((await ws.receive()).data)["type"] == "session.created"
-        error = json.loads((await ws.receive(timeout=10)).data)  # sends nothing for 1.5 s
-        assert error["error"]["code"] == "session_expired"
-        assert "no event from the client for 1.5 s" in error["error"]["message"]
-        closing = await ws.receive(timeout=10)
-        assert closing.type == aiohttp.WSMsgType.CLOSE
-        assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+async def test_an_idle_session_and_a_long_one_end_with_a_reason(
+        double_config: VoxliveConfig, double_models: Models) -> None:
+    config = with_limits(double_config, realtime_idle_timeout_s=1.5, max_call_s=3)
+    async with running(Daemon(config, "double", double_models, "127.0.0.1")) as url, \
+            aiohttp.ClientSession() as http:
+        ws_url = f"{url.replace('http', 'ws', 1)}/v1/realtime?model=voxlive"
+        async with http.ws_connect(ws_url) as ws:
+            assert json.loads((await ws.receive()).data)["type"] == "session.created"
+            error = json.loads((await ws.receive(timeout=10)).data)  # sends nothing
+            assert error["error"]["code"] == "session_expired"
+            assert "no event from the client for 1.5 s" in error["error"]["message"]
+            closing = await ws.receive(timeout=10)
+            assert closing.type == aiohttp.WSMsgType.CLOSE
+            assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+        async with http.ws_connect(ws_url) as ws:  # busy, but not for longer than 3 s
+            assert json.loads((await ws.receive()).data)["type"] == "session.created"
+            reason = None
+            for _ in range(100):
+                await ws.send_str(json.dumps({"type": "input_audio_buffer.clear"}))
+                answer = await ws.receive(timeout=10)
+                if answer.type != aiohttp.WSMsgType.TEXT:
+                    break
+                event = json.loads(answer.data)
+                if event["type"] == "error":
+                    reason = event["error"]
+                    break
+                await asyncio.sleep(0.1)
+            assert reason is not None and reason["code"] == "session_expired"
+            assert "the session ran 3 s" in reason["message"]
 
 
 def test_server_events_for_a_client_that_never_reads_are_bounded(

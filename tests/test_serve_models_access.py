@@ -67,6 +67,9 @@ def test_a_remote_backend_reads_its_key_from_the_environment(
     assert client.api_key == KEY
     assert ModelServerClient("vision", "http://127.0.0.1:8300/v1", "vision", "EMPTY",
                              5).api_key == "EMPTY"
+    monkeypatch.setenv("VLLM_KEY", "token-abc123")  # a key sent is the other server's choice
+    assert ModelServerClient("vision", "http://127.0.0.1:8300/v1", "vision",
+                             "env:VLLM_KEY", 5).api_key == "token-abc123"
     with pytest.raises(BackendError, match="api_key: .*not set") as error:
         ModelServerClient("emotion", "http://127.0.0.1:8300/v1", "emotion", "env:NOPE", 5)
     assert error.value.stage == "emotion"

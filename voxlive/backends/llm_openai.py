@@ -21,8 +21,9 @@ finished (`finish_reason`) was cut short. Every failure is raised as
 
 What one reply may hold is bounded too, whatever the server does: a chunk comes per token,
 so a stream of more than `MAX_CHUNKS_PER_TOKEN` x `max_tokens` chunks (a server that
-ignores `max_tokens`, or trickles tool-call pieces that reset the chunk deadline), more
-than `MAX_TOOL_CALLS` tool calls or a call over `MAX_TOOL_CALL_CHARS` is malformed.
+ignores `max_tokens`, or trickles tool-call pieces that reset the chunk deadline) or
+`MAX_CHARS_PER_TOKEN` x `max_tokens` characters of text, more than `MAX_TOOL_CALLS`
+tool calls or a call over `MAX_TOOL_CALL_CHARS` is malformed.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ RETRY_DELAY_S = 0.2
 MIN_READ_TIMEOUT_S = 30.0
 MAX_CHUNKS_PER_TOKEN = 4
 """vLLM sends one chunk a token (with usage, a few more); four is room, not a loophole."""
+MAX_CHARS_PER_TOKEN = 64
+"""A token is a few characters; a chunk of megabytes is not one."""
 MAX_TOOL_CALLS = 16
 MAX_TOOL_CALL_CHARS = 64 * 1024
 
@@ -79,6 +82,7 @@ class _Reply:
     finished: bool = False  # a chunk gave its finish_reason
     usage: dict[str, Any] | None = None
     chunks: int = 0
+    chars: int = 0  # of content
 
     def tool_calls(self) -> list[ToolCall]:
         return [ToolCall(c["name"], c["arguments"] or "{}", c["id"])
@@ -321,6 +325,10 @@ class OpenAIChatLLM:
             raise self._malformed(f"unexpected chunk shape: {_excerpt(chunk)}") from None
         if content is not None and not isinstance(content, str):
             raise self._malformed(f"delta.content is not text: {_excerpt(chunk)}")
+        reply.chars += len(content or "")
+        if reply.chars > MAX_CHARS_PER_TOKEN * self.config.max_tokens + 1024:
+            raise self._malformed(f"over {reply.chars - len(content or '')} characters of "
+                                  f"text for at most {self.config.max_tokens} tokens")
         return content or None
 
     def _malformed(self, detail: str) -> BackendError:

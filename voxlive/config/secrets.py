@@ -20,8 +20,11 @@ class AuthSetupError(ValueError):
     """The auth configuration cannot be used (a missing key file or variable)."""
 
 
-def read_keys(sources: Iterable[str], environ: dict[str, str] | None = None) -> list[str]:
-    """The keys named by `env:NAME` / `file:PATH` sources (a file: one key per line)."""
+def read_keys(sources: Iterable[str], environ: dict[str, str] | None = None,
+              min_chars: int = MIN_KEY_CHARS) -> list[str]:
+    """The keys named by `env:NAME` / `file:PATH` sources (a file: one key per line);
+    keys this daemon checks must be long (`min_chars`), keys it sends are the other
+    server's choice."""
     environ = os.environ if environ is None else environ
     keys: list[str] = []
     for source in sources:
@@ -41,9 +44,9 @@ def read_keys(sources: Iterable[str], environ: dict[str, str] | None = None) -> 
         else:
             raise AuthSetupError(f"API key source {source!r} must be env:NAME or file:PATH "
                                  "(keys are never written in models.yaml)")
-    short = [k for k in keys if len(k) < MIN_KEY_CHARS]
+    short = [k for k in keys if len(k) < min_chars]
     if short:
-        raise AuthSetupError(f"{len(short)} API key(s) shorter than {MIN_KEY_CHARS} characters")
+        raise AuthSetupError(f"{len(short)} API key(s) shorter than {min_chars} characters")
     return keys
 
 
@@ -60,5 +63,8 @@ def resolve_api_key(value: str, environ: dict[str, str] | None = None) -> str:
     """The key a backend sends: the first one an `env:`/`file:` source names, else `value`
     itself (a placeholder such as "EMPTY" for a server that checks none)."""
     if value.startswith(("env:", "file:")):
-        return read_keys([value], environ)[0]
+        keys = read_keys([value], environ, min_chars=0)
+        if not keys:
+            raise AuthSetupError(f"API key source {value!r} holds no key")
+        return keys[0]
     return value

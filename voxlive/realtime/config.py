@@ -162,8 +162,7 @@ class SessionConfig:
         if modalities is not None:
             new.output_modalities = _modalities(modalities)
         if "tools" in data:
-            check_setting(data["tools"], MAX_TOOLS_CHARS, "session.tools")
-            new.tools = _tools(data["tools"])
+            new.tools = checked_tools(data["tools"])
         if "tool_choice" in data:
             new.tool_choice = data["tool_choice"]
         limit = data.get("max_output_tokens", data.get("max_response_output_tokens"))
@@ -220,15 +219,17 @@ def max_tokens(value: Any, param: str) -> int | str:
     return value
 
 
-def _tools(value: Any) -> list[dict[str, Any]]:
+def checked_tools(value: Any, param: str = "session.tools") -> list[dict[str, Any]]:
+    """A session's or a response's `tools`: function tools, within MAX_TOOLS_CHARS."""
     if not isinstance(value, list):
-        raise ProtocolError("tools must be a list", "invalid_type", "session.tools")
+        raise ProtocolError("tools must be a list", "invalid_type", param)
+    check_setting(value, MAX_TOOLS_CHARS, param)
     for i, tool in enumerate(value):
         if (not isinstance(tool, dict) or tool.get("type", "function") != "function"
                 or not isinstance(tool.get("name"), str)):
             raise ProtocolError("a tool is {\"type\": \"function\", \"name\": ..., "
                                 "\"parameters\": {...}} (MCP tools are not supported)",
-                                param=f"session.tools[{i}]")
+                                param=f"{param}[{i}]")
     return value
 
 

@@ -12,7 +12,8 @@ answers with the API's `error` event and keeps what was accepted before:
 - the conversation: at most `MAX_ITEMS` items and `MAX_CONVERSATION_CHARS` characters
   as they were added (the client deletes old ones to add more); the instructions and the
   tools at most `MAX_INSTRUCTIONS_CHARS` and `MAX_TOOLS_CHARS`;
-- `MAX_PENDING_TRANSCRIPTIONS` created audio items being transcribed at once.
+- an audio item created while `MAX_PENDING_TRANSCRIPTIONS` transcriptions (of commits
+  or of created items) are running is refused.
 The WebSocket also ends after `realtime_idle_timeout_s` without a client event or
 `max_call_s` in all, and keeps at most `MAX_QUEUED_BYTES` of server events for a client
 that does not read (ws.py).

@@ -21,7 +21,13 @@ from voxlive.audio.resample import MODEL_RATE
 from voxlive.backends.base import BackendError, without_outro
 from voxlive.backends.loader import Models
 from voxlive.config import VoxliveConfig
-from voxlive.realtime.config import SessionConfig, TurnDetection, chat_tools, max_tokens
+from voxlive.realtime.config import (
+    SessionConfig,
+    TurnDetection,
+    chat_tools,
+    checked_tools,
+    max_tokens,
+)
 from voxlive.realtime.events import ClientEvent, ProtocolError, error_event, new_id
 from voxlive.realtime.formats import (
     AudioFormatError,
@@ -29,7 +35,12 @@ from voxlive.realtime.formats import (
     OutputEncoder,
     decode_base64,
 )
-from voxlive.realtime.guard import MAX_PENDING_TRANSCRIPTIONS, ClientGuard
+from voxlive.realtime.guard import (
+    MAX_INSTRUCTIONS_CHARS,
+    MAX_PENDING_TRANSCRIPTIONS,
+    ClientGuard,
+    check_setting,
+)
 from voxlive.realtime.items import Items, check_item, item_text, message_item
 from voxlive.realtime.turn_responses import TurnResponses
 from voxlive.session import CallSession
@@ -269,7 +280,9 @@ class RealtimeSession:
         if not isinstance(instructions, str):
             raise ProtocolError("instructions must be a string", "invalid_type",
                                 "response.instructions")
-        tools = options.get("tools", self.settings.tools)
+        check_setting(instructions, MAX_INSTRUCTIONS_CHARS, "response.instructions")
+        tools = checked_tools(options["tools"], "response.tools") if "tools" in options \
+            else self.settings.tools
         self._spawn(self._respond(speaks, limit, instructions, tools), self._tasks)
 
     async def _respond(self, speaks: bool, limit: int | str, instructions: str,

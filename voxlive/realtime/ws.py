@@ -116,7 +116,9 @@ async def _receive(ws: web.WebSocketResponse, session: RealtimeSession,
     while True:
         left = deadline - loop.time()
         try:
-            message = await ws.receive(timeout=max(0.0, min(limits.realtime_idle_timeout_s, left)))
+            if left <= 0:  # (aiohttp reads a timeout of 0 as none at all)
+                raise TimeoutError
+            message = await ws.receive(timeout=min(limits.realtime_idle_timeout_s, left))
         except TimeoutError:
             over = loop.time() >= deadline
             reason = (f"the session ran {limits.max_call_s:g} s, the longest allowed" if over

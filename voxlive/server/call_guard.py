@@ -199,11 +199,13 @@ async def _windowed_data_chunk(self: Any, chunk: Any) -> None:
     """aiortc tells the peer a receive window (1 MiB) and counts the bytes it holds for
     reassembly against it, but never holds the peer to it: a caller that sends first
     fragments and never the last grew the daemon's memory at line rate for the whole
-    call. A chunk past the window, or past `MAX_MISORDERED_CHUNKS` held after a gap, is
-    dropped unacknowledged, as SCTP allows (RFC 9260 6.2): a peer that keeps to the
-    window sends it again once there is room, and messages are at most 16 KiB here."""
+    call. A chunk past the window, or past `MAX_MISORDERED_CHUNKS` held after a gap
+    (but never the one that fills the gap, so the held ones can drain), is dropped
+    unacknowledged, as SCTP allows (RFC 9260 6.2): a peer that keeps to the window sends
+    it again once there is room, and messages are at most 16 KiB here."""
+    fills_gap = chunk.tsn == rtcsctptransport.tsn_plus_one(self._last_received_tsn)
     if (len(chunk.user_data) > self._advertised_rwnd
-            or len(self._sack_misordered) >= MAX_MISORDERED_CHUNKS):
+            or (len(self._sack_misordered) >= MAX_MISORDERED_CHUNKS and not fills_gap)):
         if _SCTP_ERRORS.should_log("window"):
             log.warning("dropped data channel chunks past the receive window")
         return

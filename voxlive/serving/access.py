@@ -5,7 +5,8 @@ daemons; anyone who could reach it could use them, so it refuses to listen beyon
 loopback without keys (`api_keys`, each `env:NAME` or `file:PATH`), as the daemon does,
 unless `allow_unauthenticated` says the network is trusted. The daemons' `remote`
 backends send their `api_key` (voxlive/config/secrets.py) as `Authorization: Bearer`.
-/healthz stays open for load balancers and probes; it says nothing but "ok".
+/healthz stays open for load balancers and probes; it says "ok" and which stages
+are served, nothing more.
 """
 
 from __future__ import annotations
