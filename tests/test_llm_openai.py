@@ -243,44 +243,39 @@ async def test_cancelling_the_consumer_aborts_the_request():
     assert server.aborted == 1
 
 
-async def test_malformed_stream():
-    raw = b'data: {"choices": [{"delta": {"content": "Hi"}}]}\n\ndata: {not json\n\n'
+async def pieces_before_error(raw: bytes, match: str,
+                              **overrides: object) -> tuple[list[str], BackendError]:
+    """What the LLM yields of the double's `raw` stream before the BackendError (matching
+    `match`) that the stream must end in."""
     async with VllmDouble(raw_stream=raw) as server:
-        llm = make_llm(server.base_url)
+        llm = make_llm(server.base_url, **overrides)
         pieces: list[str] = []
         try:
-            with pytest.raises(BackendError, match="malformed stream") as caught:
+            with pytest.raises(BackendError, match=match) as caught:
                 async for piece in llm.stream(MESSAGES):
                     pieces.append(piece)
         finally:
             await llm.aclose()
-    assert caught.value.stage == "llm"
+    return pieces, caught.value
+
+
+async def test_malformed_stream():
+    raw = b'data: {"choices": [{"delta": {"content": "Hi"}}]}\n\ndata: {not json\n\n'
+    pieces, error = await pieces_before_error(raw, "malformed stream")
+    assert error.stage == "llm"
     assert pieces == ["Hi"]
 
 
 async def test_stream_cut_before_done():
     raw = b': a comment\n\ndata: {"choices": [{"delta": {"content": "Hi"}}]}\n\n'
-    async with VllmDouble(raw_stream=raw) as server:
-        llm = make_llm(server.base_url)
-        pieces: list[str] = []
-        try:
-            with pytest.raises(BackendError, match=r"\[DONE\]"):
-                async for piece in llm.stream(MESSAGES):
-                    pieces.append(piece)
-        finally:
-            await llm.aclose()
+    pieces, _ = await pieces_before_error(raw, r"\[DONE\]")
     assert pieces == ["Hi"]
 
 
 async def test_error_event_in_the_stream():
     raw = b'data: {"error": {"message": "KV cache exhausted", "type": "InternalServerError"}}\n\n'
-    async with VllmDouble(raw_stream=raw) as server:
-        llm = make_llm(server.base_url)
-        try:
-            with pytest.raises(BackendError, match="KV cache exhausted"):
-                await collect(llm)
-        finally:
-            await llm.aclose()
+    pieces, _ = await pieces_before_error(raw, "KV cache exhausted")
+    assert pieces == []
 
 
 async def _until(condition, interval: float = 0.01) -> None:
@@ -342,36 +337,19 @@ async def test_a_reply_longer_than_max_tokens_allows_is_cut_as_malformed():
     """A server that ignores max_tokens (or trickles chunks to keep the deadline alive)
     cannot hold the call's reply forever."""
     chunk = b'data: {"choices": [{"delta": {"content": "la "}}]}\n\n'
-    async with VllmDouble(raw_stream=chunk * 40 + b"data: [DONE]\n\n") as server:
-        llm = make_llm(server.base_url, max_tokens=2)  # room for 4 x 2 + 16 chunks
-        pieces: list[str] = []
-        try:
-            with pytest.raises(BackendError, match="over 24 chunks for at most 2 tokens"):
-                async for piece in llm.stream(MESSAGES):
-                    pieces.append(piece)
-        finally:
-            await llm.aclose()
+    pieces, _ = await pieces_before_error(  # room for 4 x 2 + 16 chunks
+        chunk * 40 + b"data: [DONE]\n\n", "over 24 chunks for at most 2 tokens", max_tokens=2)
     assert len(pieces) == 24
 
 
 async def test_one_huge_chunk_is_malformed():
     chunk = b'data: {"choices": [{"delta": {"content": "' + b"a" * 300_000 + b'"}}]}\n\n'
-    async with VllmDouble(raw_stream=chunk + b"data: [DONE]\n\n") as server:
-        llm = make_llm(server.base_url, max_tokens=100)  # room for 64 x 100 + 1024 characters
-        try:
-            with pytest.raises(BackendError, match="characters of text for at most 100"):
-                await collect(llm)
-        finally:
-            await llm.aclose()
+    pieces, _ = await pieces_before_error(  # room for 64 x 100 + 1024 characters
+        chunk + b"data: [DONE]\n\n", "characters of text for at most 100", max_tokens=100)
+    assert pieces == []
 
 
 async def test_a_tool_call_too_large_is_malformed():
     piece = ('data: {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c", '
              '"function": {"name": "look", "arguments": "' + "x" * 40_000 + '"}}]}}]}\n\n')
-    async with VllmDouble(raw_stream=piece.encode() * 2 + b"data: [DONE]\n\n") as server:
-        llm = make_llm(server.base_url)
-        try:
-            with pytest.raises(BackendError, match="characters in one"):
-                await collect(llm)
-        finally:
-            await llm.aclose()
+    await pieces_before_error(piece.encode() * 2 + b"data: [DONE]\n\n", "characters in one")
